@@ -1,0 +1,103 @@
+//! The closed set of transports under comparison.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A way for a server to push events to a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// `GET /poll` on a fixed schedule; the answer is immediate, possibly empty.
+    ShortPoll,
+    /// `GET /longpoll`; the server holds the request until an event exists or a timeout passes.
+    LongPoll,
+    /// Server-Sent Events: `GET /sse`, one `text/event-stream` frame per event.
+    Sse,
+    /// WebSocket: `GET /ws`, one text message per event.
+    Ws,
+}
+
+impl TransportKind {
+    /// Every transport, in report order.
+    pub const ALL: [TransportKind; 4] = [
+        TransportKind::ShortPoll,
+        TransportKind::LongPoll,
+        TransportKind::Sse,
+        TransportKind::Ws,
+    ];
+
+    /// The name used on the command line, in scenario files and in results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::ShortPoll => "short-poll",
+            TransportKind::LongPoll => "long-poll",
+            TransportKind::Sse => "sse",
+            TransportKind::Ws => "ws",
+        }
+    }
+
+    /// A human label for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportKind::ShortPoll => "short polling",
+            TransportKind::LongPoll => "long polling",
+            TransportKind::Sse => "SSE",
+            TransportKind::Ws => "WebSocket",
+        }
+    }
+
+    /// Whether the client pulls with repeated requests (and so counts requests).
+    pub fn is_polling(self) -> bool {
+        matches!(self, TransportKind::ShortPoll | TransportKind::LongPoll)
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for an unknown transport name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownTransport(pub String);
+
+impl fmt::Display for UnknownTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown transport `{}` (expected one of: short-poll, long-poll, sse, ws)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownTransport {}
+
+impl FromStr for TransportKind {
+    type Err = UnknownTransport;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TransportKind::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownTransport(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_from_str_and_serde() {
+        for t in TransportKind::ALL {
+            assert_eq!(t.as_str().parse::<TransportKind>().unwrap(), t);
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+        }
+        assert!("polling".parse::<TransportKind>().is_err());
+    }
+}
