@@ -1,1 +1,79 @@
-//! placeholder
+//! pushbench's subscribers: one per transport, behind one enum.
+//!
+//! Each simulated client holds its own connection (its own HTTP connection
+//! pool of one, or its own WebSocket), as a browser tab would. A subscriber
+//! knows the wire, nothing about measuring: it reports what happens to an
+//! [`Observer`] (the harness's recorder), which timestamps nothing itself —
+//! the subscriber passes the receive time it read right after the bytes
+//! arrived.
+//!
+//! Layout: [`config`] (what a subscriber needs), one module per transport
+//! (`short_poll`, `long_poll`, `sse`, `ws`), and [`Subscriber`], the enum
+//! the harness drives.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use protocol::{Event, TransportKind};
+
+/// What happens to a subscriber, as it happens. Implemented by the harness's
+/// per-client recorder; every method is called from the client's own task,
+/// so implementations need no locks.
+pub trait Observer: Send {
+    /// A connection (or, for polling, the first successful response) was
+    /// established, `connect_us` after the attempt started.
+    fn connected(&mut self, connect_us: u64);
+    /// An event arrived; `received_at_us` is [`protocol::now_us`] read right
+    /// after the bytes carrying it were received.
+    fn event(&mut self, event: &Event, received_at_us: u64);
+    /// A polling request was sent (short and long polling only).
+    fn request(&mut self) {}
+    /// The connection was lost and the subscriber will reconnect.
+    fn disconnected(&mut self) {}
+    /// Something went wrong (connect refused, bad status, undecodable event…).
+    /// The subscriber keeps going (reconnecting after `reconnect_delay`).
+    fn error(&mut self, message: &str) {
+        let _ = message;
+    }
+}
+
+/// Everything one subscriber needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Which transport to speak.
+    pub transport: TransportKind,
+    /// Base URL of the server, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub base_url: String,
+    /// Topic to subscribe to (`t0`, `t1`, …).
+    pub topic: String,
+    /// Short polling: interval of the fixed request schedule.
+    pub poll_interval: Duration,
+    /// Short polling: offset of this client's schedule within one interval,
+    /// so a fleet's polls are spread rather than synchronised.
+    pub poll_phase: Duration,
+    /// Long polling: `timeout_ms` asked of the server per request.
+    pub longpoll_timeout: Duration,
+    /// Source address to bind (spreads large fleets over 127.0.0.0/8); `None` = OS choice.
+    pub local_addr: Option<IpAddr>,
+    /// Bound on establishing a connection / receiving response headers.
+    pub connect_timeout: Duration,
+    /// Pause before reconnecting after a failure.
+    pub reconnect_delay: Duration,
+}
+
+impl ClientConfig {
+    /// A config with pushbench's defaults for `transport` against `base_url`, topic `t0`.
+    pub fn new(transport: TransportKind, base_url: impl Into<String>) -> Self {
+        Self {
+            transport,
+            base_url: base_url.into(),
+            topic: "t0".to_string(),
+            poll_interval: Duration::from_secs(1),
+            poll_phase: Duration::ZERO,
+            longpoll_timeout: Duration::from_secs(30),
+            local_addr: None,
+            connect_timeout: Duration::from_secs(10),
+            reconnect_delay: Duration::from_millis(200),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The results contract: what `run.json` holds.
+//!
+//! Raw first: counters and serialised HDR histograms per transport, plus the
+//! scenario and provenance. Reports (`report.md`, plots) are derived from this
+//! file alone, so `pushbench report DIR` can re-render them without re-running.
+//! Bump [`SCHEMA_VERSION`] on any incompatible change.
+
+use serde::{Deserialize, Serialize};
+
+use protocol::TransportKind;
+
+/// Version of the `run.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The whole of `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunFile {
+    /// Layout version ([`SCHEMA_VERSION`]).
+    pub schema_version: u32,
+    /// Where and how this run was made.
+    pub provenance: Provenance,
+    /// The scenario as run (after command-line overrides), as a JSON value.
+    pub scenario: serde_json::Value,
+    /// Whether every planned transport ran to the end (a run cut short is saved as incomplete).
+    pub complete: bool,
+    /// One entry per transport, in the order they ran.
+    pub transports: Vec<TransportResult>,
+}
+
+/// Where and how a run was made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Provenance {
+    /// pushbench's version (crate version).
+    pub pushbench_version: String,
+    /// `git rev-parse HEAD` of the working tree, with `-dirty` if modified; `unknown` outside git.
+    pub git_commit: String,
+    /// Host name.
+    pub host: String,
+    /// CPU model from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// `rustc --version` at build time or run time; `unknown` if unavailable.
+    pub rustc: String,
+    /// The command line that produced the run.
+    pub command_line: Vec<String>,
+    /// Start of the run, RFC 3339 UTC.
+    pub started_at: String,
+}
+
+/// Everything measured for one transport.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransportResult {
+    /// Which transport.
+    pub transport: TransportKind,
+    /// Whether the verify step passed: every expected event delivered exactly
+    /// once and in order, every client connected. Speed figures of an
+    /// unverified transport must not be presented as valid.
+    pub verified: bool,
+    /// Why verification failed (empty when verified).
+    pub problems: Vec<String>,
+    /// Clients in the fleet.
+    pub clients: usize,
+    /// Clients that connected (received a first response / opened a stream).
+    pub clients_connected: usize,
+    /// Length of the measured window, seconds.
+    pub window_s: f64,
+    /// Start of the measured window, µs since the Unix epoch (events scheduled
+    /// in `[window_start_us, window_start_us + window_s)` are counted).
+    pub window_start_us: u64,
+    /// Event counters over the measured window, summed over clients.
+    pub counts: Counts,
+    /// Delivered events per second over the window (all clients together).
+    pub delivered_per_s: f64,
+    /// Latency (receive time − scheduled emission time), µs.
+    pub latency: Summary,
+    /// Connection set-up time, µs.
+    pub connect: Summary,
+    /// Serialised histograms (HDR V2 + deflate, base64), µs.
+    pub histograms: Histograms,
+}
+
+/// Event counters over the measured window, summed over clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events each client should have received (scheduled in the window on its topic), summed.
+    pub expected: u64,
+    /// Distinct expected events received.
+    pub delivered: u64,
+    /// Expected events never received.
+    pub missing: u64,
+    /// Events received more than once (each extra copy counts one).
+    pub duplicated: u64,
+    /// Events received after an event with a higher id.
+    pub out_of_order: u64,
+    /// HTTP requests made (polling transports; 0 otherwise).
+    pub requests: u64,
+    /// Reconnections after a lost connection.
+    pub reconnects: u64,
+    /// Errors reported by subscribers (connect failures, bad responses…).
+    pub errors: u64,
+}
+
+/// Percentile summary of one histogram, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Samples recorded.
+    pub count: u64,
+    /// Smallest sample.
+    pub min: u64,
+    /// Mean.
+    pub mean: f64,
+    /// 50th percentile.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+/// Serialised HDR histograms (V2 + deflate, base64).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Latency, µs.
+    pub latency_us: String,
+    /// Connect time, µs.
+    pub connect_us: String,
+}
