@@ -7,14 +7,83 @@
 //! the subscriber passes the receive time it read right after the bytes
 //! arrived.
 //!
-//! Layout: [`config`] (what a subscriber needs), one module per transport
-//! (`short_poll`, `long_poll`, `sse`, `ws`), and [`Subscriber`], the enum
-//! the harness drives.
+//! Layout: [`Observer`] and [`ClientConfig`] (what a subscriber reports and
+//! needs), one module per transport ([`short_poll`], [`long_poll`], [`sse`],
+//! [`ws`]), `common` (the reconnect loop and the helpers they share), and
+//! [`Subscriber`], the enum the harness drives.
+//!
+//! ```no_run
+//! # async fn demo(observer: &mut impl clients::Observer) -> anyhow::Result<()> {
+//! use clients::{ClientConfig, Subscriber};
+//! let config = ClientConfig::new(protocol::TransportKind::Sse, "http://127.0.0.1:8080");
+//! let stop = tokio_util::sync::CancellationToken::new();
+//! Subscriber::new(config)?.run(observer, stop).await
+//! # }
+//! ```
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use protocol::{Event, TransportKind};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+pub mod long_poll;
+pub mod short_poll;
+pub mod sse;
+pub mod ws;
+
+/// One simulated client of any transport. Each holds its own connection.
+#[derive(Debug)]
+pub enum Subscriber {
+    /// Short polling on a fixed schedule.
+    ShortPoll(short_poll::ShortPoll),
+    /// Long polling, re-requesting as soon as each answer arrives.
+    LongPoll(long_poll::LongPoll),
+    /// Server-Sent Events, resuming with `Last-Event-ID`.
+    Sse(sse::Sse),
+    /// WebSocket, resuming with `after=`.
+    Ws(ws::Ws),
+}
+
+impl Subscriber {
+    /// Builds the subscriber for `config.transport` (no I/O yet). Fails on a
+    /// config that cannot work (bad base URL, zero poll interval, …).
+    pub fn new(config: ClientConfig) -> anyhow::Result<Self> {
+        Ok(match config.transport {
+            TransportKind::ShortPoll => Self::ShortPoll(short_poll::ShortPoll::new(&config)?),
+            TransportKind::LongPoll => Self::LongPoll(long_poll::LongPoll::new(&config)?),
+            TransportKind::Sse => Self::Sse(sse::Sse::new(&config)?),
+            TransportKind::Ws => Self::Ws(ws::Ws::new(&config)?),
+        })
+    }
+
+    /// Which transport this subscriber speaks.
+    pub fn transport(&self) -> TransportKind {
+        match self {
+            Self::ShortPoll(_) => TransportKind::ShortPoll,
+            Self::LongPoll(_) => TransportKind::LongPoll,
+            Self::Sse(_) => TransportKind::Sse,
+            Self::Ws(_) => TransportKind::Ws,
+        }
+    }
+
+    /// Subscribes, reporting to `observer`, and keeps reconnecting after
+    /// failures (each reported with [`Observer::error`]) until `stop` is
+    /// cancelled; then returns `Ok` promptly (well under a second).
+    pub async fn run<O: Observer>(
+        &mut self,
+        observer: &mut O,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::ShortPoll(t) => common::drive(t, observer, stop).await,
+            Self::LongPoll(t) => common::drive(t, observer, stop).await,
+            Self::Sse(t) => common::drive(t, observer, stop).await,
+            Self::Ws(t) => common::drive(t, observer, stop).await,
+        }
+    }
+}
 
 /// What happens to a subscriber, as it happens. Implemented by the harness's
 /// per-client recorder; every method is called from the client's own task,
@@ -57,8 +126,14 @@ pub struct ClientConfig {
     pub local_addr: Option<IpAddr>,
     /// Bound on establishing a connection / receiving response headers.
     pub connect_timeout: Duration,
-    /// Pause before reconnecting after a failure.
+    /// Pause before reconnecting after a failure (SSE: unless the server sent `retry:`).
     pub reconnect_delay: Duration,
+    /// SSE and WebSocket: a connection that receives nothing (no event, no
+    /// keep-alive, no ping) for this long is deemed dead and reconnected, so
+    /// no read waits forever on a peer that vanished. Must exceed the
+    /// server's keep-alive interval and, without keep-alives, the gap
+    /// between events.
+    pub idle_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -74,6 +149,7 @@ impl ClientConfig {
             local_addr: None,
             connect_timeout: Duration::from_secs(10),
             reconnect_delay: Duration::from_millis(200),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

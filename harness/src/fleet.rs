@@ -1,1 +1,229 @@
-//! TODO: being written.
+//! The client fleet: one tokio task per simulated client, each with its own
+//! connection and its own [`Recorder`].
+//!
+//! Clients start on a schedule (`connect_rate` new connections per second)
+//! rather than all at once, so the ramp-up measures connection set-up, not a
+//! SYN flood. Each task owns its recorder outright and hands it back when it
+//! ends, so nothing is shared on the hot path but the [`Window`] atomics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clients::{ClientConfig, Observer as _, Subscriber};
+use protocol::TransportKind;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::recorder::{Recorder, Window};
+use crate::scenario::Scenario;
+
+/// Bound on the fleet stopping after it is cancelled.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The per-client configs of a fleet of `scenario.clients` against `base_url`.
+///
+/// Client `i` subscribes to topic `t{i % topics}`; short-polling clients'
+/// schedules are offset by `i * poll_interval / clients`, so their requests
+/// are spread evenly over an interval instead of arriving together.
+pub fn client_configs(
+    transport: TransportKind,
+    base_url: &str,
+    scenario: &Scenario,
+) -> Vec<ClientConfig> {
+    let n = scenario.clients.max(1);
+    (0..scenario.clients)
+        .map(|i| {
+            let mut c = ClientConfig::new(transport, base_url);
+            c.topic = protocol::schedule::topic_name(topic_of(i, scenario.topics));
+            c.poll_interval = scenario.poll_interval;
+            c.poll_phase = scenario.poll_interval.mul_f64(i as f64 / n as f64);
+            c.longpoll_timeout = scenario.longpoll_timeout;
+            c.connect_timeout = scenario.connect_timeout;
+            c.reconnect_delay = scenario.reconnect_delay;
+            c.idle_timeout = scenario.idle_timeout;
+            c
+        })
+        .collect()
+}
+
+/// The topic index of client `i`.
+pub fn topic_of(i: usize, topics: u32) -> u32 {
+    (i % topics.max(1) as usize) as u32
+}
+
+/// A running fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<Recorder>>,
+    connected: Arc<AtomicUsize>,
+}
+
+/// What a stopped fleet hands back.
+#[derive(Debug)]
+pub struct FleetOutcome {
+    /// One entry per client, in order; `None` for a client whose task did
+    /// not stop within the bound (it was aborted and its record is lost) or
+    /// panicked.
+    pub recorders: Vec<Option<Recorder>>,
+    /// What went wrong while stopping, in words.
+    pub problems: Vec<String>,
+}
+
+impl Fleet {
+    /// Starts one task per config. Client `i` connects at `i / connect_rate`
+    /// seconds from now; `expected_hint` (events per client in the window)
+    /// sizes each recorder.
+    pub fn start(
+        configs: Vec<ClientConfig>,
+        connect_rate: f64,
+        window: Arc<Window>,
+        expected_hint: u64,
+    ) -> Self {
+        let cancel = CancellationToken::new();
+        let connected = Arc::new(AtomicUsize::new(0));
+        let t0 = tokio::time::Instant::now();
+        let gap = if connect_rate.is_finite() && connect_rate > 0.0 {
+            1.0 / connect_rate
+        } else {
+            0.0
+        };
+        let tasks = configs
+            .into_iter()
+            .enumerate()
+            .map(|(i, config)| {
+                let at = t0 + Duration::from_secs_f64(i as f64 * gap);
+                let recorder = Recorder::new(window.clone(), connected.clone(), expected_hint);
+                tokio::spawn(run_client(config, recorder, at, cancel.clone()))
+            })
+            .collect();
+        Self {
+            cancel,
+            tasks,
+            connected,
+        }
+    }
+
+    /// Clients in the fleet.
+    pub fn clients(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Clients that have connected at least once.
+    pub fn connected(&self) -> usize {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Client tasks that have already ended (a subscriber that gave up).
+    /// Walks every task: call it now and then, not per event.
+    pub fn ended(&self) -> usize {
+        self.tasks.iter().filter(|t| t.is_finished()).count()
+    }
+
+    /// Cancels every client and collects the recorders, waiting at most
+    /// `bound` in all. A task still running then is aborted and reported.
+    pub async fn stop(self, bound: Duration) -> FleetOutcome {
+        self.cancel.cancel();
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut recorders = Vec::with_capacity(self.tasks.len());
+        let (mut stuck, mut panicked) = (0usize, 0usize);
+        let mut first_panic = None;
+        for mut task in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(rec)) => recorders.push(Some(rec)),
+                Ok(Err(e)) => {
+                    panicked += 1;
+                    first_panic.get_or_insert_with(|| e.to_string());
+                    recorders.push(None);
+                }
+                Err(_) => {
+                    task.abort();
+                    stuck += 1;
+                    recorders.push(None);
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        if stuck > 0 {
+            problems.push(format!(
+                "{stuck} clients did not stop within {} of being cancelled (aborted; their events count as missing)",
+                crate::scenario::fmt_duration(bound)
+            ));
+        }
+        if panicked > 0 {
+            problems.push(format!(
+                "{panicked} client tasks failed ({}); their events count as missing",
+                first_panic.unwrap_or_default()
+            ));
+        }
+        FleetOutcome {
+            recorders,
+            problems,
+        }
+    }
+}
+
+/// One client: wait for its turn, subscribe until cancelled, hand back the record.
+async fn run_client(
+    config: ClientConfig,
+    mut recorder: Recorder,
+    start_at: tokio::time::Instant,
+    cancel: CancellationToken,
+) -> Recorder {
+    tokio::select! {
+        () = cancel.cancelled() => return recorder,
+        () = tokio::time::sleep_until(start_at) => {}
+    }
+    match Subscriber::new(config) {
+        Ok(mut sub) => {
+            if let Err(e) = sub.run(&mut recorder, cancel).await {
+                recorder.error(&format!("subscriber gave up: {e:#}"));
+            }
+        }
+        Err(e) => recorder.note_error(&format!("cannot build subscriber: {e:#}")),
+    }
+    recorder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_spread_topics_and_poll_phases() {
+        let mut s = Scenario::default();
+        s.clients = 4;
+        s.topics = 3;
+        s.poll_interval = Duration::from_millis(200);
+        let c = client_configs(TransportKind::ShortPoll, "http://127.0.0.1:1", &s);
+        let topics: Vec<_> = c.iter().map(|c| c.topic.as_str()).collect();
+        assert_eq!(topics, ["t0", "t1", "t2", "t0"]);
+        let phases: Vec<_> = c.iter().map(|c| c.poll_phase.as_millis()).collect();
+        assert_eq!(phases, [0, 50, 100, 150]);
+        assert!(c.iter().all(|c| c.poll_interval == s.poll_interval));
+    }
+
+    #[tokio::test]
+    async fn a_fleet_against_nothing_stops_in_time_and_returns_every_recorder() {
+        // Port 1 on loopback refuses connections: clients keep retrying until cancelled.
+        let mut s = Scenario::default();
+        s.clients = 5;
+        s.reconnect_delay = Duration::from_millis(20);
+        let configs = client_configs(TransportKind::Sse, "http://127.0.0.1:1", &s);
+        let fleet = Fleet::start(configs, 1000.0, Arc::new(Window::new()), 10);
+        assert_eq!(fleet.clients(), 5);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(fleet.connected(), 0);
+        let t = std::time::Instant::now();
+        let out = fleet.stop(STOP_TIMEOUT).await;
+        assert!(t.elapsed() < STOP_TIMEOUT);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.recorders.len(), 5);
+        for r in out.recorders {
+            let t = r.unwrap().finish(None);
+            assert_eq!(t.clients_connected, 0);
+            assert!(t.counts.errors > 0, "connection refused is reported");
+        }
+    }
+}

@@ -1,1 +1,433 @@
-//! TODO: being written.
+//! SVG charts (plotters, SVG backend only), derived from `run.json` alone.
+//!
+//! Every chart gives a transport the same colour ([`colour`]), so a reader
+//! who learned "SSE is green" on one plot can read the next without a legend.
+//! Charts are rendered into a string and written atomically, so a half-drawn
+//! file is never left behind.
+//!
+//! Charts now: [`latency_spectrum_svg`], the latency percentile spectrum.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use plotters::coord::combinators::{BindKeyPoints as _, IntoLogRange as _};
+use plotters::coord::ranged1d::Ranged;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use protocol::TransportKind;
+
+use crate::report::format_ms;
+use crate::results::{self, RunFile};
+
+/// Size of every chart, pixels.
+pub const SIZE: (u32, u32) = (900, 520);
+
+/// File name of the latency percentile spectrum inside a run directory.
+pub const LATENCY_SVG: &str = "latency.svg";
+
+/// The fixed colour of a transport, used by every chart.
+///
+/// From the Okabe–Ito palette, which stays distinguishable for the common
+/// forms of colour blindness and in greyscale print.
+pub fn colour(transport: TransportKind) -> RGBColor {
+    match transport {
+        TransportKind::ShortPoll => RGBColor(0xE6, 0x9F, 0x00), // orange
+        TransportKind::LongPoll => RGBColor(0x00, 0x72, 0xB2),  // blue
+        TransportKind::Sse => RGBColor(0x00, 0x9E, 0x73),       // bluish green
+        TransportKind::Ws => RGBColor(0xCC, 0x79, 0xA7),        // reddish purple
+    }
+}
+
+/// The colour of a transport as SVG writes it (`#RRGGBB`), for tests and HTML.
+pub fn colour_hex(transport: TransportKind) -> String {
+    let RGBColor(r, g, b) = colour(transport);
+    format!("#{r:02X}{g:02X}{b:02X}")
+}
+
+/// The smallest number of nines the x axis shows (up to p99.99).
+const MIN_NINES: f64 = 4.0;
+/// The largest: beyond p99.9999 even a million-sample run says nothing.
+const MAX_NINES: f64 = 6.0;
+/// Latencies are drawn no lower than 1 µs, so a 0 µs sample cannot break the log axis.
+const FLOOR_MS: f64 = 0.001;
+
+/// Position of quantile `q` on the "nines" axis: `log10(1 / (1 − q))`.
+/// 0 → 0, 0.9 → 1, 0.99 → 2, 0.999 → 3; 1 → +∞ (callers cap it).
+pub fn nines(q: f64) -> f64 {
+    -(1.0 - q.clamp(0.0, 1.0)).log10()
+}
+
+/// Label of a whole number of nines: 0 → `0%`, 1 → `90%`, 2 → `99%`, 3 → `99.9%`…
+pub fn nines_label(x: f64) -> String {
+    let k = x.round().max(0.0) as usize;
+    match k {
+        0 => "0%".to_string(),
+        1 => "90%".to_string(),
+        2 => "99%".to_string(),
+        _ => format!("99.{}%", "9".repeat(k - 2)),
+    }
+}
+
+/// The percentile spectrum of a latency histogram (µs) as (nines, ms) points.
+///
+/// With `n` samples the largest quantile the data can resolve is `1 − 1/n`, so
+/// the curve stops there (at `log10(n)` nines, or `max_nines` if smaller) at the
+/// histogram's maximum, instead of pretending the max sits at p99.9999.
+pub fn spectrum_points(h: &hdrhistogram::Histogram<u64>, max_nines: f64) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let cap = (h.len() as f64).log10().min(max_nines);
+    let max_ms = (h.max() as f64 / 1000.0).max(FLOOR_MS);
+    let mut points = Vec::new();
+    for step in h.iter_quantiles(8) {
+        let x = nines(step.quantile_iterated_to());
+        if x >= cap {
+            break;
+        }
+        let y = (step.value_iterated_to() as f64 / 1000.0).max(FLOOR_MS);
+        points.push((x, y.min(max_ms)));
+    }
+    points.push((cap, max_ms));
+    points
+}
+
+/// One transport's line on the spectrum.
+struct Curve {
+    transport: TransportKind,
+    verified: bool,
+    points: Vec<(f64, f64)>,
+}
+
+/// Renders the latency percentile spectrum of every transport of `run` as SVG.
+///
+/// A transport whose histogram is empty or unreadable is left out and named
+/// in a note under the chart; a transport that did not verify is drawn
+/// dashed and labelled invalid. With no data at all the SVG still renders,
+/// with a "no data" caption.
+pub fn latency_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
+    let mut curves = Vec::new();
+    let mut left_out = Vec::new();
+    let mut max_count = 0u64;
+    let mut histograms = Vec::new();
+    for r in &run.transports {
+        match results::decode_histogram(&r.histograms.latency_us) {
+            Ok(h) if !h.is_empty() => {
+                max_count = max_count.max(h.len());
+                histograms.push((r, h));
+            }
+            Ok(_) => left_out.push(format!("{} (no samples)", r.transport.label())),
+            Err(_) if r.histograms.latency_us.trim().is_empty() => {
+                left_out.push(format!("{} (no samples)", r.transport.label()));
+            }
+            Err(_) => left_out.push(format!("{} (unreadable histogram)", r.transport.label())),
+        }
+    }
+    let x_max = (max_count.max(1) as f64)
+        .log10()
+        .ceil()
+        .clamp(MIN_NINES, MAX_NINES);
+    for (r, h) in &histograms {
+        curves.push(Curve {
+            transport: r.transport,
+            verified: r.verified,
+            points: spectrum_points(h, x_max),
+        });
+    }
+
+    let title = match crate::report::scenario_name(&run.scenario) {
+        Some(name) => format!("Latency percentile spectrum — {name}"),
+        None => "Latency percentile spectrum".to_string(),
+    };
+    let mut svg = String::new();
+    draw_spectrum(&mut svg, &title, &curves, &left_out, x_max)
+        .map_err(|e| anyhow!("drawing the latency spectrum: {e}"))?;
+    Ok(svg)
+}
+
+/// Renders [`latency_spectrum_svg`] into `path`, atomically.
+pub fn write_latency_spectrum(run: &RunFile, path: &Path) -> anyhow::Result<()> {
+    let svg = latency_spectrum_svg(run)?;
+    results::write_atomic(path, svg.as_bytes())
+}
+
+/// Error type of drawing into an SVG string.
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
+/// Height of the strip under the chart holding the legend and notes, pixels.
+const FOOTER_H: u32 = 58;
+
+/// Label of a transport in the legend; an unverified one says so.
+fn legend_label(c: &Curve) -> String {
+    if c.verified {
+        c.transport.label().to_string()
+    } else {
+        format!("{} — ✗ not verified, invalid", c.transport.label())
+    }
+}
+
+/// Draws the chart (or the "no data" caption) into `svg`; plotters' errors
+/// are returned, never unwrapped, so a bad run file cannot crash a report.
+fn draw_spectrum(
+    svg: &mut String,
+    title: &str,
+    curves: &[Curve],
+    left_out: &[String],
+    x_max: f64,
+) -> Result<(), DrawError> {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    // The legend and notes go in a strip under the chart, so they never hide
+    // a line (a tail can end anywhere on the plot).
+    let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
+    draw_footer(&footer, curves, left_out)?;
+
+    if curves.is_empty() {
+        let area = chart_area.titled(title, ("sans-serif", 22))?;
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            "no data: no transport recorded latency samples",
+            (w as i32 / 2, h as i32 / 2),
+            ("sans-serif", 18)
+                .into_font()
+                .color(&BLACK.mix(0.7))
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+        root.present()?;
+        return Ok(());
+    }
+
+    let (lo, hi) = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|&(_, y)| y))
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), y| {
+            (lo.min(y), hi.max(y))
+        });
+    // Margins of a good fraction of a decade either side, so no line hugs a border.
+    let (y_lo, y_hi) = ((lo / 1.6).max(FLOOR_MS / 2.0), hi * 1.6);
+
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        // Room for the last tick label ("99.99%"), centred on the right edge.
+        .margin_right(44)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            NinesAxis { max: x_max },
+            (y_lo..y_hi)
+                .log_scale()
+                .with_key_points(log_ticks(y_lo, y_hi)),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .y_label_formatter(&|y| tick_ms(*y))
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(BLACK.mix(0.12))
+        .draw()?;
+
+    for c in curves {
+        let style = colour(c.transport).stroke_width(2);
+        if c.verified {
+            chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?;
+        } else {
+            // Dashed: the figures of a transport that lost or reordered events are not valid.
+            chart.draw_series(DashedLineSeries::new(c.points.iter().copied(), 6, 4, style))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The legend (a filled swatch and a label per drawn transport, flowing left
+/// to right) and a note naming the transports that could not be drawn.
+fn draw_footer(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    curves: &[Curve],
+    left_out: &[String],
+) -> Result<(), DrawError> {
+    const LEFT: i32 = 76;
+    const ROW_H: i32 = 20;
+    let width = SIZE.0 as i32 - 24;
+    let font = ("sans-serif", 14).into_font();
+    let (mut x, mut y) = (LEFT, 4);
+    for c in curves {
+        let label = legend_label(c);
+        // The SVG backend cannot measure text (the viewer picks the font), and
+        // plotters' estimate counts bytes; ~0.45 em per character is close enough.
+        let text_w = (label.chars().count() * 6) as i32;
+        let item_w = 16 + text_w + 28;
+        if x + item_w > width && x > LEFT {
+            x = LEFT;
+            y += ROW_H;
+        }
+        // A filled square (not a line) keeps exactly one polyline per series in the SVG.
+        area.draw(&Rectangle::new(
+            [(x, y + 3), (x + 12, y + 15)],
+            colour(c.transport).filled(),
+        ))?;
+        area.draw(&Text::new(label, (x + 18, y + 2), font.clone()))?;
+        x += item_w;
+    }
+    if !left_out.is_empty() {
+        let y = if curves.is_empty() { 4 } else { y + ROW_H + 2 };
+        area.draw(&Text::new(
+            format!("Not drawn: {}", left_out.join(", ")),
+            (LEFT, y),
+            ("sans-serif", 13).into_font().color(&BLACK.mix(0.75)),
+        ))?;
+    }
+    Ok(())
+}
+
+/// A y tick label: [`format_ms`] without trailing zeros (`10`, `1`, `0.1`, `2.5`).
+fn tick_ms(ms: f64) -> String {
+    let s = format_ms(ms);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// The x axis: a linear axis over `0..=max` nines whose ticks are the whole
+/// nines (0%, 90%, 99%, …). A coordinate type of its own because plotters'
+/// `with_key_points` over an `f64` range loses the ability to format labels.
+#[derive(Debug, Clone, Copy)]
+struct NinesAxis {
+    max: f64,
+}
+
+impl Ranged for NinesAxis {
+    type FormatOption = plotters::coord::ranged1d::NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let frac = if self.max > 0.0 {
+            value / self.max
+        } else {
+            0.0
+        };
+        limit.0 + (frac * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.max_num_points() == 0 {
+            return Vec::new();
+        }
+        (0..=self.max as u32).map(f64::from).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        0.0..self.max
+    }
+}
+
+impl plotters::coord::ranged1d::ValueFormatter<f64> for NinesAxis {
+    fn format(value: &f64) -> String {
+        nines_label(*value)
+    }
+}
+
+/// Tick values for a log axis over `[lo, hi]`: the sparsest of the 1-2-5-like
+/// mantissa sets that gives at least three ticks (plotters' own log ticks
+/// give none when the range holds no power of ten).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    const MANTISSAS: [&[f64]; 4] = [
+        &[1.0],
+        &[1.0, 2.0, 5.0],
+        &[1.0, 1.5, 2.0, 3.0, 5.0, 7.0],
+        &[
+            1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0,
+        ],
+    ];
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let mut best = Vec::new();
+    for set in MANTISSAS {
+        let mut ticks = Vec::new();
+        let mut decade = 10f64.powf(lo.log10().floor());
+        while decade <= hi {
+            for m in set {
+                let v = decade * m;
+                if v >= lo && v <= hi {
+                    ticks.push(v);
+                }
+            }
+            decade *= 10.0;
+        }
+        if ticks.len() > 12 && !best.is_empty() {
+            break; // The previous, sparser set is the better one.
+        }
+        best = ticks;
+        if best.len() >= 3 {
+            break;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_axis_positions_and_labels() {
+        assert!((nines(0.0)).abs() < 1e-12);
+        assert!((nines(0.9) - 1.0).abs() < 1e-9);
+        assert!((nines(0.999) - 3.0).abs() < 1e-9);
+        assert!(nines(1.0).is_infinite());
+        let labels: Vec<_> = (0..=5).map(|k| nines_label(f64::from(k))).collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+    }
+
+    #[test]
+    fn spectrum_is_monotonic_and_stops_at_the_resolvable_quantile() {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in 1..=1_000u64 {
+            h.record(v * 10).unwrap(); // 10 µs … 10 ms
+        }
+        let pts = spectrum_points(&h, 4.0);
+        assert!(pts.len() > 10);
+        assert!(
+            pts.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+            "{pts:?}"
+        );
+        let &(x_last, y_last) = pts.last().unwrap();
+        assert!(
+            (x_last - 3.0).abs() < 1e-9,
+            "1000 samples resolve p99.9: {x_last}"
+        );
+        assert!((y_last - h.max() as f64 / 1000.0).abs() < 1e-9);
+        // The median sits near 5 ms, at x = log10(2) ≈ 0.30.
+        let median = pts.iter().find(|p| p.0 >= 0.30).unwrap();
+        assert!((4.9..5.1).contains(&median.1), "{median:?}");
+        assert!(spectrum_points(&hdrhistogram::Histogram::<u64>::new(3).unwrap(), 4.0).is_empty());
+    }
+
+    #[test]
+    fn log_ticks_exist_for_narrow_and_wide_ranges() {
+        let narrow = log_ticks(0.3, 0.6);
+        assert!(
+            narrow.len() >= 3 && narrow.iter().all(|t| (0.3..=0.6).contains(t)),
+            "{narrow:?}"
+        );
+        let wide = log_ticks(0.01, 5_000.0);
+        assert!((3..=12).contains(&wide.len()), "{wide:?}");
+        assert!(log_ticks(0.0, 1.0).is_empty());
+        assert!(log_ticks(2.0, 1.0).is_empty());
+    }
+
+    #[test]
+    fn colours_are_distinct() {
+        let hex: std::collections::BTreeSet<_> =
+            TransportKind::ALL.iter().map(|&t| colour_hex(t)).collect();
+        assert_eq!(hex.len(), TransportKind::ALL.len());
+    }
+}

@@ -1,1 +1,470 @@
-//! TODO: being written.
+//! The scenario: what to measure, read from TOML and checked before anything runs.
+//!
+//! The embedded default (`scenarios/default.toml`) holds a value for every
+//! key. A scenario file and the command line are both a [`ScenarioPatch`]:
+//! every key optional, present keys replace the default's. One field list
+//! (the `scenario_fields!` invocation below) generates both types, so they
+//! cannot drift apart.
+//!
+//! Durations are humantime strings (`"3s"`, `"500ms"`, `"1m 30s"`). Unknown
+//! keys are rejected (a misspelt key silently ignored would measure the wrong
+//! thing), and [`Scenario::validate`] rejects values that cannot run, naming
+//! the key and the allowed range.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use protocol::TransportKind;
+use serde::{Deserialize, Serialize};
+
+/// The embedded default scenario (`scenarios/default.toml`).
+pub const DEFAULT_TOML: &str = include_str!("../../scenarios/default.toml");
+
+/// File descriptors kept free beyond one per client: stdio, the runtime's
+/// epoll and wake pipes, the server's stdout pipe and log file, DNS or
+/// reconnect overlap. A fleet closer to the limit than this would fail in
+/// the middle of a run with `EMFILE` instead of being refused up front.
+const FD_HEADROOM_MIN: u64 = 100;
+
+/// Generates [`Scenario`] (every key required) and [`ScenarioPatch`] (every
+/// key optional) from one list of fields, plus [`Scenario::apply`].
+macro_rules! scenario_fields {
+    ($( $(#[$meta:meta])* $field:ident : $ty:ty, )*) => {
+        /// What to measure: the workload, the fleet and the timing of a run.
+        ///
+        /// Serialised as-is into `run.json` (durations as humantime strings).
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Scenario {
+            $( $(#[$meta])* pub $field: $ty, )*
+        }
+
+        /// Changes to a [`Scenario`]: the keys of a scenario file, or the
+        /// command-line flags. `None` keeps the current value.
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct ScenarioPatch {
+            $( $(#[$meta])* #[serde(default)] pub $field: Option<$ty>, )*
+        }
+
+        impl Scenario {
+            /// Replaces every value that `patch` sets.
+            pub fn apply(&mut self, patch: ScenarioPatch) {
+                $( if let Some(v) = patch.$field { self.$field = v; } )*
+            }
+        }
+    };
+}
+
+scenario_fields! {
+    /// Name of the run; results go to `results/<name>/` unless `--out` says otherwise.
+    name: String,
+    /// One sentence saying what this scenario shows.
+    description: String,
+    /// Transports to measure, in this order (each at most once).
+    transports: Vec<TransportKind>,
+    /// Simulated clients, one connection each; client `i` subscribes to topic `t{i % topics}`.
+    clients: usize,
+    /// Number of topics (`t0 … t{topics-1}`).
+    topics: u32,
+    /// Events per second per topic (fractional allowed; 0 = no events).
+    rate: f64,
+    /// Size of each event's `data` filler, bytes.
+    payload_bytes: usize,
+    /// Events the server keeps per topic for resuming and polling clients.
+    history: usize,
+    /// Named SSE event type for all topics (`None`: the default `message` type).
+    event_type: Option<String>,
+    /// Time the fleet runs before the measured window opens.
+    #[serde(with = "humantime_serde")]
+    warmup: Duration,
+    /// Length of the measured window.
+    #[serde(with = "humantime_serde")]
+    duration: Duration,
+    /// Short polling: each client's request interval.
+    #[serde(with = "humantime_serde")]
+    poll_interval: Duration,
+    /// Long polling: how long the server may hold a request.
+    #[serde(with = "humantime_serde")]
+    longpoll_timeout: Duration,
+    /// New connections per second while the fleet ramps up.
+    connect_rate: f64,
+    /// Bound on establishing one connection (or receiving response headers).
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    /// Pause before a client reconnects after a failure.
+    #[serde(with = "humantime_serde")]
+    reconnect_delay: Duration,
+    /// SSE and WebSocket: a stream silent this long is deemed dead and reconnected.
+    #[serde(with = "humantime_serde")]
+    idle_timeout: Duration,
+    /// SSE `retry:` value the server sends once per stream, ms.
+    retry_ms: u64,
+    /// Server keep-alive (SSE comment, WebSocket ping) after this much silence.
+    #[serde(with = "humantime_serde")]
+    keepalive: Duration,
+}
+
+impl Default for Scenario {
+    /// The embedded default scenario (`scenarios/default.toml`).
+    fn default() -> Self {
+        // The embedded file is part of the binary and checked by a unit test.
+        toml::from_str(DEFAULT_TOML).expect("the embedded default scenario parses")
+    }
+}
+
+impl Scenario {
+    /// Reads a scenario file: the default scenario with the file's keys applied.
+    ///
+    /// Errors name the file, the line and column, and what is wrong (an
+    /// unknown key is named, with the keys that are allowed).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read scenario file {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("scenario file {}", path.display()))
+    }
+
+    /// The default scenario with the keys of `text` (TOML) applied.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let patch: ScenarioPatch = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        let mut s = Scenario::default();
+        s.apply(patch);
+        Ok(s)
+    }
+
+    /// The scenario as a JSON value (what `run.json` stores).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Strings, numbers, lists and humantime strings: cannot fail.
+        serde_json::to_value(self).expect("a scenario serialises")
+    }
+
+    /// Checks every value, with the open-file limit of this process.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.validate_with_fd_limit(open_file_limit())
+    }
+
+    /// Checks every value; `fd_limit` is the open-file limit the fleet must
+    /// fit in (`None` when unknown: no client bound beyond sanity).
+    ///
+    /// The message names the key, the allowed range and the value given.
+    pub fn validate_with_fd_limit(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
+        check_name(&self.name)?;
+        if self.transports.is_empty() {
+            bail!("`transports` is empty: name at least one of short-poll, long-poll, sse, ws");
+        }
+        let mut seen = BTreeSet::new();
+        for t in &self.transports {
+            if !seen.insert(*t) {
+                bail!("`transports` names `{t}` twice: each transport runs at most once");
+            }
+        }
+        let max_clients = max_clients(fd_limit);
+        if self.clients < 1 || self.clients as u64 > max_clients {
+            let why = match fd_limit {
+                Some(l) => {
+                    format!(" (the open-file limit is {l}; one file per client plus headroom)")
+                }
+                None => String::new(),
+            };
+            bail!(
+                "`clients` must be between 1 and {max_clients}{why}, got {}",
+                self.clients
+            );
+        }
+        if self.topics < 1 || self.topics > 1_000_000 {
+            bail!(
+                "`topics` must be between 1 and 1000000, got {}",
+                self.topics
+            );
+        }
+        if !self.rate.is_finite() || self.rate < 0.0 || self.rate > 1_000_000.0 {
+            bail!(
+                "`rate` (events/s per topic) must be a number between 0 and 1000000, got {}",
+                self.rate
+            );
+        }
+        if self.payload_bytes > 1 << 20 {
+            bail!(
+                "`payload_bytes` must be between 0 and 1048576 (1 MiB), got {}",
+                self.payload_bytes
+            );
+        }
+        if self.history < 1 || self.history > 10_000_000 {
+            bail!(
+                "`history` must be between 1 and 10000000 events, got {}",
+                self.history
+            );
+        }
+        if let Some(ty) = &self.event_type
+            && (ty.is_empty() || ty.chars().any(|c| c.is_control()))
+        {
+            bail!("`event_type` must be a non-empty name without control characters, got {ty:?}");
+        }
+        positive("duration", self.duration)?;
+        positive("poll_interval", self.poll_interval)?;
+        positive("longpoll_timeout", self.longpoll_timeout)?;
+        positive("connect_timeout", self.connect_timeout)?;
+        positive("keepalive", self.keepalive)?;
+        for (key, d) in [
+            ("warmup", self.warmup),
+            ("duration", self.duration),
+            ("poll_interval", self.poll_interval),
+            ("longpoll_timeout", self.longpoll_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("reconnect_delay", self.reconnect_delay),
+            ("idle_timeout", self.idle_timeout),
+            ("keepalive", self.keepalive),
+        ] {
+            // A day bounds every wait of a run and keeps µs arithmetic far from overflow.
+            if d > Duration::from_secs(86_400) {
+                bail!("`{key}` must be at most 24h, got {}", fmt_duration(d));
+            }
+        }
+        if self.idle_timeout <= self.keepalive {
+            bail!(
+                "`idle_timeout` ({}) must be longer than `keepalive` ({}), or idle streams \
+                 would be torn down between keep-alives",
+                fmt_duration(self.idle_timeout),
+                fmt_duration(self.keepalive)
+            );
+        }
+        if !self.connect_rate.is_finite() || self.connect_rate <= 0.0 {
+            bail!(
+                "`connect_rate` (connections/s) must be a number above 0, got {}",
+                self.connect_rate
+            );
+        }
+        if self.retry_ms > 86_400_000 {
+            bail!(
+                "`retry_ms` must be between 0 and 86400000, got {}",
+                self.retry_ms
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Formats a duration the way scenario files write it (`1s 500ms`).
+pub fn fmt_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn positive(key: &str, d: Duration) -> anyhow::Result<()> {
+    if d.is_zero() {
+        bail!("`{key}` must be longer than 0 (e.g. \"500ms\", \"3s\"), got 0");
+    }
+    Ok(())
+}
+
+/// The name becomes a directory under `results/`: keep it to one safe path component.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        bail!(
+            "`name` must be 1 to 100 characters of letters, digits, `-`, `_` or `.` \
+             (it names the results directory), got {name:?}"
+        );
+    }
+    Ok(())
+}
+
+/// The largest fleet that fits in `fd_limit` open files, keeping headroom.
+pub fn max_clients(fd_limit: Option<u64>) -> u64 {
+    match fd_limit {
+        // 5% or FD_HEADROOM_MIN, whichever is larger.
+        Some(l) => l.saturating_sub((l / 20).max(FD_HEADROOM_MIN)),
+        // Unknown limit: the machine facts (20,000 files per process) are the sanity bound.
+        None => 20_000,
+    }
+}
+
+/// The soft `RLIMIT_NOFILE` of this process (what `open` actually enforces),
+/// or `None` if it cannot be read or is unlimited.
+pub fn open_file_limit() -> Option<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into the struct we pass, which is valid
+    // and properly aligned for the duration of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    (rc == 0 && rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur)
+}
+
+/// Turns a TOML error into one line: `line L, column C: message`.
+///
+/// toml's own `Display` draws a multi-line snippet; the CLI prints errors on
+/// one line, so the position is computed from the span instead.
+fn toml_error(text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            anyhow::anyhow!("line {line}, column {col}: {message}")
+        }
+        None => anyhow::anyhow!("{message}"),
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `at` in `text`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = text.get(..at.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(s: &Scenario) -> String {
+        format!("{:#}", s.validate_with_fd_limit(Some(20_000)).unwrap_err())
+    }
+
+    #[test]
+    fn default_parses_and_validates() {
+        let s = Scenario::default();
+        assert_eq!(s.name, "default");
+        assert_eq!(s.transports, TransportKind::ALL.to_vec());
+        assert_eq!(s.clients, 100);
+        assert_eq!(s.topics, 1);
+        assert_eq!(s.rate, 10.0);
+        assert_eq!(s.payload_bytes, 64);
+        assert_eq!(s.warmup, Duration::from_secs(3));
+        assert_eq!(s.duration, Duration::from_secs(10));
+        assert_eq!(s.poll_interval, Duration::from_secs(1));
+        assert_eq!(s.event_type, None);
+        s.validate_with_fd_limit(Some(20_000)).unwrap();
+    }
+
+    #[test]
+    fn default_file_sets_every_key() {
+        // The strict `Scenario` (no optional keys except `event_type`) parses
+        // the embedded file directly: nothing relies on a fallback.
+        let strict: Scenario = toml::from_str(DEFAULT_TOML).unwrap();
+        assert_eq!(strict, Scenario::default());
+    }
+
+    #[test]
+    fn a_file_changes_only_its_keys() {
+        let s = Scenario::from_toml(
+            "name = \"tiny\"\nclients = 4\nduration = \"2s\"\npoll_interval = \"200ms\"\n\
+             transports = [\"sse\"]\nevent_type = \"status\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.name, "tiny");
+        assert_eq!(s.clients, 4);
+        assert_eq!(s.duration, Duration::from_secs(2));
+        assert_eq!(s.poll_interval, Duration::from_millis(200));
+        assert_eq!(s.transports, vec![TransportKind::Sse]);
+        assert_eq!(s.event_type.as_deref(), Some("status"));
+        assert_eq!(s.rate, Scenario::default().rate);
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name_with_position() {
+        let e = Scenario::from_toml("clients = 3\nclinets = 5\n").unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("clinets"), "{msg}");
+        assert!(msg.contains("line 2, column 1"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        let msg = format!("{:#}", Scenario::load(&path).unwrap_err());
+        assert!(msg.contains("bad.toml") && msg.contains("bogus"), "{msg}");
+        let msg = format!(
+            "{:#}",
+            Scenario::load(&dir.path().join("none.toml")).unwrap_err()
+        );
+        assert!(msg.contains("none.toml"), "{msg}");
+    }
+
+    #[test]
+    fn bad_duration_and_bad_types_are_rejected() {
+        let msg = format!(
+            "{:#}",
+            Scenario::from_toml("duration = \"abc\"").unwrap_err()
+        );
+        assert!(msg.contains("line 1"), "{msg}");
+        assert!(Scenario::from_toml("duration = 5").is_err());
+        assert!(Scenario::from_toml("clients = -1").is_err());
+        assert!(Scenario::from_toml("transports = [\"carrier-pigeon\"]").is_err());
+    }
+
+    #[test]
+    fn each_validation_names_its_key() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Scenario)>)> = vec![
+            ("`clients`", Box::new(|s| s.clients = 0)),
+            ("`clients`", Box::new(|s| s.clients = 19_001)),
+            ("`rate`", Box::new(|s| s.rate = -1.0)),
+            ("`rate`", Box::new(|s| s.rate = f64::NAN)),
+            ("`rate`", Box::new(|s| s.rate = f64::INFINITY)),
+            ("`duration`", Box::new(|s| s.duration = Duration::ZERO)),
+            (
+                "`poll_interval`",
+                Box::new(|s| s.poll_interval = Duration::ZERO),
+            ),
+            ("`history`", Box::new(|s| s.history = 0)),
+            ("`transports`", Box::new(|s| s.transports.clear())),
+            (
+                "`transports` names `sse` twice",
+                Box::new(|s| s.transports = vec![TransportKind::Sse, TransportKind::Sse]),
+            ),
+            ("`topics`", Box::new(|s| s.topics = 0)),
+            ("`connect_rate`", Box::new(|s| s.connect_rate = 0.0)),
+            ("`name`", Box::new(|s| s.name = "../etc".into())),
+            (
+                "`event_type`",
+                Box::new(|s| s.event_type = Some("a\nb".into())),
+            ),
+            (
+                "`idle_timeout`",
+                Box::new(|s| s.idle_timeout = Duration::from_secs(1)),
+            ),
+        ];
+        for (needle, change) in cases {
+            let mut s = Scenario::default();
+            change(&mut s);
+            let msg = err(&s);
+            assert!(msg.contains(needle), "expected {needle} in: {msg}");
+        }
+    }
+
+    #[test]
+    fn client_bound_follows_the_open_file_limit() {
+        assert_eq!(max_clients(Some(20_000)), 19_000);
+        assert_eq!(max_clients(Some(1024)), 924);
+        let mut s = Scenario::default();
+        s.clients = 1000;
+        let msg = format!("{:#}", s.validate_with_fd_limit(Some(1024)).unwrap_err());
+        assert!(
+            msg.contains("between 1 and 924") && msg.contains("1024"),
+            "{msg}"
+        );
+        assert!(open_file_limit().is_some_and(|l| l > 0));
+    }
+
+    #[test]
+    fn json_keeps_durations_readable() {
+        let v = Scenario::default().to_json();
+        assert_eq!(v["duration"], "10s");
+        assert_eq!(v["transports"][0], "short-poll");
+        let back: Scenario = serde_json::from_value(v).unwrap();
+        assert_eq!(back, Scenario::default());
+    }
+}

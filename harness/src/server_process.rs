@@ -1,1 +1,483 @@
-//! TODO: being written.
+//! A fresh `push-server` process per measured run.
+//!
+//! The server runs in its own process so its CPU and memory are attributable
+//! to one transport, and so a crash or a leak cannot outlive one run. This
+//! module finds the binary, starts it with the scenario's flags, learns its
+//! port from the one JSON line it prints when ready (bounded wait), and stops
+//! it (SIGTERM, then SIGKILL). A server is never orphaned: dropping a
+//! [`ServerProcess`] kills it, it gets SIGKILL if the harness dies
+//! (`PR_SET_PDEATHSIG`), and it runs in its own process group so a terminal
+//! Ctrl-C reaches only the harness, which then stops it in order.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use protocol::Schedule;
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::scenario::{Scenario, fmt_duration};
+
+/// File name of the server binary.
+pub const SERVER_BIN_NAME: &str = "push-server";
+
+/// Environment variable naming the server binary (like `--server-bin`).
+pub const SERVER_BIN_ENV: &str = "PUSHBENCH_SERVER_BIN";
+
+/// Bound on the server printing its ready line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`ServerProcess::stop`] waits after SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Bound on one `GET /stats`.
+pub const STATS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Lines of the server's log quoted in errors.
+const LOG_TAIL_LINES: usize = 10;
+
+/// Finds `push-server`: `explicit` (from `--server-bin` or
+/// `PUSHBENCH_SERVER_BIN`) if given, else beside the running executable.
+pub fn find_server_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let exe = std::env::current_exe().context("cannot locate the pushbench executable")?;
+            beside(&exe)
+        }
+    };
+    if !path.is_file() {
+        bail!(
+            "{SERVER_BIN_NAME} not found at {}: build it with `cargo build --release -p servers` \
+             (or name it with --server-bin / {SERVER_BIN_ENV})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// `push-server` in the same directory as `exe`.
+pub fn beside(exe: &Path) -> PathBuf {
+    exe.with_file_name(SERVER_BIN_NAME)
+}
+
+/// What the server generates and how it streams (its command-line flags).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSpec {
+    /// The open-loop schedule (rate, topics, start epoch).
+    pub schedule: Schedule,
+    /// Payload filler size, bytes.
+    pub payload_bytes: usize,
+    /// Events kept per topic.
+    pub history: usize,
+    /// Named SSE event type.
+    pub event_type: Option<String>,
+    /// SSE `retry:` value, ms.
+    pub retry_ms: u64,
+    /// Keep-alive interval while idle.
+    pub keepalive: Duration,
+    /// Longest long-poll hold the server grants.
+    pub max_longpoll_timeout: Duration,
+}
+
+impl ServerSpec {
+    /// The server a scenario asks for, with its schedule starting at `start_epoch_us`.
+    pub fn from_scenario(s: &Scenario, start_epoch_us: u64) -> Self {
+        Self {
+            schedule: Schedule {
+                start_epoch_us,
+                rate: s.rate,
+                topics: s.topics,
+            },
+            payload_bytes: s.payload_bytes,
+            history: s.history,
+            event_type: s.event_type.clone(),
+            retry_ms: s.retry_ms,
+            keepalive: s.keepalive,
+            max_longpoll_timeout: s.longpoll_timeout,
+        }
+    }
+
+    /// The `push-server` flags for this spec (listening on a free loopback port).
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            // Per-request logging would cost the server CPU inside the measurement.
+            "--log",
+            "warn",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mut flag = |k: &str, v: String| {
+            a.push(k.to_string());
+            a.push(v);
+        };
+        flag("--rate", self.schedule.rate.to_string());
+        flag("--topics", self.schedule.topics.to_string());
+        flag("--start-epoch-us", self.schedule.start_epoch_us.to_string());
+        flag("--payload-bytes", self.payload_bytes.to_string());
+        flag("--history", self.history.to_string());
+        flag("--retry-ms", self.retry_ms.to_string());
+        flag("--keepalive", fmt_duration(self.keepalive));
+        flag("--max-longpoll-timeout", fmt_duration(self.max_longpoll_timeout));
+        if let Some(ty) = &self.event_type {
+            flag("--event-type", ty.clone());
+        }
+        a
+    }
+}
+
+/// A running `push-server`. Dropping it kills the process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    pid: u32,
+    addr: SocketAddr,
+    base_url: String,
+    log_path: PathBuf,
+}
+
+/// The ready line: `{"listening":"127.0.0.1:41234"}`.
+#[derive(Debug, Deserialize)]
+struct Ready {
+    listening: String,
+}
+
+impl ServerProcess {
+    /// Starts `bin` with `spec`, its stderr going to `log_path`, and waits
+    /// (at most [`READY_TIMEOUT`]) for its ready line.
+    ///
+    /// If the process exits first or the bound passes, it is killed and the
+    /// error quotes the last lines of its log.
+    pub async fn start(bin: &Path, spec: &ServerSpec, log_path: &Path) -> anyhow::Result<Self> {
+        let log = std::fs::File::create(log_path)
+            .with_context(|| format!("cannot create server log {}", log_path.display()))?;
+        let mut cmd = Command::new(bin);
+        cmd.args(spec.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            // Its own process group: a terminal's Ctrl-C goes to the harness
+            // alone, which stops the server in order and saves the results.
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls prctl, which is async-signal-safe; it touches no memory of
+        // the parent.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(|| {
+                // The server dies with the harness even on SIGKILL. (The
+                // signal follows the spawning *thread*; runtime worker
+                // threads live as long as the runtime, which outlives it.)
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let pid = child.id().unwrap_or(0);
+        let stdout = child.stdout.take().context("server stdout not captured")?;
+        let mut lines = BufReader::new(stdout).lines();
+
+        let ready = tokio::time::timeout(READY_TIMEOUT, async {
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => match serde_json::from_str::<Ready>(&line) {
+                        Ok(r) => return Ok(r.listening),
+                        Err(_) => tracing::debug!(target: "push-server", "stdout: {line}"),
+                    },
+                    Ok(None) => return Err(anyhow!("it closed its stdout before it was ready")),
+                    Err(e) => return Err(anyhow!("reading its stdout: {e}")),
+                }
+            }
+        })
+        .await;
+        let failure = match ready {
+            Ok(Ok(listening)) => match listening.parse::<SocketAddr>() {
+                Ok(addr) => {
+                    // Keep draining stdout so a chatty server never blocks on a full pipe.
+                    tokio::spawn(async move {
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            tracing::debug!(target: "push-server", "stdout: {line}");
+                        }
+                    });
+                    let addr = loopback_if_unspecified(addr);
+                    return Ok(Self {
+                        child,
+                        pid,
+                        addr,
+                        base_url: format!("http://{addr}"),
+                        log_path: log_path.to_path_buf(),
+                    });
+                }
+                Err(e) => anyhow!("its ready line names a bad address {listening:?}: {e}"),
+            },
+            Ok(Err(e)) => e,
+            Err(_) => anyhow!("it was not ready within {}", fmt_duration(READY_TIMEOUT)),
+        };
+        // Give a crashing server a moment to exit so its status and last words are known.
+        let status = match tokio::time::timeout(Duration::from_millis(300), child.wait()).await {
+            Ok(Ok(st)) => Some(st),
+            _ => {
+                let _ = child.kill().await;
+                None
+            }
+        };
+        let status = status.map_or(String::new(), |s| format!(" ({s})"));
+        Err(anyhow!(
+            "{} failed to start{status}: {failure}{}",
+            SERVER_BIN_NAME,
+            log_tail_suffix(log_path)
+        ))
+    }
+
+    /// The server's process id (for sampling `/proc/<pid>`).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, no trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Where its stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The exit status if the process has exited (without waiting).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The last lines of its log, as `; last log lines: a | b | c` (empty if none).
+    pub fn log_tail(&self) -> String {
+        log_tail_suffix(&self.log_path)
+    }
+
+    /// Stops the server: SIGTERM, up to [`STOP_GRACE`] to exit, then SIGKILL.
+    /// Returns its exit status (already exited: that status).
+    pub async fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        if let Some(st) = self.exited() {
+            return Ok(st);
+        }
+        terminate(self.pid);
+        match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
+            Ok(st) => Ok(st?),
+            Err(_) => {
+                tracing::warn!(
+                    "{SERVER_BIN_NAME} (pid {}) ignored SIGTERM for {}; killing it",
+                    self.pid,
+                    fmt_duration(STOP_GRACE)
+                );
+                self.child.kill().await?;
+                Ok(self.child.wait().await?)
+            }
+        }
+    }
+}
+
+/// Sends SIGTERM to `pid` (ours, still unreaped, so the pid cannot have been reused).
+fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid <= 0 {
+        return;
+    }
+    // SAFETY: kill has no memory effects; `pid` is our own child, not yet
+    // reaped (we hold its `Child`), so it names that process and no other.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// A server listening on `0.0.0.0` is reached on loopback.
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        let ip = if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        SocketAddr::new(ip, addr.port())
+    } else {
+        addr
+    }
+}
+
+/// `; last log lines: a | b` from the end of the log file, or empty.
+fn log_tail_suffix(path: &Path) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    // Only the end matters; a huge log is not read into a message whole.
+    let text = String::from_utf8_lossy(&text[text.len().saturating_sub(8192)..]).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return format!(" (its log {} is empty)", path.display());
+    }
+    let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+    format!("; last lines of {}: {}", path.display(), tail.join(" | "))
+}
+
+/// The parts of `GET /stats` the harness reads (the server sends more).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServerStats {
+    /// Bytes read from client sockets since the server started.
+    pub bytes_in: u64,
+    /// Bytes written to client sockets since the server started.
+    pub bytes_out: u64,
+    /// Events generated (all topics).
+    #[serde(default)]
+    pub events_generated: u64,
+    /// What the server generates.
+    pub config: ServerConfigStats,
+}
+
+/// The generator settings reported by `GET /stats`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServerConfigStats {
+    /// Events per second per topic.
+    pub rate: f64,
+    /// Number of topics.
+    pub topics: u32,
+    /// Payload filler size, bytes.
+    pub payload_bytes: usize,
+    /// Events kept per topic.
+    pub history: usize,
+    /// Schedule start, µs since the Unix epoch.
+    pub start_epoch_us: u64,
+    /// Named SSE event type, if any.
+    #[serde(default)]
+    pub event_type: Option<String>,
+}
+
+impl ServerConfigStats {
+    /// The server's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            start_epoch_us: self.start_epoch_us,
+            rate: self.rate,
+            topics: self.topics,
+        }
+    }
+}
+
+/// `GET {base_url}/stats`, bounded by [`STATS_TIMEOUT`].
+pub async fn fetch_stats(base_url: &str) -> anyhow::Result<ServerStats> {
+    let url = format!("{}/stats", base_url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(STATS_TIMEOUT)
+        .build()
+        .context("building an HTTP client")?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        bail!("GET {url}: status {status}");
+    }
+    let body = resp.bytes().await.with_context(|| format!("GET {url}"))?;
+    serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_carry_the_scenario() {
+        let mut s = Scenario::default();
+        s.event_type = Some("status".into());
+        let args = ServerSpec::from_scenario(&s, 1_700_000_000_000_000).args();
+        let joined = args.join(" ");
+        assert!(joined.contains("--listen 127.0.0.1:0"), "{joined}");
+        assert!(joined.contains("--rate 10 "), "{joined}");
+        assert!(joined.contains("--topics 1 "), "{joined}");
+        assert!(joined.contains("--start-epoch-us 1700000000000000"), "{joined}");
+        assert!(joined.contains("--payload-bytes 64"), "{joined}");
+        assert!(joined.contains("--keepalive 15s"), "{joined}");
+        assert!(joined.contains("--event-type status"), "{joined}");
+    }
+
+    #[test]
+    fn missing_binary_is_explained() {
+        let e = find_server_bin(Some(Path::new("/nonexistent/push-server"))).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("/nonexistent/push-server"), "{msg}");
+        assert!(msg.contains("cargo build --release -p servers"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_at_once_is_reported_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fake-server");
+        std::fs::write(&script, "#!/bin/sh\necho 'error: port on fire' >&2\nexit 3\n").unwrap();
+        make_executable(&script);
+        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
+        let log = dir.path().join("server.log");
+        let e = ServerProcess::start(&script, &spec, &log).await.unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("port on fire"), "{msg}");
+        assert!(msg.contains("exit status: 3"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_gets_ready_is_killed_after_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("slow-server");
+        std::fs::write(&script, "#!/bin/sh\necho starting\nexec sleep 60\n").unwrap();
+        make_executable(&script);
+        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
+        let t = std::time::Instant::now();
+        let e = ServerProcess::start(&script, &spec, &dir.path().join("log"))
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < READY_TIMEOUT + Duration::from_secs(3));
+        assert!(format!("{e:#}").contains("not ready within 10s"), "{e:#}");
+    }
+
+    #[tokio::test]
+    async fn stop_terminates_and_reports_the_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("ok-server");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho '{\"listening\":\"0.0.0.0:4321\"}'\nexec sleep 60\n",
+        )
+        .unwrap();
+        make_executable(&script);
+        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
+        let mut server = ServerProcess::start(&script, &spec, &dir.path().join("log"))
+            .await
+            .unwrap();
+        assert_eq!(server.base_url(), "http://127.0.0.1:4321");
+        assert!(server.pid() > 0);
+        assert!(server.exited().is_none());
+        let status = server.stop().await.unwrap();
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+    }
+
+    fn make_executable(path: &Path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}

@@ -1,1 +1,155 @@
-fn main() {}
+//! `push-server`: runs pushbench's push server until SIGINT or SIGTERM.
+//!
+//! Parses flags, binds, prints one JSON line `{"listening":"ADDR"}` on
+//! stdout when ready (so a parent process learns the port), then serves.
+//! Logs go to stderr.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use protocol::Schedule;
+use servers::{HubConfig, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// pushbench's push server: short polling, long polling, SSE and WebSocket
+/// over one event generator.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed when ready).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Events per second per topic (fractional allowed; 0 generates nothing).
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Number of topics, named t0, t1, ….
+    #[arg(long, default_value_t = 1)]
+    topics: u32,
+    /// Size of each event's data filler, in bytes.
+    #[arg(long, default_value_t = 64)]
+    payload_bytes: usize,
+    /// Events kept per topic for resuming clients.
+    #[arg(long, default_value_t = 1024)]
+    history: usize,
+    /// Schedule start, µs since the Unix epoch; a restarted server given the
+    /// same value continues the same ids [default: now].
+    #[arg(long)]
+    start_epoch_us: Option<u64>,
+    /// Named SSE event type for all topics [default: none, i.e. `message`].
+    #[arg(long)]
+    event_type: Option<String>,
+    /// SSE `retry:` value sent at stream start, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    retry_ms: u64,
+    /// Silence after which SSE streams get a comment and WebSockets a ping (e.g. 15s, 500ms).
+    #[arg(long, default_value = "15s")]
+    keepalive: humantime::Duration,
+    /// Longest long-poll hold, whatever timeout_ms asks (e.g. 60s).
+    #[arg(long, default_value = "60s")]
+    max_longpoll_timeout: humantime::Duration,
+    /// Most events in one poll or long-poll answer.
+    #[arg(long, default_value_t = 1000)]
+    max_batch: usize,
+    /// End every SSE stream and WebSocket after this age so clients must
+    /// resume, as proxies do (e.g. 30s) [default: never].
+    #[arg(long)]
+    stream_max_age: Option<humantime::Duration>,
+    /// Log filter for stderr (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+impl Args {
+    fn config(&self) -> anyhow::Result<ServerConfig> {
+        if !(self.rate.is_finite() && self.rate >= 0.0) {
+            bail!("--rate must be a finite number >= 0, got {}", self.rate);
+        }
+        if self.topics == 0 {
+            bail!("--topics must be at least 1");
+        }
+        if self.history == 0 {
+            bail!("--history must be at least 1");
+        }
+        if self.max_batch == 0 {
+            bail!("--max-batch must be at least 1");
+        }
+        if self.keepalive.is_zero() {
+            bail!("--keepalive must be more than 0");
+        }
+        if let Some(ty) = &self.event_type
+            && (ty.is_empty() || ty.contains(['\r', '\n']))
+        {
+            bail!("--event-type must be a non-empty single line");
+        }
+        Ok(ServerConfig {
+            hub: HubConfig {
+                schedule: Schedule {
+                    start_epoch_us: self.start_epoch_us.unwrap_or_else(protocol::now_us),
+                    rate: self.rate,
+                    topics: self.topics,
+                },
+                payload_bytes: self.payload_bytes,
+                history: self.history,
+                event_type: self.event_type.clone(),
+            },
+            retry_ms: self.retry_ms,
+            keepalive: *self.keepalive,
+            max_longpoll_timeout: *self.max_longpoll_timeout,
+            max_batch: self.max_batch,
+            stream_max_age: self.stream_max_age.map(Duration::from),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .with_context(|| format!("bad --log filter {:?}", args.log))?,
+        )
+        .init();
+    let config = args.config()?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({ "listening": addr.to_string() })
+        )?;
+        out.flush()?;
+    }
+    tracing::info!(%addr, rate = args.rate, topics = args.topics, "push-server ready");
+    servers::serve(listener, config, shutdown).await?;
+    tracing::info!("push-server stopped");
+    Ok(())
+}
+
+/// Cancels `shutdown` at the first SIGINT or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}

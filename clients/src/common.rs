@@ -1,0 +1,355 @@
+//! What the four transports share: the reconnect loop, the HTTP client every
+//! HTTP transport builds, URL building, one polling request, event decoding
+//! and the idle watchdog of streaming connections.
+//!
+//! Each transport implements [`Transport`]: one *session* (a connection, or
+//! for polling one run of successful requests) that ends cleanly, fails, or
+//! stops. [`drive`] turns sessions into a subscriber: it reports failures,
+//! reports the disconnection, waits, and starts the next session, until the
+//! stop token is cancelled. So the retry policy exists once, not four times.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use protocol::{Event, PollResponse};
+use reqwest::Url;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+
+use crate::{ClientConfig, Observer};
+
+/// Floor of the pause between sessions, so that a zero `reconnect_delay` or
+/// `retry: 0` against a server that refuses at once cannot become a busy loop.
+const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(10);
+
+/// Bound on reading the first chunk of an error response's body (for the
+/// error message only); short so that it never delays a stop noticeably.
+const ERROR_BODY_WAIT: Duration = Duration::from_millis(250);
+
+/// One transport's connection life cycle, driven by [`drive`].
+pub(crate) trait Transport {
+    /// Runs one session until the server ends it (`Ok`), it fails (`Err`),
+    /// or `stop` is cancelled (`Ok`, promptly). Calls `observer.connected`
+    /// at most once.
+    async fn session<O: Observer>(
+        &mut self,
+        observer: &mut O,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()>;
+
+    /// Pause before the next session (SSE honours the server's `retry:`).
+    fn reconnect_delay(&self) -> Duration;
+}
+
+/// Runs sessions of `transport` back to back until `stop` is cancelled.
+///
+/// A failed session is reported with `observer.error`; a session that had
+/// connected is followed by `observer.disconnected`. Then it waits the
+/// transport's reconnect delay (cut short by `stop`) and starts again.
+pub(crate) async fn drive<T: Transport, O: Observer>(
+    transport: &mut T,
+    observer: &mut O,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    while !stop.is_cancelled() {
+        let mut tracked = Tracked {
+            inner: &mut *observer,
+            connected: false,
+        };
+        let outcome = transport.session(&mut tracked, &stop).await;
+        let connected = tracked.connected;
+        if stop.is_cancelled() {
+            break; // whatever the session was doing, stopping is not a failure
+        }
+        if let Err(err) = outcome {
+            observer.error(&format!("{err:#}"));
+        }
+        if connected {
+            observer.disconnected();
+        }
+        let delay = transport.reconnect_delay().max(MIN_RECONNECT_DELAY);
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Forwards to the real observer and remembers whether the session
+/// connected, so [`drive`] knows whether to report a disconnection.
+struct Tracked<'a, O> {
+    inner: &'a mut O,
+    connected: bool,
+}
+
+impl<O: Observer> Observer for Tracked<'_, O> {
+    fn connected(&mut self, connect_us: u64) {
+        self.connected = true;
+        self.inner.connected(connect_us);
+    }
+    #[inline]
+    fn event(&mut self, event: &Event, received_at_us: u64) {
+        self.inner.event(event, received_at_us);
+    }
+    fn request(&mut self) {
+        self.inner.request();
+    }
+    fn disconnected(&mut self) {
+        self.inner.disconnected();
+    }
+    fn error(&mut self, message: &str) {
+        self.inner.error(message);
+    }
+}
+
+/// Microseconds elapsed since `since` (for connect times).
+pub(crate) fn elapsed_us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Where a subscriber's requests go: the server's base URL and the topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    base: Url,
+    topic: String,
+}
+
+impl Target {
+    /// Checks the base URL once, so that later URL building cannot fail.
+    pub(crate) fn new(config: &ClientConfig) -> anyhow::Result<Self> {
+        let base = Url::parse(&config.base_url)
+            .with_context(|| format!("bad base URL `{}`", config.base_url))?;
+        if base.scheme() != "http" || base.host().is_none() {
+            // No TLS is compiled in: the benchmark measures transports, not crypto.
+            bail!("base URL `{}` must be http://host[:port]", config.base_url);
+        }
+        Ok(Self {
+            base,
+            topic: config.topic.clone(),
+        })
+    }
+
+    /// `{base}{path}?topic=T[&after=N][&k=v…]`, query values percent-encoded.
+    /// A path prefix in the base URL (`http://host/prefix`) is kept.
+    pub(crate) fn url(&self, path: &str, after: Option<u64>, extra: &[(&str, u64)]) -> Url {
+        let mut url = self.base.clone();
+        let full = format!("{}{path}", self.base.path().trim_end_matches('/'));
+        url.set_path(&full);
+        url.set_fragment(None);
+        {
+            let mut query = url.query_pairs_mut();
+            query.clear().append_pair("topic", &self.topic);
+            if let Some(after) = after {
+                query.append_pair("after", &after.to_string());
+            }
+            for (key, value) in extra {
+                query.append_pair(key, &value.to_string());
+            }
+        }
+        url
+    }
+}
+
+/// The HTTP client of one subscriber: its own connection pool of one, as a
+/// browser tab would hold, with the socket setup every transport shares
+/// (no proxy, `TCP_NODELAY`, HTTP/1.1, chosen source address).
+pub(crate) fn http_client(config: &ClientConfig) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .connect_timeout(config.connect_timeout)
+        .local_address(config.local_addr)
+        .http1_only()
+        .build()
+        .context("building the HTTP client")
+}
+
+/// Turns a response with an unexpected status into an error carrying the
+/// status and the first line of the body (the servers send a one-line reason).
+pub(crate) async fn status_error(mut response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    let reason = match tokio::time::timeout(ERROR_BODY_WAIT, response.chunk()).await {
+        Ok(Ok(Some(chunk))) => String::from_utf8_lossy(&chunk)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect(),
+        _ => String::new(),
+    };
+    anyhow!("unexpected status {status} {reason}")
+}
+
+/// The polling cursor: one HTTP client, the target, and the position in the
+/// topic. Short and long polling differ only in *when* they call
+/// [`Poller::poll`] and in the path and parameters they pass.
+#[derive(Debug)]
+pub(crate) struct Poller {
+    client: reqwest::Client,
+    target: Target,
+    /// `None` until the first answer: the first request asks for the live edge.
+    after: Option<u64>,
+    /// Bound on one whole request (connect, headers and body).
+    request_timeout: Duration,
+}
+
+impl Poller {
+    /// A poller whose requests each take at most `request_timeout`.
+    pub(crate) fn new(config: &ClientConfig, request_timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self {
+            client: http_client(config)?,
+            target: Target::new(config)?,
+            after: None,
+            request_timeout,
+        })
+    }
+
+    /// One request: `GET {path}?topic=T[&after=N]{extra}`, then every event
+    /// of the answer to the observer and the cursor moved to `next`.
+    ///
+    /// `connected` is the session's flag: the first successful answer of a
+    /// session reports the connect time (the session's first attempt, since
+    /// any failure ends the session).
+    pub(crate) async fn poll<O: Observer>(
+        &mut self,
+        path: &str,
+        extra: &[(&str, u64)],
+        observer: &mut O,
+        connected: &mut bool,
+    ) -> anyhow::Result<()> {
+        let url = self.target.url(path, self.after, extra);
+        let started = Instant::now();
+        observer.request();
+        let response = self
+            .client
+            .get(url)
+            .timeout(self.request_timeout)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(response).await);
+        }
+        let body = response.bytes().await?;
+        // Read once, right after the body arrived: every event in it arrived then.
+        let received_at_us = protocol::now_us();
+        let answer: PollResponse =
+            serde_json::from_slice(&body).context("undecodable poll answer")?;
+        if !*connected {
+            *connected = true;
+            observer.connected(elapsed_us(started));
+        }
+        for event in &answer.events {
+            observer.event(event, received_at_us);
+        }
+        self.after = Some(answer.next);
+        Ok(())
+    }
+}
+
+/// Decodes one event's JSON and hands it to the observer, returning its id.
+/// Undecodable data is reported and skipped: one bad event must not end a
+/// connection that otherwise works.
+pub(crate) fn deliver<O: Observer>(
+    observer: &mut O,
+    json: &str,
+    received_at_us: u64,
+) -> Option<u64> {
+    match Event::from_json(json) {
+        Ok(event) => {
+            observer.event(&event, received_at_us);
+            Some(event.id)
+        }
+        Err(err) => {
+            observer.error(&format!("undecodable event ({err}): {:.80}", json));
+            None
+        }
+    }
+}
+
+/// Detects a streaming connection that has gone silent (a peer that vanished
+/// without closing), so that no read waits forever.
+///
+/// The timer is not re-armed per message: a message only records the time,
+/// and when the timer fires it is pushed to `last message + timeout` if the
+/// connection spoke in between. Busy connections touch the timer wheel once
+/// per timeout period, not once per event.
+pub(crate) struct IdleWatch {
+    timeout: Duration,
+    last_rx: Instant,
+    // Boxed so the watch can live in a plain `let` across the select loop.
+    sleep: std::pin::Pin<Box<Sleep>>,
+}
+
+impl IdleWatch {
+    /// A watch for a connection that just opened.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            timeout,
+            last_rx: now,
+            sleep: Box::pin(tokio::time::sleep_until(now + timeout)),
+        }
+    }
+
+    /// Records that the connection just received something.
+    pub(crate) fn touch(&mut self) {
+        self.last_rx = Instant::now();
+    }
+
+    /// Completes once nothing has been received for the timeout; returns an
+    /// error naming the silence, ready to end the session with.
+    pub(crate) async fn silent(&mut self) -> anyhow::Error {
+        loop {
+            self.sleep.as_mut().await;
+            let deadline = self.last_rx + self.timeout;
+            if Instant::now() >= deadline {
+                return anyhow!("no data for {:?}: connection deemed dead", self.timeout);
+            }
+            self.sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_carry_topic_cursor_and_extras_encoded() {
+        let mut config =
+            ClientConfig::new(protocol::TransportKind::LongPoll, "http://127.0.0.1:9/");
+        config.topic = "a b&c".to_string();
+        let target = Target::new(&config).unwrap();
+        assert_eq!(
+            target.url("/poll", None, &[]).as_str(),
+            "http://127.0.0.1:9/poll?topic=a+b%26c"
+        );
+        assert_eq!(
+            target
+                .url("/longpoll", Some(7), &[("timeout_ms", 500)])
+                .as_str(),
+            "http://127.0.0.1:9/longpoll?topic=a+b%26c&after=7&timeout_ms=500"
+        );
+    }
+
+    #[test]
+    fn url_keeps_a_base_path_prefix() {
+        let config = ClientConfig::new(protocol::TransportKind::Sse, "http://host:1/push");
+        let target = Target::new(&config).unwrap();
+        assert_eq!(
+            target.url("/sse", None, &[]).as_str(),
+            "http://host:1/push/sse?topic=t0"
+        );
+    }
+
+    #[test]
+    fn bad_base_urls_are_rejected_not_panicked_on() {
+        for base in ["", "127.0.0.1:80", "https://x", "ftp://x", "http://"] {
+            let config = ClientConfig::new(protocol::TransportKind::Sse, base);
+            assert!(Target::new(&config).is_err(), "{base}");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Long polling: `GET /longpoll` again as soon as each answer arrives; the
+//! server holds a request until an event after the cursor exists or
+//! `timeout_ms` passes.
+
+use std::time::Duration;
+
+use anyhow::ensure;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{Poller, Transport};
+use crate::{ClientConfig, Observer};
+
+/// A long-polling subscriber.
+#[derive(Debug)]
+pub struct LongPoll {
+    poller: Poller,
+    /// `timeout_ms` asked of the server per request.
+    hold_ms: u64,
+    reconnect_delay: Duration,
+}
+
+impl LongPoll {
+    /// Builds the subscriber (no I/O yet).
+    pub fn new(config: &ClientConfig) -> anyhow::Result<Self> {
+        let hold_ms = u64::try_from(config.longpoll_timeout.as_millis()).unwrap_or(u64::MAX);
+        ensure!(hold_ms > 0, "longpoll_timeout must be at least 1 ms");
+        // The server answers by `timeout_ms` at the latest; the margin covers
+        // connecting and the answer's way back, so a request that outlives
+        // both is a server that stopped answering, not a slow one.
+        let request_timeout = config
+            .longpoll_timeout
+            .saturating_add(config.connect_timeout);
+        Ok(Self {
+            poller: Poller::new(config, request_timeout)?,
+            hold_ms,
+            reconnect_delay: config.reconnect_delay,
+        })
+    }
+}
+
+impl Transport for LongPoll {
+    async fn session<O: Observer>(
+        &mut self,
+        observer: &mut O,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let extra = [("timeout_ms", self.hold_ms)];
+        let mut connected = false;
+        loop {
+            // Dropping a held request on stop closes its connection at once.
+            tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                polled = self.poller.poll("/longpoll", &extra, observer, &mut connected) => polled?,
+            }
+        }
+    }
+
+    fn reconnect_delay(&self) -> Duration {
+        self.reconnect_delay
+    }
+}

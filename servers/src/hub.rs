@@ -1,0 +1,444 @@
+//! The hub: one generator, one event log per topic, one wakeup per topic.
+//!
+//! Every transport is a cursor over the same log, so they differ only in how
+//! they put bytes on the wire:
+//!
+//! - **Generator** ([`Hub::spawn_generator`]): one thread, open loop over
+//!   [`Schedule::slot`]. It sleeps until the next slot is due, then emits every
+//!   slot that is due, stamped with the slot's *scheduled* time. It never waits
+//!   for clients, so a stalled generator or a slow server shows up as latency
+//!   (no coordinated omission).
+//! - **Log**: per topic, a bounded ring of [`EncodedEvent`]s with contiguous
+//!   ids, so finding "everything after cursor N" is index arithmetic. Each
+//!   event is encoded once, when it enters the log; fan-out only clones
+//!   reference-counted bytes.
+//! - **Wakeups**: per topic a `watch` channel carrying the latest id. A
+//!   `watch` holds only the newest value, so a connection that was busy when
+//!   several events arrived wakes once and takes them all in one read
+//!   ([`Hub::read`]): no per-event wake per client, and one write per wake.
+//!
+//! The log is behind a `std::sync::RwLock` held only to clone a few `Arc`s
+//! (readers) or push one event (the generator); nothing awaits while holding it.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use protocol::Schedule;
+use protocol::schedule::{Slot, topic_index, topic_name};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What the generator produces.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// The open-loop schedule: rate per topic, number of topics, start epoch.
+    pub schedule: Schedule,
+    /// Size of each event's `data` filler, in bytes (default 64).
+    pub payload_bytes: usize,
+    /// Events kept per topic for resuming clients (default 1024; at least 1 is kept).
+    pub history: usize,
+    /// Named SSE event type for all topics; `None` sends the default
+    /// `message` type (no `event:` line), which a browser's `onmessage` sees.
+    pub event_type: Option<String>,
+}
+
+impl Default for HubConfig {
+    /// 5 events/s on one topic, 64-byte payloads, 1024 events of history,
+    /// schedule starting now.
+    fn default() -> Self {
+        Self {
+            schedule: Schedule {
+                start_epoch_us: protocol::now_us(),
+                rate: 5.0,
+                topics: 1,
+            },
+            payload_bytes: 64,
+            history: 1024,
+            event_type: None,
+        }
+    }
+}
+
+/// One event, encoded once for every transport when it entered the log.
+///
+/// All three encodings share one allocation: the JSON and the WebSocket text
+/// are slices of the SSE frame (`id: N\ndata: <json>\n\n`).
+#[derive(Debug)]
+pub struct EncodedEvent {
+    /// The event id (contiguous per topic).
+    pub id: u64,
+    /// The canonical JSON object (poll answers concatenate these).
+    pub json: Bytes,
+    /// The same JSON as a WebSocket text payload (UTF-8 checked once, here).
+    pub ws: Utf8Bytes,
+    /// The complete SSE frame.
+    pub sse: Bytes,
+}
+
+impl EncodedEvent {
+    fn new(slot: Slot, topic: &str, payload: &str, event_type: Option<&str>) -> Self {
+        let json = protocol::encode::event_json(slot.id, topic, slot.at_us, payload);
+        let sse = protocol::encode::sse_frame(slot.id, event_type, &json);
+        // Share the frame's bytes when the frame ends with `<json>\n\n`, as
+        // `sse_frame` promises; otherwise fall back to a separate copy.
+        let json_bytes = sse
+            .len()
+            .checked_sub(2 + json.len())
+            .map(|start| sse.slice(start..start + json.len()))
+            .filter(|slice| slice[..] == *json.as_bytes())
+            .unwrap_or_else(|| Bytes::from(json.clone()));
+        // Cannot fail: the bytes equal a `String`. The fallback keeps it panic-free.
+        let ws = Utf8Bytes::try_from(json_bytes.clone()).unwrap_or_else(|_| Utf8Bytes::from(json));
+        Self {
+            id: slot.id,
+            json: json_bytes,
+            ws,
+            sse,
+        }
+    }
+}
+
+/// One topic's ring of recent events. Invariant: the events hold the
+/// contiguous ids `next_id - len .. next_id`.
+#[derive(Debug)]
+struct Log {
+    next_id: u64,
+    events: VecDeque<Arc<EncodedEvent>>,
+}
+
+#[derive(Debug)]
+struct Topic {
+    name: String,
+    log: RwLock<Log>,
+    /// Latest id in the log (the id before the first event while empty).
+    latest: watch::Sender<u64>,
+}
+
+/// Generator, per-topic event logs and wakeups. Shared by every connection.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    history: usize,
+    topics: Box<[Topic]>,
+    payload: String,
+    /// Global sequence number the generator starts at (decided at creation,
+    /// so every topic's live edge is known before the first event).
+    start_seq: u64,
+    events_generated: AtomicU64,
+    lag_sum_us: AtomicU64,
+    lag_max_us: AtomicU64,
+}
+
+/// Longest single sleep of the generator thread, so it notices shutdown.
+const MAX_NAP: Duration = Duration::from_millis(20);
+
+impl Hub {
+    /// A hub whose schedule continues from now: events scheduled before this
+    /// moment are absent, so a server restarted with the same start epoch
+    /// continues the same ids.
+    pub fn new(config: HubConfig) -> Self {
+        let schedule = config.schedule;
+        let start_seq = schedule.first_seq_at_or_after(protocol::now_us());
+        let history = config.history.max(1);
+        let topics = (0..schedule.topics)
+            .map(|t| {
+                // The first id this topic will get is the one of its first slot
+                // at or after `start_seq`; the live edge is the id before it.
+                let first_id = Self::first_id_from(&schedule, t, start_seq);
+                let (latest, _) = watch::channel(first_id - 1);
+                Topic {
+                    name: topic_name(t),
+                    log: RwLock::new(Log {
+                        next_id: first_id,
+                        // Grows with use: thousands of idle topics cost nothing up front.
+                        events: VecDeque::new(),
+                    }),
+                    latest,
+                }
+            })
+            .collect();
+        Self {
+            payload: protocol::encode::payload(config.payload_bytes),
+            history,
+            topics,
+            start_seq,
+            config,
+            events_generated: AtomicU64::new(0),
+            lag_sum_us: AtomicU64::new(0),
+            lag_max_us: AtomicU64::new(0),
+        }
+    }
+
+    fn first_id_from(schedule: &Schedule, topic: u32, seq: u64) -> u64 {
+        let topics = u64::from(schedule.topics.max(1));
+        let base = seq - seq % topics + u64::from(topic);
+        let first_seq = if base >= seq { base } else { base + topics };
+        first_seq / topics + 1
+    }
+
+    /// The configuration this hub was built with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Number of topics.
+    pub fn topics(&self) -> u32 {
+        self.topics.len() as u32
+    }
+
+    /// The index of topic `name` (`t0`, `t1`, …) if this hub has it.
+    pub fn topic(&self, name: &str) -> Option<u32> {
+        topic_index(name).filter(|&t| t < self.topics())
+    }
+
+    /// The latest id of `topic` (the live edge). Panics on an unknown index:
+    /// callers validate topics with [`Hub::topic`].
+    pub fn latest(&self, topic: u32) -> u64 {
+        *self.topics[topic as usize].latest.borrow()
+    }
+
+    /// A wakeup for `topic`: changes whenever new events enter its log.
+    /// Mark it seen (`borrow_and_update`) *before* [`Hub::read`], then a
+    /// change can never be missed.
+    pub fn subscribe(&self, topic: u32) -> watch::Receiver<u64> {
+        self.topics[topic as usize].latest.subscribe()
+    }
+
+    /// Appends to `out` the events of `topic` with id > `after` still in the
+    /// log, oldest first, at most `limit`; returns the new cursor (the id of
+    /// the last event appended, or `after` when none was).
+    ///
+    /// A cursor older than the log delivers from the oldest event held (the
+    /// client sees and counts the gap); a cursor beyond the latest id
+    /// delivers nothing (the caller waits for events after it).
+    pub fn read(
+        &self,
+        topic: u32,
+        after: u64,
+        limit: usize,
+        out: &mut Vec<Arc<EncodedEvent>>,
+    ) -> u64 {
+        let log = self.topics[topic as usize]
+            .log
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let oldest = log.next_id - log.events.len() as u64;
+        let start = after.saturating_add(1).max(oldest);
+        if start >= log.next_id || limit == 0 {
+            return after;
+        }
+        let from = (start - oldest) as usize;
+        let to = log.events.len().min(from.saturating_add(limit));
+        out.extend(log.events.range(from..to).cloned());
+        start + (to - from) as u64 - 1
+    }
+
+    /// Events generated so far (all topics).
+    pub fn events_generated(&self) -> u64 {
+        self.events_generated.load(Ordering::Relaxed)
+    }
+
+    /// Generator lateness: (sum, max) over emitted events of (actual emission
+    /// time − scheduled time), µs. The timer wheel's 1 ms tick is part of it.
+    pub fn generator_lag_us(&self) -> (u64, u64) {
+        (
+            self.lag_sum_us.load(Ordering::Relaxed),
+            self.lag_max_us.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Appends one scheduled event to its topic's log and wakes its subscribers.
+    fn emit(&self, slot: Slot) {
+        let topic = &self.topics[slot.topic as usize];
+        let event = Arc::new(EncodedEvent::new(
+            slot,
+            &topic.name,
+            &self.payload,
+            self.config.event_type.as_deref(),
+        ));
+        {
+            let mut log = topic.log.write().unwrap_or_else(PoisonError::into_inner);
+            if slot.id != log.next_id {
+                // Cannot happen (slots come in order); keep the ids contiguous anyway.
+                log.events.clear();
+            }
+            if log.events.len() >= self.history {
+                log.events.pop_front();
+            }
+            log.events.push_back(event);
+            log.next_id = slot.id + 1;
+        }
+        // After the push, so a woken reader finds the event.
+        topic.latest.send_replace(slot.id);
+        self.events_generated.fetch_add(1, Ordering::Relaxed);
+        let lag = protocol::now_us().saturating_sub(slot.at_us);
+        self.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
+        self.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+    }
+
+    /// Starts the generator on its own OS thread (named `generator`); it
+    /// runs until `shutdown` fires. Returns at once when the schedule is
+    /// inactive (rate 0).
+    ///
+    /// Why a thread and not a tokio task: tokio's timer has a 1 ms tick, so
+    /// a task woken by `sleep_until` emits ~0.9 ms late on average (measured
+    /// here), which would be added to every transport's latency alike and
+    /// blur differences of tens of µs. `std::thread::sleep` wakes within the
+    /// kernel's timer slack (~50–100 µs), and `emit` needs no runtime: the
+    /// `watch` wakeups are plain wakers.
+    pub fn spawn_generator(
+        self: Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("generator".into())
+            .spawn(move || self.run_generator(&shutdown))
+    }
+
+    /// The generator loop: sleeps until the next slot's scheduled time, then
+    /// emits every slot that is due. Open loop: it never waits for clients,
+    /// and after a stall it emits the missed slots at once, still stamped
+    /// with their scheduled times.
+    fn run_generator(&self, shutdown: &CancellationToken) {
+        let schedule = self.config.schedule;
+        if !schedule.is_active() {
+            return;
+        }
+        let mut seq = self.start_seq;
+        while !shutdown.is_cancelled() {
+            let at_us = schedule.slot(seq).at_us;
+            let now = protocol::now_us();
+            if at_us > now {
+                // Re-read the system clock after every nap (clients measure
+                // with it too); short naps keep shutdown prompt.
+                std::thread::sleep(Duration::from_micros(at_us - now).min(MAX_NAP));
+                continue;
+            }
+            loop {
+                let slot = schedule.slot(seq);
+                if slot.at_us > now {
+                    break;
+                }
+                self.emit(slot);
+                seq += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(rate: f64, topics: u32, history: usize, start_epoch_us: u64) -> Hub {
+        Hub::new(HubConfig {
+            schedule: Schedule {
+                start_epoch_us,
+                rate,
+                topics,
+            },
+            payload_bytes: 8,
+            history,
+            event_type: None,
+        })
+    }
+
+    fn emit_n(h: &Hub, n: u64) {
+        for seq in h.start_seq..h.start_seq + n {
+            h.emit(h.config.schedule.slot(seq));
+        }
+    }
+
+    fn ids(h: &Hub, topic: u32, after: u64, limit: usize) -> (Vec<u64>, u64) {
+        let mut out = Vec::new();
+        let next = h.read(topic, after, limit, &mut out);
+        (out.iter().map(|e| e.id).collect(), next)
+    }
+
+    #[test]
+    fn encodings_share_one_frame_and_match_the_protocol() {
+        let slot = Slot {
+            seq: 0,
+            topic: 0,
+            id: 7,
+            at_us: 123,
+        };
+        let e = EncodedEvent::new(slot, "t0", "xx", Some("status"));
+        let json = protocol::encode::event_json(7, "t0", 123, "xx");
+        assert_eq!(e.json, json.as_bytes());
+        assert_eq!(e.ws.as_str(), json);
+        assert_eq!(e.sse, protocol::encode::sse_frame(7, Some("status"), &json));
+        // The JSON is a view into the frame, not a second allocation.
+        let frame = e.sse.as_ptr_range();
+        assert!(frame.contains(&e.json.as_ptr()));
+    }
+
+    #[test]
+    fn reads_are_cursor_arithmetic_with_gaps_and_limits() {
+        let h = hub(10.0, 1, 4, protocol::now_us() + 3_600_000_000);
+        assert_eq!(h.latest(0), 0);
+        emit_n(&h, 6); // ids 1..=6, the log keeps 3..=6
+        assert_eq!(h.latest(0), 6);
+        assert_eq!(ids(&h, 0, 0, 100), (vec![3, 4, 5, 6], 6)); // gap: from oldest held
+        assert_eq!(ids(&h, 0, 4, 100), (vec![5, 6], 6));
+        assert_eq!(ids(&h, 0, 3, 2), (vec![4, 5], 5));
+        assert_eq!(ids(&h, 0, 6, 100), (vec![], 6));
+        assert_eq!(ids(&h, 0, 99, 100), (vec![], 99)); // ahead: wait, no error
+        assert_eq!(ids(&h, 0, u64::MAX, 100), (vec![], u64::MAX));
+    }
+
+    #[test]
+    fn topics_are_interleaved_with_ids_contiguous_per_topic() {
+        let h = hub(10.0, 3, 100, protocol::now_us() + 3_600_000_000);
+        emit_n(&h, 7); // t0: 1,2,3  t1: 1,2  t2: 1,2
+        assert_eq!(ids(&h, 0, 0, 100).0, vec![1, 2, 3]);
+        assert_eq!(ids(&h, 1, 0, 100).0, vec![1, 2]);
+        assert_eq!(h.topic("t2"), Some(2));
+        assert_eq!(h.topic("t3"), None);
+    }
+
+    #[test]
+    fn a_restarted_hub_continues_the_schedules_ids() {
+        // Started 10 s ago at 10/s on 2 topics: ~100 events per topic are past.
+        let start = protocol::now_us() - 10_000_000;
+        let h = hub(10.0, 2, 100, start);
+        let live = h.latest(1);
+        assert!((98..=101).contains(&live), "{live}");
+        emit_n(&h, 2);
+        assert_eq!(ids(&h, 1, 0, 100).0, vec![live + 1]);
+        let slot = h.config.schedule.slot(h.start_seq);
+        assert!(slot.at_us >= start + 9_000_000);
+    }
+
+    #[tokio::test]
+    async fn generator_emits_on_schedule_and_stops_at_shutdown() {
+        let h = Arc::new(hub(200.0, 1, 100, protocol::now_us()));
+        let stop = CancellationToken::new();
+        let thread = h.clone().spawn_generator(stop.clone()).unwrap();
+        let mut rx = h.subscribe(0);
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while *rx.borrow_and_update() < 10 {
+                rx.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("10 events within 2 s at 200/s");
+        let mut out = Vec::new();
+        h.read(0, 0, 100, &mut out);
+        for e in &out {
+            let ev = protocol::Event::from_json(e.ws.as_str()).unwrap();
+            assert_eq!(ev.emitted_at_us, h.config.schedule.scheduled_at(0, ev.id));
+        }
+        let (_, lag_max) = h.generator_lag_us();
+        assert!(lag_max < 100_000, "generator late by {lag_max} µs");
+        stop.cancel();
+        let stopped = std::time::Instant::now();
+        thread.join().unwrap();
+        assert!(stopped.elapsed() < Duration::from_millis(500));
+    }
+}

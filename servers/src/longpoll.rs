@@ -1,0 +1,55 @@
+//! Long polling: `GET /longpoll?topic=T&after=N&timeout_ms=M`.
+//!
+//! Like `/poll`, but when nothing is newer than the cursor the request is
+//! held until an event arrives, `timeout_ms` passes (default 30 s, capped by
+//! [`ServerConfig::max_longpoll_timeout`](crate::ServerConfig)) or the
+//! server shuts down; then it is answered, possibly empty.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::request::{RawParams, Subscription};
+use crate::stats::{Open, Route};
+
+/// How long a long poll is held when the client names no `timeout_ms`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `GET /longpoll`.
+pub(crate) async fn handler(State(state): State<AppState>, query: RawParams) -> Response {
+    state.stats().request(Route::LongPoll);
+    let sub = match Subscription::parse(&state, query, None) {
+        Ok(sub) => sub,
+        Err(bad) => return bad.into_response(),
+    };
+    let _open = state.stats().open(Open::LongPoll);
+    let hub = state.hub();
+    let config = state.config();
+    let timeout = sub
+        .timeout_ms
+        .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
+        .min(config.max_longpoll_timeout);
+    let deadline = tokio::time::Instant::now() + timeout;
+
+    // Subscribe and mark seen before reading: an event that lands between
+    // the read and the wait still wakes us.
+    let mut wake = hub.subscribe(sub.topic);
+    let live_edge = *wake.borrow_and_update();
+    let after = sub.after.unwrap_or(live_edge);
+    let mut events = Vec::new();
+    loop {
+        let next = hub.read(sub.topic, after, config.max_batch, &mut events);
+        if !events.is_empty() {
+            return crate::poll::answer(&events, next);
+        }
+        tokio::select! {
+            biased;
+            () = state.shutdown().cancelled() => break,
+            () = tokio::time::sleep_until(deadline) => break,
+            changed = wake.changed() => if changed.is_err() { break },
+        }
+    }
+    crate::poll::answer(&events, after)
+}

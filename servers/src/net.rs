@@ -1,0 +1,213 @@
+//! One socket setup for every transport.
+//!
+//! [`CountingListener`] is the only way connections enter the server. It
+//! sets `TCP_NODELAY` on every accepted socket (push traffic is small writes
+//! that must leave at once; Nagle would add up to 40 ms to some events and
+//! not to others) and wraps each stream in a [`CountingStream`] that adds
+//! every byte read and written to the server's [`ByteCounters`]. Because all
+//! four transports share this listener, none of them is tuned differently and
+//! bytes on the wire are counted the same way for all (WebSocket traffic is
+//! counted too: an upgraded connection is still this stream underneath).
+//!
+//! Accept errors such as `EMFILE` (out of file descriptors: the machine's
+//! hard limit is 20,000 per process) are logged and retried with an
+//! exponential back-off instead of ending the server.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Server-wide socket counters, updated by every [`CountingStream`].
+#[derive(Debug, Default)]
+pub struct ByteCounters {
+    /// Bytes read from client sockets.
+    pub bytes_in: AtomicU64,
+    /// Bytes written to client sockets.
+    pub bytes_out: AtomicU64,
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Accept calls that failed with something other than a dropped peer
+    /// (e.g. `EMFILE`); each one cost a back-off pause.
+    pub accept_errors: AtomicU64,
+}
+
+/// First pause after a failed accept; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(5);
+/// Longest pause between accept retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A TCP listener that sets `TCP_NODELAY` and counts bytes on every
+/// connection it accepts (an axum [`Listener`](axum::serve::Listener)).
+#[derive(Debug)]
+pub struct CountingListener {
+    inner: TcpListener,
+    counters: Arc<ByteCounters>,
+    backoff: Duration,
+}
+
+impl CountingListener {
+    /// Wraps a bound listener; its connections feed `counters`.
+    pub fn new(inner: TcpListener, counters: Arc<ByteCounters>) -> Self {
+        Self {
+            inner,
+            counters,
+            backoff: MIN_BACKOFF,
+        }
+    }
+}
+
+/// Errors that concern one connection that died before we accepted it, not
+/// the listener: retry at once.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountingStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    self.backoff = MIN_BACKOFF;
+                    if let Err(e) = stream.set_nodelay(true) {
+                        // The peer may already be gone; the connection fails on its own.
+                        tracing::debug!(%addr, "set TCP_NODELAY failed: {e}");
+                    }
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    return (
+                        CountingStream {
+                            inner: stream,
+                            counters: self.counters.clone(),
+                        },
+                        addr,
+                    );
+                }
+                Err(e) if is_connection_error(&e) => {}
+                Err(e) => {
+                    // Typically EMFILE/ENFILE: retrying at once would spin; waiting
+                    // lets open connections close and free descriptors.
+                    self.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(backoff = ?self.backoff, "accept failed: {e}");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A TCP stream that adds the bytes it reads and writes to [`ByteCounters`].
+#[derive(Debug)]
+pub struct CountingStream {
+    inner: TcpStream,
+    counters: Arc<ByteCounters>,
+}
+
+impl AsyncRead for CountingStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.counters
+                .bytes_in
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        res
+    }
+}
+
+impl AsyncWrite for CountingStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = res {
+            self.counters
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        res
+    }
+
+    // Forwarded so hyper keeps writing headers and body chunks with one
+    // `writev` instead of flattening them into a copy.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = res {
+            self.counters
+                .bytes_out
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn accepted_streams_have_nodelay_and_count_both_ways() {
+        let counters = Arc::new(ByteCounters::default());
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let mut listener = CountingListener::new(tcp, counters.clone());
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = tokio::time::timeout(Duration::from_secs(2), listener.accept())
+            .await
+            .unwrap();
+        assert!(server.inner.nodelay().unwrap());
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        server.read_exact(&mut buf).await.unwrap();
+        server.write_all(b"0123456789").await.unwrap();
+        let mut buf = [0u8; 10];
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(counters.bytes_in.load(Ordering::Relaxed), 5);
+        assert_eq!(counters.bytes_out.load(Ordering::Relaxed), 10);
+        assert_eq!(counters.accepted.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,236 @@
+//! Server counters and the `/stats` and `/healthz` routes.
+//!
+//! Plain relaxed atomics: each is an independent count read now and then by
+//! `/stats`, so no ordering between them is needed and nothing locks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::net::ByteCounters;
+
+/// Live counters of one server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Socket bytes and accepts, fed by [`crate::net::CountingStream`].
+    pub bytes: Arc<ByteCounters>,
+    open_sse: AtomicU64,
+    open_ws: AtomicU64,
+    open_longpoll: AtomicU64,
+    req_poll: AtomicU64,
+    req_longpoll: AtomicU64,
+    req_sse: AtomicU64,
+    req_ws: AtomicU64,
+    req_bad: AtomicU64,
+    ws_messages_in: AtomicU64,
+}
+
+/// Which open-connection gauge a [`OpenGuard`] holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Open {
+    Sse,
+    Ws,
+    LongPoll,
+}
+
+/// Which route a request counts against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Route {
+    Poll,
+    LongPoll,
+    Sse,
+    Ws,
+}
+
+impl Stats {
+    fn gauge(&self, which: Open) -> &AtomicU64 {
+        match which {
+            Open::Sse => &self.open_sse,
+            Open::Ws => &self.open_ws,
+            Open::LongPoll => &self.open_longpoll,
+        }
+    }
+
+    /// Counts a request on `route`.
+    pub(crate) fn request(&self, route: Route) {
+        let counter = match route {
+            Route::Poll => &self.req_poll,
+            Route::LongPoll => &self.req_longpoll,
+            Route::Sse => &self.req_sse,
+            Route::Ws => &self.req_ws,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request answered with 400.
+    pub(crate) fn bad_request(&self) {
+        self.req_bad.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a message a WebSocket client sent us.
+    pub(crate) fn ws_message_in(&self) {
+        self.ws_messages_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an open connection until the guard is dropped (whichever way
+    /// the connection ends, including a client that vanishes mid-request).
+    pub(crate) fn open(self: &Arc<Self>, which: Open) -> OpenGuard {
+        self.gauge(which).fetch_add(1, Ordering::Relaxed);
+        OpenGuard {
+            stats: self.clone(),
+            which,
+        }
+    }
+}
+
+/// Decrements an open-connection gauge when dropped.
+#[derive(Debug)]
+pub(crate) struct OpenGuard {
+    stats: Arc<Stats>,
+    which: Open,
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.stats.gauge(self.which).fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The JSON answer of `GET /stats` (also usable to parse it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Connections open right now, per transport.
+    pub open: OpenCounts,
+    /// Requests received per route since start.
+    pub requests: RequestCounts,
+    /// Events generated (all topics).
+    pub events_generated: u64,
+    /// Mean lateness of the generator (actual − scheduled emission), µs.
+    pub generator_lag_us_mean: f64,
+    /// Worst lateness of the generator, µs.
+    pub generator_lag_us_max: u64,
+    /// Bytes read from client sockets.
+    pub bytes_in: u64,
+    /// Bytes written to client sockets.
+    pub bytes_out: u64,
+    /// TCP connections accepted.
+    pub connections_accepted: u64,
+    /// Failed accepts (e.g. out of file descriptors), each followed by a back-off.
+    pub accept_errors: u64,
+    /// Messages received from WebSocket clients.
+    pub ws_messages_in: u64,
+    /// What this server generates and how it streams.
+    pub config: ConfigSnapshot,
+}
+
+/// Open connections per transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenCounts {
+    /// Open SSE streams.
+    pub sse: u64,
+    /// Open WebSocket connections.
+    pub ws: u64,
+    /// Long-poll requests being held.
+    pub longpoll: u64,
+}
+
+/// Requests per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    /// `GET /poll`.
+    pub poll: u64,
+    /// `GET /longpoll`.
+    pub longpoll: u64,
+    /// `GET /sse`.
+    pub sse: u64,
+    /// `GET /ws`.
+    pub ws: u64,
+    /// Requests answered 400 (any route).
+    pub bad: u64,
+}
+
+/// The generator and streaming settings, as `/stats` reports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSnapshot {
+    /// Events per second per topic.
+    pub rate: f64,
+    /// Number of topics.
+    pub topics: u32,
+    /// Payload filler size, bytes.
+    pub payload_bytes: usize,
+    /// Events kept per topic.
+    pub history: usize,
+    /// Schedule start, µs since the Unix epoch.
+    pub start_epoch_us: u64,
+    /// Named SSE event type, if any.
+    pub event_type: Option<String>,
+    /// SSE `retry:` value, ms.
+    pub retry_ms: u64,
+    /// Keep-alive interval while idle, ms.
+    pub keepalive_ms: u64,
+    /// Streams are ended after this age, ms (`None`: never).
+    pub stream_max_age_ms: Option<u64>,
+}
+
+impl StatsSnapshot {
+    /// Reads every counter of `state` now.
+    pub fn of(state: &AppState) -> Self {
+        let s = state.stats();
+        let hub = state.hub();
+        let cfg = state.config();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let events = hub.events_generated();
+        let (lag_sum, lag_max) = hub.generator_lag_us();
+        Self {
+            open: OpenCounts {
+                sse: load(&s.open_sse),
+                ws: load(&s.open_ws),
+                longpoll: load(&s.open_longpoll),
+            },
+            requests: RequestCounts {
+                poll: load(&s.req_poll),
+                longpoll: load(&s.req_longpoll),
+                sse: load(&s.req_sse),
+                ws: load(&s.req_ws),
+                bad: load(&s.req_bad),
+            },
+            events_generated: events,
+            generator_lag_us_mean: if events == 0 {
+                0.0
+            } else {
+                lag_sum as f64 / events as f64
+            },
+            generator_lag_us_max: lag_max,
+            bytes_in: load(&s.bytes.bytes_in),
+            bytes_out: load(&s.bytes.bytes_out),
+            connections_accepted: load(&s.bytes.accepted),
+            accept_errors: load(&s.bytes.accept_errors),
+            ws_messages_in: load(&s.ws_messages_in),
+            config: ConfigSnapshot {
+                rate: cfg.hub.schedule.rate,
+                topics: cfg.hub.schedule.topics,
+                payload_bytes: cfg.hub.payload_bytes,
+                history: cfg.hub.history,
+                start_epoch_us: cfg.hub.schedule.start_epoch_us,
+                event_type: cfg.hub.event_type.clone(),
+                retry_ms: cfg.retry_ms,
+                keepalive_ms: cfg.keepalive.as_millis() as u64,
+                stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
+            },
+        }
+    }
+}
+
+/// `GET /stats`: the counters as JSON.
+pub(crate) async fn stats(State(state): State<AppState>) -> Json<StatsSnapshot> {
+    Json(StatsSnapshot::of(&state))
+}
+
+/// `GET /healthz`: `ok` while the server runs.
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}

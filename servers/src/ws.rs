@@ -1,0 +1,211 @@
+//! WebSocket: `GET /ws?topic=T&after=N`.
+//!
+//! One text message per event, carrying the event's shared JSON bytes (no
+//! copy, no re-validation). Each wake-up feeds every owed message into the
+//! socket and flushes once, so a connection that is behind catches up in a
+//! few large writes.
+//!
+//! Buffers are set explicitly because tungstenite's defaults cost about
+//! 134 KB per connection (its 128 KiB read buffer is allocated up front):
+//! here the read buffer is [`READ_BUFFER`] (4 KiB, allocated up front) and
+//! the write buffer is written out once it holds [`WRITE_BUFFER`] (4 KiB)
+//! or at the flush after each wake-up. Client messages are small (upstream
+//! JSON), so frames and messages are capped at [`MAX_MESSAGE`].
+//!
+//! Reading: pings are answered by tungstenite on the next read or write,
+//! client text is counted (the upstream path comes later), a Close is
+//! answered and ends the task, and a peer that breaks the protocol is closed
+//! with the matching code (1002 protocol error, 1007 invalid UTF-8, 1009
+//! too big). While idle the server pings every `keepalive`. At shutdown or
+//! at [`stream_max_age`](crate::ServerConfig::stream_max_age) the server
+//! sends Close 1001 (going away) and waits briefly for the reply, so the
+//! server side closes the TCP connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite;
+
+use crate::AppState;
+use crate::hub::EncodedEvent;
+use crate::request::{RawParams, Subscription};
+use crate::sse::until;
+use crate::stats::{Open, Route};
+
+/// tungstenite read buffer per connection, allocated at upgrade.
+pub const READ_BUFFER: usize = 4 * 1024;
+/// Buffered outgoing bytes that trigger a write before the flush.
+pub const WRITE_BUFFER: usize = 4 * 1024;
+/// Largest frame or message accepted from a client.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// A client that accepts no bytes for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing handshake may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `GET /ws`.
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    query: RawParams,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    state.stats().request(Route::Ws);
+    let sub = match Subscription::parse(&state, query, None) {
+        Ok(sub) => sub,
+        Err(bad) => return bad.into_response(),
+    };
+    // The cursor is fixed at the handshake: events generated while the
+    // upgrade completes are owed too.
+    let mut wake = state.hub().subscribe(sub.topic);
+    let live_edge = *wake.borrow_and_update();
+    let cursor = sub.after.unwrap_or(live_edge);
+    // Upgraded sockets live outside axum's graceful shutdown; this token
+    // lets `serve` wait for them.
+    let tracked = state.tracker().token();
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let _tracked = tracked;
+            run(socket, state, sub.topic, cursor, wake).await;
+        })
+}
+
+/// Why the server ends a connection with a Close frame.
+struct Closing {
+    code: u16,
+    reason: &'static str,
+}
+
+const SHUTTING_DOWN: Closing = Closing {
+    code: close_code::AWAY,
+    reason: "server shutting down",
+};
+const MAX_AGE: Closing = Closing {
+    code: close_code::AWAY,
+    reason: "stream max age reached",
+};
+
+async fn run(
+    mut socket: WebSocket,
+    state: AppState,
+    topic: u32,
+    mut cursor: u64,
+    mut wake: watch::Receiver<u64>,
+) {
+    let _open = state.stats().open(Open::Ws);
+    let config = state.config();
+    let ends_at = config.stream_max_age.map(|age| Instant::now() + age);
+    let mut owed: Vec<Arc<EncodedEvent>> = Vec::new();
+    let mut last_write = Instant::now();
+    let closing = loop {
+        if state.shutdown().is_cancelled() {
+            break SHUTTING_DOWN;
+        }
+        if ends_at.is_some_and(|t| Instant::now() >= t) {
+            break MAX_AGE;
+        }
+        cursor = state.hub().read(topic, cursor, usize::MAX, &mut owed);
+        if !owed.is_empty() {
+            let sent = timeout(WRITE_TIMEOUT, send_all(&mut socket, &owed)).await;
+            owed.clear();
+            if owed.capacity() > 256 {
+                owed = Vec::new();
+            }
+            match sent {
+                Ok(Ok(())) => last_write = Instant::now(),
+                Ok(Err(e)) => return tracing::debug!("ws write failed: {e}"),
+                Err(_) => {
+                    return tracing::debug!("ws client accepted nothing for {WRITE_TIMEOUT:?}");
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            biased;
+            () = state.shutdown().cancelled() => {}
+            () = until(ends_at) => {}
+            changed = wake.changed() => if changed.is_err() { break SHUTTING_DOWN },
+            msg = socket.recv() => match msg {
+                // The peer is gone, or the closing handshake completed.
+                None => return,
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => state.stats().ws_message_in(),
+                Some(Ok(Message::Close(_))) => {
+                    // tungstenite queued the Close reply; send it, then drop the socket.
+                    let _ = timeout(CLOSE_TIMEOUT, socket.flush()).await;
+                    return;
+                }
+                // Pings are answered by tungstenite itself; pongs need nothing.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(e)) => match closing_for(e) {
+                    Some(closing) => break closing,
+                    None => return,
+                },
+            },
+            () = tokio::time::sleep_until(last_write + config.keepalive) => {
+                match timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Bytes::new()))).await {
+                    Ok(Ok(())) => last_write = Instant::now(),
+                    _ => return,
+                }
+            }
+        }
+    };
+    close(socket, closing).await;
+}
+
+/// Feeds every owed message, then flushes once.
+async fn send_all(socket: &mut WebSocket, owed: &[Arc<EncodedEvent>]) -> Result<(), axum::Error> {
+    for event in owed {
+        socket.feed(Message::Text(event.ws.clone())).await?;
+    }
+    socket.flush().await
+}
+
+/// The Close frame owed to a peer whose read failed, if any (a vanished
+/// peer is owed nothing).
+fn closing_for(error: axum::Error) -> Option<Closing> {
+    use tungstenite::error::{Error, ProtocolError};
+    let error = error.into_inner();
+    match error.downcast_ref::<Error>()? {
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        Error::Protocol(e) => {
+            tracing::debug!("ws protocol error: {e}");
+            Some(Closing {
+                code: close_code::PROTOCOL,
+                reason: "protocol error",
+            })
+        }
+        Error::Utf8(_) => Some(Closing {
+            code: close_code::INVALID,
+            reason: "invalid UTF-8",
+        }),
+        Error::Capacity(_) => Some(Closing {
+            code: close_code::SIZE,
+            reason: "message too big",
+        }),
+        _ => None,
+    }
+}
+
+/// Sends Close and waits (bounded) for the peer's reply.
+async fn close(mut socket: WebSocket, closing: Closing) {
+    let frame = CloseFrame {
+        code: closing.code,
+        reason: Utf8Bytes::from_static(closing.reason),
+    };
+    let _ = timeout(CLOSE_TIMEOUT, async {
+        if socket.send(Message::Close(Some(frame))).await.is_ok() {
+            while let Some(Ok(_)) = socket.recv().await {}
+        }
+    })
+    .await;
+}

@@ -1,0 +1,741 @@
+//! The servers against plain clients (reqwest, tokio-tungstenite) on
+//! 127.0.0.1: every transport delivers the schedule's events in order with
+//! nothing missing, resumes exactly, rejects bad input with a one-line 400,
+//! and shuts down promptly. Also the `push-server` binary itself.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::sse::{SseEvent, SseParser};
+use protocol::{Event, PollResponse, Schedule};
+use servers::{HubConfig, ServerConfig, StatsSnapshot};
+use tokio::io::AsyncBufReadExt;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+const PAYLOAD: usize = 16;
+/// Bound on any single wait in these tests.
+const WAIT: Duration = Duration::from_secs(3);
+
+struct Server {
+    addr: SocketAddr,
+    base: String,
+    schedule: Schedule,
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    async fn start(config: ServerConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let schedule = config.hub.schedule;
+        let task = tokio::spawn(servers::serve(listener, config, stop.clone()));
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            schedule,
+            stop,
+            task,
+        }
+    }
+
+    /// 50 events/s on each of two topics, starting now.
+    async fn fast() -> Self {
+        Self::start(config(50.0)).await
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.base)
+    }
+
+    fn ws_url(&self, path_and_query: &str) -> String {
+        format!("ws://{}{path_and_query}", self.addr)
+    }
+
+    async fn poll(&self, query: &str) -> PollResponse {
+        let resp = http()
+            .get(self.url(&format!("/poll?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    async fn stats(&self) -> StatsSnapshot {
+        let resp = http().get(self.url("/stats")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    /// Waits until topic `topic` has at least `id` events, returns the latest id.
+    async fn wait_for_id(&self, topic: &str, id: u64) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let latest = self.poll(&format!("topic={topic}")).await.next;
+            if latest >= id {
+                return latest;
+            }
+            assert!(Instant::now() < deadline, "no event {id} on {topic}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Checks that `events` are exactly `first, first+1, …` of `topic`, as scheduled.
+    fn check_run(&self, topic: u32, first: u64, events: &[Event]) {
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.id, first + i as u64, "ids not contiguous: {events:?}");
+            assert_eq!(e.topic, format!("t{topic}"));
+            assert_eq!(e.emitted_at_us, self.schedule.scheduled_at(topic, e.id));
+            assert_eq!(e.data, "x".repeat(PAYLOAD));
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        timeout(WAIT, self.task)
+            .await
+            .expect("serve returns within 3 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn config(rate: f64) -> ServerConfig {
+    ServerConfig {
+        hub: HubConfig {
+            schedule: Schedule {
+                start_epoch_us: protocol::now_us(),
+                rate,
+                topics: 2,
+            },
+            payload_bytes: PAYLOAD,
+            history: 1024,
+            event_type: None,
+        },
+        ..ServerConfig::default()
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// An SSE response body read through the protocol's WHATWG parser.
+struct SseClient {
+    resp: reqwest::Response,
+    parser: SseParser,
+    ready: VecDeque<SseEvent>,
+    raw: Vec<u8>,
+}
+
+impl SseClient {
+    async fn open(url: String, last_event_id: Option<&str>) -> Self {
+        // No overall timeout: the stream is long-lived; each read is bounded below.
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = timeout(WAIT, req.send()).await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        Self {
+            resp,
+            parser: SseParser::new(),
+            ready: VecDeque::new(),
+            raw: Vec::new(),
+        }
+    }
+
+    /// The next chunk, `None` at the end of the body.
+    async fn chunk(&mut self) -> Option<bytes::Bytes> {
+        let chunk = timeout(WAIT, self.resp.chunk())
+            .await
+            .expect("SSE chunk within 3 s")
+            .unwrap();
+        if let Some(c) = &chunk {
+            self.raw.extend_from_slice(c);
+            self.ready.extend(self.parser.feed(c));
+        }
+        chunk
+    }
+
+    /// The next event, `None` at the end of the body.
+    async fn event(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            self.chunk().await?;
+        }
+    }
+
+    async fn events(&mut self, n: usize) -> Vec<Event> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let e = self.event().await.expect("stream ended early");
+            assert_eq!(e.event_type, "message");
+            let ev = Event::from_json(&e.data).unwrap();
+            assert_eq!(e.last_event_id, ev.id.to_string());
+            out.push(ev);
+        }
+        out
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn ws_connect(url: String) -> Ws {
+    timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+}
+
+/// Next data message as an event (skipping pings), `Err(frame)` on Close.
+async fn ws_event(ws: &mut Ws) -> Result<Event, Option<CloseCode>> {
+    loop {
+        let msg = timeout(WAIT, ws.next())
+            .await
+            .expect("WS message within 3 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Ok(Event::from_json(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code)),
+            Some(Ok(_)) => {}
+            other => panic!("unexpected WS read {other:?}"),
+        }
+    }
+}
+
+async fn ws_events(ws: &mut Ws, n: usize) -> Vec<Event> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.push(ws_event(ws).await.expect("closed early"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn short_poll_delivers_every_event_from_the_live_edge() {
+    let s = Server::fast().await;
+    for (topic, name) in [(0, "t0"), (1, "t1")] {
+        let first = s.poll(&format!("topic={name}")).await;
+        assert!(first.events.is_empty(), "no cursor starts at the live edge");
+        let mut next = first.next;
+        let mut events = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while events.len() < 8 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let resp = s.poll(&format!("topic={name}&after={next}")).await;
+            if let Some(last) = resp.events.last() {
+                assert_eq!(resp.next, last.id);
+            } else {
+                assert_eq!(resp.next, next);
+            }
+            next = resp.next;
+            events.extend(resp.events);
+        }
+        s.check_run(topic, first.next + 1, &events);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_delivers_every_event_and_holds_until_one_exists() {
+    let s = Server::fast().await;
+    let mut next = s.poll("").await.next;
+    let start = next + 1;
+    let mut events = Vec::new();
+    while events.len() < 8 {
+        let resp = http()
+            .get(s.url(&format!("/longpoll?after={next}&timeout_ms=2000")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let body: PollResponse = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+        // At 50/s an event always comes well within the 2 s hold.
+        assert!(!body.events.is_empty());
+        next = body.next;
+        events.extend(body.events);
+    }
+    s.check_run(0, start, &events);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sse_sends_headers_retry_then_every_event() {
+    let s = Server::fast().await;
+    let mut sse = SseClient::open(s.url("/sse?topic=t1"), None).await;
+    let h = sse.resp.headers();
+    assert_eq!(h["content-type"], "text/event-stream");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-accel-buffering"], "no");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    let first = sse.chunk().await.unwrap();
+    assert_eq!(&first[..], b"retry: 1000\n\n");
+    assert_eq!(sse.parser.retry_ms(), Some(1000));
+    let events = sse.events(10).await;
+    let start = events[0].id;
+    s.check_run(1, start, &events);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn ws_delivers_every_event_as_one_text_message() {
+    let s = Server::fast().await;
+    let mut ws = ws_connect(s.ws_url("/ws?topic=t0")).await;
+    let events = ws_events(&mut ws, 10).await;
+    s.check_run(0, events[0].id, &events);
+    // Upstream messages are accepted (and counted) without disturbing the stream.
+    ws.send(Message::text("{\"hello\":1}")).await.unwrap();
+    let more = ws_events(&mut ws, 2).await;
+    assert_eq!(more[0].id, events[9].id + 1);
+    ws.close(None).await.unwrap();
+    assert_eq!(s.stats().await.ws_messages_in, 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_transport_resumes_exactly_after_k() {
+    let s = Server::fast().await;
+    let latest = s.wait_for_id("t0", 6).await;
+    let k = latest - 3;
+
+    let poll = s.poll(&format!("after={k}")).await;
+    let ids: Vec<u64> = poll.events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (k + 1..=poll.next).collect::<Vec<_>>());
+    s.check_run(0, k + 1, &poll.events);
+
+    let k_str = k.to_string();
+    for (url, header) in [
+        (s.url("/sse"), Some(k_str.as_str())),
+        (s.url(&format!("/sse?after={k}")), None),
+        // The header wins over the query (it is what a browser sends on reconnect).
+        (s.url("/sse?after=1"), Some(k_str.as_str())),
+    ] {
+        let mut sse = SseClient::open(url.clone(), header).await;
+        let events = sse.events(5).await;
+        assert_eq!(events[0].id, k + 1, "{url} {header:?}");
+        s.check_run(0, k + 1, &events);
+    }
+
+    let mut ws = ws_connect(s.ws_url(&format!("/ws?after={k}"))).await;
+    let events = ws_events(&mut ws, 5).await;
+    s.check_run(0, k + 1, &events);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_history_resumes_at_the_oldest_event() {
+    let mut cfg = config(100.0);
+    cfg.hub.history = 4;
+    let s = Server::start(cfg).await;
+    let latest = s.wait_for_id("t0", 10).await;
+    let resp = s.poll("after=0").await;
+    // The client sees the gap (ids 1.. are gone) and counts it.
+    assert_eq!(resp.events.len(), 4);
+    assert!(resp.events[0].id >= latest - 3);
+    s.check_run(0, resp.events[0].id, &resp.events);
+    // A cursor beyond the latest id is not an error: nothing yet.
+    let ahead = s.poll(&format!("after={}", latest + 1000)).await;
+    assert!(ahead.events.is_empty());
+    assert_eq!(ahead.next, latest + 1000);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idle_streams_get_keepalives_and_long_polls_time_out() {
+    let mut cfg = config(0.0); // no events at all
+    cfg.keepalive = Duration::from_millis(100);
+    let s = Server::start(cfg).await;
+
+    let mut sse = SseClient::open(s.url("/sse"), None).await;
+    let started = Instant::now();
+    while !sse.raw.ends_with(b": keep-alive\n\n") {
+        sse.chunk().await.expect("stream open");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(90));
+
+    let mut ws = ws_connect(s.ws_url("/ws")).await;
+    let msg = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+    assert!(matches!(msg, Message::Ping(_)), "{msg:?}");
+
+    let started = Instant::now();
+    let resp = http()
+        .get(s.url("/longpoll?after=0&timeout_ms=200"))
+        .send()
+        .await
+        .unwrap();
+    let body: PollResponse = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let held = started.elapsed();
+    assert!(body.events.is_empty());
+    assert_eq!(body.next, 0);
+    assert!(
+        held >= Duration::from_millis(190) && held < Duration::from_secs(2),
+        "{held:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_named_event_type_goes_on_every_sse_frame() {
+    let mut cfg = config(50.0);
+    cfg.hub.event_type = Some("status".into());
+    let s = Server::start(cfg).await;
+    let mut sse = SseClient::open(s.url("/sse"), None).await;
+    let e = sse.event().await.unwrap();
+    assert_eq!(e.event_type, "status");
+    assert!(Event::from_json(&e.data).is_ok());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_one_line_400() {
+    let s = Server::fast().await;
+    let cases: &[(&str, Option<&str>, &str)] = &[
+        (
+            "/poll?after=abc",
+            None,
+            "bad query: after must be a non-negative integer",
+        ),
+        ("/poll?topic=zzz", None, "unknown topic"),
+        ("/poll?topic=t2", None, "unknown topic"),
+        ("/poll?after=-1", None, "bad query: after"),
+        ("/longpoll?timeout_ms=-1", None, "bad query: timeout_ms"),
+        ("/longpoll?after=1.5", None, "bad query: after"),
+        ("/longpoll?topic=zzz", None, "unknown topic"),
+        ("/sse?after=abc", None, "bad query: after"),
+        ("/sse?topic=zzz", None, "unknown topic"),
+        ("/sse", Some("abc"), "bad header: Last-Event-ID"),
+        ("/poll?after=1&after=2", None, "bad query:"),
+    ];
+    for &(path, last_event_id, reason) in cases {
+        let mut req = http().get(s.url(path));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let body = resp.text().await.unwrap();
+        assert!(body.starts_with(reason), "{path}: {body:?}");
+        assert!(!body.trim_end().contains('\n'), "{path}: {body:?}");
+    }
+    for path in ["/ws?after=abc", "/ws?topic=zzz"] {
+        match tokio_tungstenite::connect_async(s.ws_url(path)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 400, "{path}");
+                let body = String::from_utf8(resp.body().clone().unwrap_or_default()).unwrap();
+                assert!(body.starts_with("bad query") || body.starts_with("unknown topic"));
+            }
+            other => panic!("{path}: expected a 400, got {other:?}"),
+        }
+    }
+    let stats = s.stats().await;
+    assert_eq!(stats.requests.bad, cases.len() as u64 + 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn healthz_stats_and_unknown_routes() {
+    let s = Server::fast().await;
+    let resp = http().get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    assert_eq!(
+        http().get(s.url("/nope")).send().await.unwrap().status(),
+        404
+    );
+    // Some traffic on every transport, then the counters.
+    s.wait_for_id("t0", 2).await;
+    let mut sse = SseClient::open(s.url("/sse"), None).await;
+    sse.events(1).await;
+    let mut ws = ws_connect(s.ws_url("/ws")).await;
+    ws_events(&mut ws, 1).await;
+    let stats = s.stats().await;
+    assert_eq!(stats.open.sse, 1);
+    assert_eq!(stats.open.ws, 1);
+    assert!(stats.requests.poll >= 1);
+    assert_eq!(stats.requests.sse, 1);
+    assert_eq!(stats.requests.ws, 1);
+    assert!(stats.events_generated >= 2);
+    assert!(stats.bytes_in > 0 && stats.bytes_out > 0, "{stats:?}");
+    assert!(stats.connections_accepted >= 3);
+    assert_eq!(stats.config.rate, 50.0);
+    assert_eq!(stats.config.topics, 2);
+    assert_eq!(stats.config.payload_bytes, PAYLOAD);
+    assert_eq!(stats.config.history, 1024);
+    assert_eq!(stats.config.start_epoch_us, s.schedule.start_epoch_us);
+    drop(sse);
+    drop(ws);
+    let deadline = Instant::now() + WAIT;
+    while s.stats().await.open
+        != (servers::stats::OpenCounts {
+            sse: 0,
+            ws: 0,
+            longpoll: 0,
+        })
+    {
+        assert!(Instant::now() < deadline, "open gauges return to 0");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_streams_and_serve_returns() {
+    let s = Server::fast().await;
+    let mut sse = SseClient::open(s.url("/sse"), None).await;
+    sse.events(1).await;
+    let mut ws = ws_connect(s.ws_url("/ws")).await;
+    ws_events(&mut ws, 1).await;
+    let longpoll = tokio::spawn(
+        http()
+            .get(s.url("/longpoll?after=999999&timeout_ms=60000"))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let started = Instant::now();
+    s.stop.cancel();
+    while sse.chunk().await.is_some() {}
+    let close = loop {
+        match ws_event(&mut ws).await {
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(close, Some(CloseCode::Away));
+    let resp = timeout(WAIT, longpoll).await.unwrap().unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    timeout(WAIT, s.task).await.unwrap().unwrap().unwrap();
+    assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn streams_end_at_max_age_and_resume_without_loss() {
+    let mut cfg = config(50.0);
+    cfg.stream_max_age = Some(Duration::from_millis(400));
+    let s = Server::start(cfg).await;
+
+    let opened = Instant::now();
+    let mut sse = SseClient::open(s.url("/sse"), None).await;
+    let mut seen = Vec::new();
+    while let Some(e) = sse.event().await {
+        seen.push(Event::from_json(&e.data).unwrap());
+    }
+    let age = opened.elapsed();
+    assert!(
+        age >= Duration::from_millis(380) && age < Duration::from_secs(2),
+        "{age:?}"
+    );
+    assert!(seen.len() >= 5, "{seen:?}");
+    let last = sse.parser.last_event_id().to_string();
+    let mut resumed = SseClient::open(s.url("/sse"), Some(&last)).await;
+    seen.extend(resumed.events(3).await);
+    s.check_run(0, seen[0].id, &seen);
+
+    let mut ws = ws_connect(s.ws_url("/ws")).await;
+    let mut seen = Vec::new();
+    let close = loop {
+        match ws_event(&mut ws).await {
+            Ok(e) => seen.push(e),
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(close, Some(CloseCode::Away));
+    let last = seen.last().unwrap().id;
+    let mut ws = ws_connect(s.ws_url(&format!("/ws?after={last}"))).await;
+    seen.extend(ws_events(&mut ws, 3).await);
+    s.check_run(0, seen[0].id, &seen);
+    s.stop().await;
+}
+
+/// Starts the real binary with `args`, returns it and its address.
+async fn spawn_binary(prefix: &[&str], args: &[&str]) -> (tokio::process::Child, String) {
+    let bin = env!("CARGO_BIN_EXE_push-server");
+    let (program, rest): (&str, Vec<&str>) = match prefix.split_first() {
+        Some((p, more)) => (p, more.iter().copied().chain([bin]).collect()),
+        None => (bin, Vec::new()),
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(rest)
+        .args(["--listen", "127.0.0.1:0", "--log", "error"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = timeout(WAIT, lines.next_line())
+        .await
+        .expect("ready line within 3 s")
+        .unwrap()
+        .expect("a ready line");
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let addr = ready["listening"].as_str().unwrap().to_string();
+    (child, format!("http://{addr}"))
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_address_and_exits_cleanly_on_sigterm() {
+    let (mut child, base) = spawn_binary(&[], &["--rate", "50", "--keepalive", "1s"]).await;
+    let resp = http().get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    // An open stream must not hold up the exit.
+    let mut sse = SseClient::open(format!("{base}/sse"), None).await;
+    sse.events(1).await;
+    let started = Instant::now();
+    sigterm(&child);
+    let status = timeout(WAIT, child.wait())
+        .await
+        .expect("exits within 3 s")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < WAIT);
+}
+
+#[tokio::test]
+async fn running_out_of_file_descriptors_backs_off_instead_of_dying() {
+    if std::process::Command::new("prlimit")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("prlimit not installed: skipped");
+        return;
+    }
+    let (mut child, base) = spawn_binary(&["prlimit", "--nofile=48"], &["--rate", "0"]).await;
+    let addr = base.trim_start_matches("http://").to_string();
+    // More connections than descriptors: the kernel queues them, accept fails with EMFILE.
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        hogs.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(hogs);
+    let resp = timeout(
+        Duration::from_secs(5),
+        http().get(format!("{base}/stats")).send(),
+    )
+    .await
+    .expect("server answers again once descriptors are free")
+    .unwrap();
+    let stats: StatsSnapshot = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert!(stats.accept_errors > 0, "{stats:?}");
+    sigterm(&child);
+    let status = timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+}
+
+/// Fan-out smoke check against the real binary (run on demand:
+/// `cargo test --release -p servers --test transports -- --ignored --nocapture`).
+/// Opens `PUSHBENCH_FANOUT_CLIENTS` (default 500) SSE and as many WebSocket
+/// clients on one topic at 100 events/s for 3 s, checks that every client
+/// got a contiguous run, and prints latency percentiles (receive time −
+/// scheduled emission time). Clients share this process, so the figures are
+/// an upper bound of the server's share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "load check, run on demand"]
+async fn fanout_smoke() {
+    let clients: usize = std::env::var("PUSHBENCH_FANOUT_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let (mut child, base) = spawn_binary(&[], &["--rate", "100", "--topics", "1"]).await;
+    let ws_base = base.replace("http://", "ws://");
+    let run = Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for i in 0..clients * 2 {
+        let (base, ws_base) = (base.clone(), ws_base.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut ids = Vec::new();
+            let end = Instant::now() + run;
+            if i % 2 == 0 {
+                let mut sse = SseClient::open(format!("{base}/sse"), None).await;
+                while Instant::now() < end {
+                    let e = sse.event().await.unwrap();
+                    let ev = Event::from_json(&e.data).unwrap();
+                    lat.push(protocol::now_us().saturating_sub(ev.emitted_at_us));
+                    ids.push(ev.id);
+                }
+            } else {
+                let mut ws = ws_connect(format!("{ws_base}/ws")).await;
+                while Instant::now() < end {
+                    let ev = ws_event(&mut ws).await.unwrap();
+                    lat.push(protocol::now_us().saturating_sub(ev.emitted_at_us));
+                    ids.push(ev.id);
+                }
+            }
+            assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "gap or reorder");
+            (i % 2, lat)
+        }));
+    }
+    let mut by_transport = [Vec::new(), Vec::new()];
+    for t in tasks {
+        let (kind, lat) = t.await.unwrap();
+        by_transport[kind].extend(lat);
+    }
+    for (name, lat) in ["sse", "ws"].iter().zip(&mut by_transport) {
+        lat.sort_unstable();
+        let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "{name}: {clients} clients, {} deliveries, latency µs p50 {} p90 {} p99 {} max {}",
+            lat.len(),
+            p(0.5),
+            p(0.9),
+            p(0.99),
+            p(1.0)
+        );
+    }
+    let stats: StatsSnapshot = serde_json::from_slice(
+        &http()
+            .get(format!("{base}/stats"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    eprintln!(
+        "generator lag µs mean {:.0} max {}; bytes_out {}",
+        stats.generator_lag_us_mean, stats.generator_lag_us_max, stats.bytes_out
+    );
+    sigterm(&child);
+    timeout(WAIT, child.wait()).await.unwrap().unwrap();
+}
