@@ -1,6 +1,331 @@
-//! TODO: being written.
+//! The `pushbench` command line.
+//!
+//! `pushbench run` measures (the embedded default scenario unless
+//! `--scenario FILE`; flags override the scenario), `pushbench report DIR`
+//! re-renders a report from `DIR/run.json`. Every error is one line on
+//! stderr, `error: …`. Exit status: 0 when the run completed and every
+//! transport verified, 1 when a run failed or did not verify, 2 for usage and
+//! configuration errors (nothing was measured).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use protocol::TransportKind;
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::Progress;
+use crate::runner::{self, RunOptions};
+use crate::scenario::{Scenario, ScenarioPatch};
+use crate::server_process::{self, SERVER_BIN_ENV};
+
+/// Exit status of a run that failed or did not verify.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status of a usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// pushbench: compare short polling, long polling, SSE and WebSocket with measurements.
+#[derive(Debug, Parser)]
+#[command(name = "pushbench", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (the embedded default unless --scenario) and write results/<name>/.
+    Run(RunArgs),
+    /// Re-render DIR/report.md and DIR/latency.svg from DIR/run.json alone.
+    Report {
+        /// A results directory holding run.json.
+        dir: PathBuf,
+    },
+}
+
+/// Flags of `pushbench run`; each overrides the scenario's value.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file (TOML); keys it leaves out keep the default scenario's values.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+    /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws
+    /// [default: all four].
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub transports: Option<Vec<TransportKind>>,
+    /// Simulated clients, one connection each [default: 100].
+    #[arg(long, value_name = "N")]
+    pub clients: Option<usize>,
+    /// Events per second per topic, fractional allowed, 0 = none [default: 10].
+    #[arg(long, value_name = "F")]
+    pub rate: Option<f64>,
+    /// Size of each event's data filler, in bytes [default: 64].
+    #[arg(long, value_name = "N")]
+    pub payload_bytes: Option<usize>,
+    /// Length of the measured window, e.g. 10s, 1m [default: 10s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Time the fleet runs before the window opens, e.g. 3s, 500ms [default: 3s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Short polling: each client's request interval, e.g. 1s, 200ms [default: 1s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub poll_interval: Option<Duration>,
+    /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
+    #[arg(long, value_name = "N")]
+    pub topics: Option<u32>,
+    /// Output directory [default: results/<scenario name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Measure a push-server that is already running at this base URL
+    /// (e.g. http://10.0.0.5:8080) instead of starting one per transport;
+    /// its rate, topics and payload (from GET /stats) replace the scenario's.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The push-server binary [default: push-server beside the pushbench executable].
+    #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
+    pub server_bin: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 3s, 500ms, 1m)"))
+}
+
+impl RunArgs {
+    /// The scenario these flags describe: the file (or the default), flags applied.
+    /// Not yet validated.
+    pub fn scenario(&self) -> anyhow::Result<Scenario> {
+        let mut s = match &self.scenario {
+            Some(path) => Scenario::load(path)?,
+            None => Scenario::default(),
+        };
+        s.apply(ScenarioPatch {
+            transports: self.transports.clone(),
+            clients: self.clients,
+            rate: self.rate,
+            payload_bytes: self.payload_bytes,
+            duration: self.duration,
+            warmup: self.warmup,
+            poll_interval: self.poll_interval,
+            topics: self.topics,
+            ..ScenarioPatch::default()
+        });
+        Ok(s)
+    }
+}
+
+/// A failure and the exit status it maps to.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn usage(error: anyhow::Error) -> Failure {
+    Failure {
+        code: EXIT_USAGE,
+        error,
+    }
+}
+
+fn failed(error: anyhow::Error) -> Failure {
+    Failure {
+        code: EXIT_FAILED,
+        error,
+    }
+}
 
 /// Entry point of the `pushbench` binary.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+pub fn main() -> ExitCode {
+    run_cli(std::env::args_os().collect())
+}
+
+/// Runs the command line `args` (the program name first) and returns the exit status.
+pub fn run_cli(args: Vec<OsString>) -> ExitCode {
+    init_tracing();
+    let command_line: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return ExitCode::from(EXIT_USAGE);
+            }
+            // clap explains over several lines; the contract is one line.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("error: bad command line");
+            eprintln!("{first} (see `pushbench --help`)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => cmd_run(&args, command_line),
+        Command::Report { dir } => crate::report::render_dir(&dir)
+            .with_context(|| format!("cannot render the report of {}", dir.display()))
+            .map_err(failed),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let msg = format!("{:#}", f.error).replace('\n', " ");
+            eprintln!("error: {msg}");
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<(), Failure> {
+    let scenario = args.scenario().map_err(usage)?;
+    scenario.validate().map_err(usage)?;
+    let server_bin = match &args.target {
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(usage(anyhow::anyhow!(
+                    "--target must be a base URL like http://HOST:PORT, got {url:?}"
+                )));
+            }
+            None
+        }
+        None => Some(server_process::find_server_bin(args.server_bin.as_deref()).map_err(usage)?),
+    };
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
+
+    // The fleet is async and spread over the cores; the server is another process.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+        .map_err(failed)?;
+    let interrupt = CancellationToken::new();
+    let opts = RunOptions {
+        out_dir,
+        target: args.target.clone(),
+        server_bin,
+        command_line,
+        interrupt: interrupt.clone(),
+        progress: Progress::auto(),
+    };
+    let outcome = rt.block_on(async {
+        tokio::spawn(cancel_on_signal(interrupt));
+        runner::run(&scenario, &opts).await
+    });
+    // Bounded: nothing left running should outlive the run by much.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let outcome = outcome.map_err(failed)?;
+    match outcome.failure() {
+        None => Ok(()),
+        Some(why) => Err(failed(anyhow::anyhow!(
+            "{why} (results in {})",
+            outcome.out_dir.display()
+        ))),
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM, so the run stops its server and fleet and saves.
+async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            token.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("interrupted: stopping the server and the fleet, saving what was measured");
+    token.cancel();
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // A second call (tests running the CLI in-process) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pushbench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn flags_override_the_scenario() {
+        let cli = parse(&[
+            "run",
+            "--transports",
+            "sse,ws",
+            "--clients",
+            "7",
+            "--rate",
+            "2.5",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--poll-interval",
+            "200ms",
+            "--topics",
+            "3",
+            "--payload-bytes",
+            "10",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        let s = args.scenario().unwrap();
+        assert_eq!(s.transports, vec![TransportKind::Sse, TransportKind::Ws]);
+        assert_eq!(s.clients, 7);
+        assert_eq!(s.rate, 2.5);
+        assert_eq!(s.duration, Duration::from_secs(2));
+        assert_eq!(s.warmup, Duration::from_millis(500));
+        assert_eq!(s.poll_interval, Duration::from_millis(200));
+        assert_eq!(s.topics, 3);
+        assert_eq!(s.payload_bytes, 10);
+        assert_eq!(s.name, "default");
+    }
+
+    #[test]
+    fn no_flags_is_the_default_scenario() {
+        let Command::Run(args) = parse(&["run"]).unwrap().command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.scenario().unwrap(), Scenario::default());
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        let e = parse(&["run", "--duration", "abc"]).unwrap_err();
+        assert!(e.to_string().contains("--duration"), "{e}");
+        assert!(parse(&["run", "--transports", "sse,pigeon"]).is_err());
+        assert!(parse(&["run", "--clients", "-3"]).is_err());
+    }
 }
