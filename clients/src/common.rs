@@ -8,11 +8,13 @@
 //! reports the disconnection, waits, and starts the next session, until the
 //! stop token is cancelled. So the retry policy exists once, not four times.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use protocol::{Event, PollResponse};
 use reqwest::Url;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -164,6 +166,29 @@ pub(crate) fn http_client(config: &ClientConfig) -> anyhow::Result<reqwest::Clie
         .http1_only()
         .build()
         .context("building the HTTP client")
+}
+
+/// A TCP connection to `addr` with the socket setup every transport shares:
+/// from the chosen source address (`None`: the OS's choice), `TCP_NODELAY`.
+/// Unbounded: callers bound it with their connect timeout.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    local_addr: Option<IpAddr>,
+) -> anyhow::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }?;
+    if let Some(ip) = local_addr {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("binding source address {ip}"))?;
+    }
+    socket.set_nodelay(true)?;
+    socket
+        .connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))
 }
 
 /// Turns a response with an unexpected status into an error carrying the

@@ -9,7 +9,7 @@
 //!
 //! Layout: [`Observer`] and [`ClientConfig`] (what a subscriber reports and
 //! needs), one module per transport ([`short_poll`], [`long_poll`], [`sse`],
-//! [`ws`]), `common` (the reconnect loop and the helpers they share), and
+//! [`ws`], and [`tcp`], the raw-TCP floor), `common` (the reconnect loop and the helpers they share), and
 //! [`Subscriber`], the enum the harness drives.
 //!
 //! ```no_run
@@ -21,7 +21,7 @@
 //! # }
 //! ```
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use protocol::{Event, TransportKind};
@@ -31,6 +31,7 @@ mod common;
 pub mod long_poll;
 pub mod short_poll;
 pub mod sse;
+pub mod tcp;
 pub mod ws;
 
 /// One simulated client of any transport. Each holds its own connection.
@@ -44,17 +45,21 @@ pub enum Subscriber {
     Sse(sse::Sse),
     /// WebSocket, resuming with `after=`.
     Ws(ws::Ws),
+    /// Raw TCP (the floor), resuming with `SUB <topic> <last id>`.
+    Tcp(tcp::Tcp),
 }
 
 impl Subscriber {
     /// Builds the subscriber for `config.transport` (no I/O yet). Fails on a
-    /// config that cannot work (bad base URL, zero poll interval, …).
+    /// config that cannot work (bad base URL, zero poll interval, raw TCP
+    /// without [`ClientConfig::tcp_addr`], …).
     pub fn new(config: ClientConfig) -> anyhow::Result<Self> {
         Ok(match config.transport {
             TransportKind::ShortPoll => Self::ShortPoll(short_poll::ShortPoll::new(&config)?),
             TransportKind::LongPoll => Self::LongPoll(long_poll::LongPoll::new(&config)?),
             TransportKind::Sse => Self::Sse(sse::Sse::new(&config)?),
             TransportKind::Ws => Self::Ws(ws::Ws::new(&config)?),
+            TransportKind::Tcp => Self::Tcp(tcp::Tcp::new(&config)?),
         })
     }
 
@@ -65,6 +70,7 @@ impl Subscriber {
             Self::LongPoll(_) => TransportKind::LongPoll,
             Self::Sse(_) => TransportKind::Sse,
             Self::Ws(_) => TransportKind::Ws,
+            Self::Tcp(_) => TransportKind::Tcp,
         }
     }
 
@@ -81,6 +87,7 @@ impl Subscriber {
             Self::LongPoll(t) => common::drive(t, observer, stop).await,
             Self::Sse(t) => common::drive(t, observer, stop).await,
             Self::Ws(t) => common::drive(t, observer, stop).await,
+            Self::Tcp(t) => common::drive(t, observer, stop).await,
         }
     }
 }
@@ -113,6 +120,9 @@ pub struct ClientConfig {
     pub transport: TransportKind,
     /// Base URL of the server, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub base_url: String,
+    /// Raw TCP only: the server's TCP port (`"tcp"` in push-server's ready
+    /// line); required for [`TransportKind::Tcp`], ignored otherwise.
+    pub tcp_addr: Option<SocketAddr>,
     /// Topic to subscribe to (`t0`, `t1`, …).
     pub topic: String,
     /// Short polling: interval of the fixed request schedule.
@@ -128,7 +138,7 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Pause before reconnecting after a failure (SSE: unless the server sent `retry:`).
     pub reconnect_delay: Duration,
-    /// SSE and WebSocket: a connection that receives nothing (no event, no
+    /// SSE, WebSocket and raw TCP: a connection that receives nothing (no event, no
     /// keep-alive, no ping) for this long is deemed dead and reconnected, so
     /// no read waits forever on a peer that vanished. Must exceed the
     /// server's keep-alive interval and, without keep-alives, the gap
@@ -142,6 +152,7 @@ impl ClientConfig {
         Self {
             transport,
             base_url: base_url.into(),
+            tcp_addr: None,
             topic: "t0".to_string(),
             poll_interval: Duration::from_secs(1),
             poll_phase: Duration::ZERO,

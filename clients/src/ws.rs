@@ -7,14 +7,14 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use futures_util::StreamExt as _;
 use reqwest::Url;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{IdleWatch, Target, Transport, deliver, elapsed_us};
+use crate::common::{IdleWatch, Target, Transport, connect, deliver, elapsed_us};
 use crate::{ClientConfig, Observer};
 
 /// tungstenite's buffers default to 128 KiB each and the read buffer is
@@ -59,20 +59,7 @@ impl Ws {
         // so the change cannot be refused.
         let _ = url.set_scheme("ws");
         let addr = resolve(&url, self.local_addr).await?;
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        }?;
-        if let Some(ip) = self.local_addr {
-            socket
-                .bind(SocketAddr::new(ip, 0))
-                .with_context(|| format!("binding source address {ip}"))?;
-        }
-        socket.set_nodelay(true)?;
-        let stream = socket
-            .connect(addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
+        let stream = connect(addr, self.local_addr).await?;
         let config = WebSocketConfig::default()
             .read_buffer_size(BUFFER_BYTES)
             .write_buffer_size(BUFFER_BYTES);

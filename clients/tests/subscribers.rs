@@ -117,8 +117,10 @@ impl Running {
     }
 }
 
+/// A config against `addr`, which also serves as the raw-TCP address.
 fn config(transport: TransportKind, addr: SocketAddr) -> ClientConfig {
     let mut c = ClientConfig::new(transport, format!("http://{addr}"));
+    c.tcp_addr = Some(addr);
     c.poll_interval = Duration::from_millis(100);
     c.longpoll_timeout = Duration::from_secs(30);
     c.connect_timeout = Duration::from_secs(3);
@@ -285,6 +287,84 @@ async fn ws_answers_pings_and_resumes_with_after() {
 }
 
 // ---------------------------------------------------------------------------
+// Raw TCP: keep-alives skipped, a bad frame reported, a stream cut mid-frame
+// resumed with the last complete id
+
+/// Serves two connections: the first gets frames 1..=3 (with a keep-alive
+/// and a non-JSON frame among them) and half of frame 4, then is cut; the
+/// second must ask for `after 3` and gets 4..=6, and is held open. Records
+/// the request lines.
+async fn tcp_script_server() -> (SocketAddr, Seen, JoinHandle<()>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let lines = Seen::default();
+    let seen = lines.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for first in [1u64, 4] {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut socket = BufReader::new(socket);
+            let mut line = String::new();
+            socket.read_line(&mut line).await.unwrap();
+            seen.lock().unwrap().push(Some(line));
+            let mut out = Vec::new();
+            for id in first..first + 3 {
+                out.extend_from_slice(&encode::tcp_frame(&event_json(id)));
+                if id == 2 {
+                    out.extend_from_slice(&[0, 0, 0, 0]); // keep-alive
+                    out.extend_from_slice(&encode::tcp_frame("not json"));
+                }
+            }
+            if first == 1 {
+                let cut = encode::tcp_frame(&event_json(4));
+                out.extend_from_slice(&cut[..cut.len() / 2]);
+            }
+            // Split in odd places: frames must survive any read boundary.
+            for piece in out.chunks(7) {
+                socket.get_mut().write_all(piece).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            if first == 4 {
+                held.push(socket);
+            } // else dropped: the connection breaks mid-frame
+        }
+        std::future::pending::<()>().await; // holds the last connection open
+    });
+    (addr, lines, task)
+}
+
+#[tokio::test]
+async fn tcp_skips_keepalives_reports_bad_frames_and_resumes_after_a_cut() {
+    let (addr, lines, server) = tcp_script_server().await;
+    let running = start(config(TransportKind::Tcp, addr));
+    assert!(
+        running
+            .probe
+            .wait_until(Duration::from_secs(3), |r| r.events.len() >= 6)
+            .await,
+        "got {:?}",
+        running.probe.ids()
+    );
+    let probe = running.stop_within_1s().await;
+    assert_eq!(probe.ids(), vec![1, 2, 3, 4, 5, 6]);
+    server.abort();
+    assert_eq!(
+        *lines.lock().unwrap(),
+        [
+            Some("SUB t0 -\n".to_string()),
+            Some("SUB t0 3\n".to_string())
+        ]
+    );
+    probe.get(|r| {
+        assert_eq!(r.connects.len(), 2);
+        assert_eq!(r.disconnects, 1);
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(r.errors[0].contains("undecodable event"), "{:?}", r.errors);
+    });
+}
+
+// ---------------------------------------------------------------------------
 // Stopping and failing
 
 /// A server that accepts TCP connections and never says a word: every
@@ -313,8 +393,14 @@ async fn every_transport_stops_within_1s_while_its_request_is_held() {
     for (transport, run) in running {
         let probe = run.stop_within_1s().await;
         probe.get(|r| {
-            assert!(r.connects.is_empty(), "{transport}: nothing answered");
-            assert!(r.events.is_empty(), "{transport}");
+            // Raw TCP has no answer to wait for: it is connected once the
+            // request line is sent, and then waits for frames.
+            let connects = usize::from(transport == TransportKind::Tcp);
+            assert_eq!(r.connects.len(), connects, "{transport}: nothing answered");
+            assert!(
+                r.events.is_empty() && r.errors.is_empty(),
+                "{transport}: {r:?}"
+            );
         });
     }
     server.abort();
@@ -360,20 +446,48 @@ async fn bad_configs_are_errors_not_panics() {
     let mut zero_hold = config(TransportKind::LongPoll, addr);
     zero_hold.longpoll_timeout = Duration::ZERO;
     assert!(Subscriber::new(zero_hold).is_err());
-    for t in TransportKind::ALL {
+    for t in TransportKind::COMPARED {
         assert!(Subscriber::new(ClientConfig::new(t, "not a url")).is_err());
+    }
+    for t in TransportKind::ALL {
         assert_eq!(Subscriber::new(config(t, addr)).unwrap().transport(), t);
+    }
+    // Raw TCP needs the TCP port (the base URL is not used), and a topic
+    // that fits on its request line.
+    let mut no_port = config(TransportKind::Tcp, addr);
+    no_port.tcp_addr = None;
+    let err = Subscriber::new(no_port).unwrap_err().to_string();
+    assert!(err.contains("tcp_addr"), "{err}");
+    for topic in ["", "t 0", "t\n0", &"t".repeat(240)] {
+        let mut bad_topic = config(TransportKind::Tcp, addr);
+        bad_topic.topic = topic.to_string();
+        assert!(Subscriber::new(bad_topic).is_err(), "{topic:?}");
     }
 }
 
 // ---------------------------------------------------------------------------
 // Against the real server
 
-/// Starts the real server on a free port; it runs until the token fires.
+/// The real server's two ports.
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    http: SocketAddr,
+    tcp: SocketAddr,
+}
+
+/// A config for `transport` against the real server's ports.
+fn real_config(transport: TransportKind, ports: Ports) -> ClientConfig {
+    let mut c = config(transport, ports.http);
+    c.tcp_addr = Some(ports.tcp);
+    c
+}
+
+/// Starts the real server (with its raw-TCP port) on free ports; it runs
+/// until the token fires.
 async fn real_server(
     rate: f64,
     configure: impl FnOnce(&mut servers::ServerConfig),
-) -> (SocketAddr, CancellationToken) {
+) -> (Ports, CancellationToken) {
     let mut config = servers::ServerConfig::default();
     config.hub.schedule = protocol::Schedule {
         start_epoch_us: now_us(),
@@ -381,11 +495,17 @@ async fn real_server(
         topics: 1,
     };
     configure(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let listeners = servers::Listeners {
+        http: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tcp: Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+    };
+    let ports = Ports {
+        http: listeners.http.local_addr().unwrap(),
+        tcp: listeners.tcp.as_ref().unwrap().local_addr().unwrap(),
+    };
     let shutdown = CancellationToken::new();
-    tokio::spawn(servers::serve(listener, config, shutdown.clone()));
-    (addr, shutdown)
+    tokio::spawn(servers::serve(listeners, config, shutdown.clone()));
+    (ports, shutdown)
 }
 
 /// Ids strictly contiguous (no loss, duplicate or reordering), topic `t0`,
@@ -408,8 +528,8 @@ fn assert_clean_delivery(transport: TransportKind, record: &Record, max_latency:
 /// One subscriber of `transport` against a 50 events/s server: at least 20
 /// events, in order, each within `max_latency` of its scheduled emission.
 async fn delivers_cleanly(transport: TransportKind, max_latency: Duration) {
-    let (addr, server) = real_server(50.0, |_| {}).await;
-    let running = start(config(transport, addr));
+    let (ports, server) = real_server(50.0, |_| {}).await;
+    let running = start(real_config(transport, ports));
     let enough = running
         .probe
         .wait_until(Duration::from_secs(3), |r| r.events.len() >= 20)
@@ -457,17 +577,46 @@ async fn ws_delivers_promptly() {
 }
 
 #[tokio::test]
+async fn tcp_delivers_promptly() {
+    delivers_cleanly(TransportKind::Tcp, Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn a_tcp_subscription_the_server_refuses_reports_its_err_line() {
+    let (ports, server) = real_server(50.0, |_| {}).await;
+    let mut cfg = real_config(TransportKind::Tcp, ports);
+    cfg.topic = "t7".to_string(); // the server has t0 only
+    let running = start(cfg);
+    let refused = running
+        .probe
+        .wait_until(Duration::from_secs(2), |r| r.errors.len() >= 2)
+        .await;
+    let probe = running.stop_within_1s().await;
+    server.cancel();
+    probe.get(|r| {
+        assert!(refused, "{r:?}");
+        assert!(r.events.is_empty());
+        assert!(
+            r.errors[0].starts_with("server refused: ERR unknown topic \"t7\""),
+            "{:?}",
+            r.errors
+        );
+    });
+}
+
+#[tokio::test]
 async fn streams_ended_by_the_server_resume_without_loss_or_duplicates() {
-    // The server ends every SSE stream and WebSocket after 250 ms, as a
-    // proxy would; SSE resumes with Last-Event-ID, WebSocket with after=.
-    let (addr, server) = real_server(50.0, |c| {
+    // The server ends every SSE stream, WebSocket and raw-TCP stream after
+    // 250 ms, as a proxy would; SSE resumes with Last-Event-ID, WebSocket
+    // with after=, raw TCP with `SUB t0 <last id>`.
+    let (ports, server) = real_server(50.0, |c| {
         c.retry_ms = 20;
         c.stream_max_age = Some(Duration::from_millis(250));
     })
     .await;
-    let running: Vec<_> = [TransportKind::Sse, TransportKind::Ws]
+    let running: Vec<_> = [TransportKind::Sse, TransportKind::Ws, TransportKind::Tcp]
         .into_iter()
-        .map(|t| (t, start(config(t, addr))))
+        .map(|t| (t, start(real_config(t, ports))))
         .collect();
     for (transport, run) in running {
         let resumed = run
@@ -498,10 +647,10 @@ async fn streams_ended_by_the_server_resume_without_loss_or_duplicates() {
 #[tokio::test]
 async fn every_transport_stops_within_1s_against_an_idle_real_server() {
     // No events at all: the long poll is held, the streams are idle.
-    let (addr, server) = real_server(0.0, |_| {}).await;
+    let (ports, server) = real_server(0.0, |_| {}).await;
     let running: Vec<_> = TransportKind::ALL
         .into_iter()
-        .map(|t| (t, start(config(t, addr))))
+        .map(|t| (t, start(real_config(t, ports))))
         .collect();
     for (transport, run) in running {
         let settled = match transport {

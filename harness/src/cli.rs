@@ -29,7 +29,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// pushbench: compare short polling, long polling, SSE and WebSocket with measurements.
 #[derive(Debug, Parser)]
-#[command(name = "pushbench", version, about)]
+#[command(name = "pushbench", version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -39,7 +39,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a scenario (the embedded default unless --scenario) and write results/<name>/.
+    /// Run a scenario (the embedded default unless --scenario) and write results/NAME/.
     Run(RunArgs),
     /// Re-render DIR/report.md and DIR/latency.svg from DIR/run.json alone.
     Report {
@@ -54,8 +54,8 @@ pub struct RunArgs {
     /// Scenario file (TOML); keys it leaves out keep the default scenario's values.
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
-    /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws
-    /// [default: all four].
+    /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws,
+    /// or tcp (the raw-TCP floor) [default: short-poll,long-poll,sse,ws].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub transports: Option<Vec<TransportKind>>,
     /// Simulated clients, one connection each [default: 100].
@@ -79,7 +79,7 @@ pub struct RunArgs {
     /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
     #[arg(long, value_name = "N")]
     pub topics: Option<u32>,
-    /// Output directory [default: results/<scenario name>].
+    /// Output directory [default: results/NAME, NAME being the scenario's name].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Measure a push-server that is already running at this base URL
@@ -90,6 +90,31 @@ pub struct RunArgs {
     /// The push-server binary [default: push-server beside the pushbench executable].
     #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
     pub server_bin: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The scenario flags given, as `--flag value` strings.
+    fn overrides(&self) -> Vec<String> {
+        let dur = |d: &Option<Duration>| d.map(crate::scenario::fmt_duration);
+        [
+            (
+                "--transports",
+                self.transports
+                    .as_ref()
+                    .map(|t| t.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")),
+            ),
+            ("--clients", self.clients.map(|v| v.to_string())),
+            ("--rate", self.rate.map(|v| v.to_string())),
+            ("--payload-bytes", self.payload_bytes.map(|v| v.to_string())),
+            ("--duration", dur(&self.duration)),
+            ("--warmup", dur(&self.warmup)),
+            ("--poll-interval", dur(&self.poll_interval)),
+            ("--topics", self.topics.map(|v| v.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(flag, v)| v.map(|v| format!("{flag} {v}")))
+        .collect()
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -104,6 +129,16 @@ impl RunArgs {
             Some(path) => Scenario::load(path)?,
             None => Scenario::default(),
         };
+        let overrides = self.overrides();
+        if !overrides.is_empty() {
+            // The description was written for the scenario as it stood; say what changed.
+            let note = format!("Overridden on the command line: {}.", overrides.join(" "));
+            s.description = if s.description.is_empty() {
+                note
+            } else {
+                format!("{} {note}", s.description)
+            };
+        }
         s.apply(ScenarioPatch {
             transports: self.transports.clone(),
             clients: self.clients,
@@ -167,7 +202,7 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
             // clap explains over several lines; the contract is one line.
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or("error: bad command line");
-            eprintln!("{first} (see `pushbench --help`)");
+            eprintln!("{first} (see --help)");
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -311,6 +346,14 @@ mod tests {
         assert_eq!(s.topics, 3);
         assert_eq!(s.payload_bytes, 10);
         assert_eq!(s.name, "default");
+        assert!(
+            s.description.ends_with(
+                "Overridden on the command line: --transports sse,ws --clients 7 --rate 2.5 \
+                 --payload-bytes 10 --duration 2s --warmup 500ms --poll-interval 200ms --topics 3."
+            ),
+            "{}",
+            s.description
+        );
     }
 
     #[test]
@@ -319,6 +362,35 @@ mod tests {
             panic!("run expected")
         };
         assert_eq!(args.scenario().unwrap(), Scenario::default());
+    }
+
+    #[test]
+    fn help_states_the_default_scenario_s_values() {
+        // The defaults in the help text are written out; keep them the embedded file's.
+        use clap::CommandFactory as _;
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let d = Scenario::default();
+        let names: Vec<_> = d.transports.iter().map(|t| t.as_str()).collect();
+        for expected in [
+            format!("[default: {}]", names.join(",")),
+            format!("[default: {}]", d.clients),
+            format!("[default: {}]", d.rate),
+            format!("[default: {}]", d.payload_bytes),
+            format!("[default: {}]", crate::scenario::fmt_duration(d.duration)),
+            format!("[default: {}]", crate::scenario::fmt_duration(d.warmup)),
+            format!(
+                "[default: {}]",
+                crate::scenario::fmt_duration(d.poll_interval)
+            ),
+            format!("[default: {}]", d.topics),
+        ] {
+            assert!(help.contains(&expected), "help lacks {expected}:\n{help}");
+        }
     }
 
     #[test]

@@ -21,7 +21,8 @@ use crate::scenario::Scenario;
 /// Bound on the fleet stopping after it is cancelled.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The per-client configs of a fleet of `scenario.clients` against `base_url`.
+/// The per-client configs of a fleet of `scenario.clients` against
+/// `base_url` (and `tcp_addr`, the raw-TCP floor's port, if served).
 ///
 /// Client `i` subscribes to topic `t{i % topics}`; short-polling clients'
 /// schedules are offset by `i * poll_interval / clients`, so their requests
@@ -29,12 +30,14 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn client_configs(
     transport: TransportKind,
     base_url: &str,
+    tcp_addr: Option<std::net::SocketAddr>,
     scenario: &Scenario,
 ) -> Vec<ClientConfig> {
     let n = scenario.clients.max(1);
     (0..scenario.clients)
         .map(|i| {
             let mut c = ClientConfig::new(transport, base_url);
+            c.tcp_addr = tcp_addr;
             c.topic = protocol::schedule::topic_name(topic_of(i, scenario.topics));
             c.poll_interval = scenario.poll_interval;
             c.poll_phase = scenario.poll_interval.mul_f64(i as f64 / n as f64);
@@ -192,11 +195,13 @@ mod tests {
 
     #[test]
     fn configs_spread_topics_and_poll_phases() {
-        let mut s = Scenario::default();
-        s.clients = 4;
-        s.topics = 3;
-        s.poll_interval = Duration::from_millis(200);
-        let c = client_configs(TransportKind::ShortPoll, "http://127.0.0.1:1", &s);
+        let s = Scenario {
+            clients: 4,
+            topics: 3,
+            poll_interval: Duration::from_millis(200),
+            ..Scenario::default()
+        };
+        let c = client_configs(TransportKind::ShortPoll, "http://127.0.0.1:1", None, &s);
         let topics: Vec<_> = c.iter().map(|c| c.topic.as_str()).collect();
         assert_eq!(topics, ["t0", "t1", "t2", "t0"]);
         let phases: Vec<_> = c.iter().map(|c| c.poll_phase.as_millis()).collect();
@@ -207,10 +212,12 @@ mod tests {
     #[tokio::test]
     async fn a_fleet_against_nothing_stops_in_time_and_returns_every_recorder() {
         // Port 1 on loopback refuses connections: clients keep retrying until cancelled.
-        let mut s = Scenario::default();
-        s.clients = 5;
-        s.reconnect_delay = Duration::from_millis(20);
-        let configs = client_configs(TransportKind::Sse, "http://127.0.0.1:1", &s);
+        let s = Scenario {
+            clients: 5,
+            reconnect_delay: Duration::from_millis(20),
+            ..Scenario::default()
+        };
+        let configs = client_configs(TransportKind::Sse, "http://127.0.0.1:1", None, &s);
         let fleet = Fleet::start(configs, 1000.0, Arc::new(Window::new()), 10);
         assert_eq!(fleet.clients(), 5);
         tokio::time::sleep(Duration::from_millis(200)).await;

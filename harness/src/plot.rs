@@ -36,6 +36,7 @@ pub fn colour(transport: TransportKind) -> RGBColor {
         TransportKind::LongPoll => RGBColor(0x00, 0x72, 0xB2),  // blue
         TransportKind::Sse => RGBColor(0x00, 0x9E, 0x73),       // bluish green
         TransportKind::Ws => RGBColor(0xCC, 0x79, 0xA7),        // reddish purple
+        TransportKind::Tcp => RGBColor(0x00, 0x00, 0x00),       // black: the floor
     }
 }
 

@@ -8,6 +8,7 @@
 //! summaries are printed above it. Everything goes to stderr; stdout stays
 //! free for scripts.
 
+use std::cell::Cell;
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
@@ -75,13 +76,13 @@ impl Progress {
             clients,
             mode: self.mode,
             bar,
-            timed: None,
+            timed: Cell::new(None),
         }
     }
 }
 
 fn style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>12.bold} [{bar:30.cyan/blue}] {msg}")
+    ProgressStyle::with_template("{prefix:>12.bold} [{bar:30.cyan/blue}] {wide_msg}")
         .expect("constant progress template is valid")
         .progress_chars("=> ")
 }
@@ -93,14 +94,16 @@ pub struct TransportProgress {
     clients: usize,
     mode: Mode,
     bar: Option<ProgressBar>,
-    /// Name and length of the current timed phase (warm-up, measuring, draining).
-    timed: Option<(&'static str, Duration)>,
+    /// Name and length of the current timed phase (warm-up, measuring,
+    /// draining). A `Cell` so that progress can be reported through a shared
+    /// reference while the runner's wait loop also holds one.
+    timed: Cell<Option<(&'static str, Duration)>>,
 }
 
 impl TransportProgress {
     /// Starting the server (or reading the target's schedule).
-    pub fn starting(&mut self, what: &str) {
-        self.timed = None;
+    pub fn starting(&self, what: &str) {
+        self.timed.set(None);
         self.plain(what);
         if let Some(bar) = &self.bar {
             bar.set_length(1);
@@ -110,8 +113,8 @@ impl TransportProgress {
     }
 
     /// Connecting the fleet.
-    pub fn connecting(&mut self) {
-        self.timed = None;
+    pub fn connecting(&self) {
+        self.timed.set(None);
         self.plain(&format!("connecting {} clients", self.clients));
         if let Some(bar) = &self.bar {
             bar.set_length(self.clients as u64);
@@ -121,8 +124,8 @@ impl TransportProgress {
     }
 
     /// A timed phase begins: `name` is `warming up`, `measuring` or `draining`.
-    pub fn timed_phase(&mut self, name: &'static str, length: Duration, connected: usize) {
-        self.timed = Some((name, length));
+    pub fn timed_phase(&self, name: &'static str, length: Duration, connected: usize) {
+        self.timed.set(Some((name, length)));
         self.plain(&format!(
             "{name} {} ({connected} clients connected)",
             fmt_duration(round_ms(length))
@@ -138,7 +141,7 @@ impl TransportProgress {
     /// Periodic update: clients connected, time into the current phase.
     pub fn tick(&self, connected: usize, elapsed: Duration) {
         let Some(bar) = &self.bar else { return };
-        match self.timed {
+        match self.timed.get() {
             None => {
                 bar.set_position(connected as u64);
                 bar.set_message(format!("connecting {connected}/{} clients", self.clients));
@@ -147,11 +150,11 @@ impl TransportProgress {
                 let elapsed = elapsed.min(length);
                 bar.set_position(elapsed.as_millis() as u64);
                 bar.set_message(format!(
-                    "{name} {:.1}/{:.1} s, {connected}/{} connected, {:.0} s left",
+                    "{name} {:.1}/{:.1} s ({:.1} s left), {connected}/{} connected",
                     elapsed.as_secs_f64(),
                     length.as_secs_f64(),
+                    (length - elapsed).as_secs_f64(),
                     self.clients,
-                    (length - elapsed).as_secs_f64().ceil()
                 ));
             }
         }
@@ -198,9 +201,10 @@ impl Drop for TransportProgress {
     }
 }
 
-/// Durations shown to people need no microseconds.
+/// Durations shown to people: to the nearest 10 ms (a phase computed from
+/// clocks is 1.9996 s long, and is shown as `2s`).
 fn round_ms(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
+    Duration::from_millis((d.as_secs_f64() * 100.0).round() as u64 * 10)
 }
 
 /// `[sse] delivered 10000/10000, p50 0.41 ms, p99 1.2 ms` (plus what failed, if it did).

@@ -90,7 +90,11 @@ impl RunOutcome {
             why.push("the run was interrupted before every transport ran".to_string());
         }
         for t in self.run.transports.iter().filter(|t| !t.verified) {
-            why.push(format!("{} not verified ({})", t.transport, t.problems.join("; ")));
+            why.push(format!(
+                "{} not verified ({})",
+                t.transport,
+                t.problems.join("; ")
+            ));
         }
         if self.run.transports.is_empty() && self.run.complete {
             why.push("no transport ran".to_string());
@@ -122,7 +126,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
             .await
             .with_context(|| format!("cannot read the schedule of target {url}"))?;
         let c = &stats.config;
-        if (c.rate, c.topics, c.payload_bytes) != (scenario.rate, scenario.topics, scenario.payload_bytes) {
+        if (c.rate, c.topics, c.payload_bytes)
+            != (scenario.rate, scenario.topics, scenario.payload_bytes)
+        {
             opts.progress.line(&format!(
                 "target {url} generates {} events/s on {} topics of {} B; the scenario's values are replaced",
                 c.rate, c.topics, c.payload_bytes
@@ -230,8 +236,10 @@ impl Watch<'_> {
                 }
             }
             let now = Instant::now();
-            self.progress
-                .tick(self.fleet.connected(), now.saturating_duration_since(phase_start));
+            self.progress.tick(
+                self.fleet.connected(),
+                now.saturating_duration_since(phase_start),
+            );
             if now >= deadline {
                 return Waited::Deadline;
             }
@@ -258,7 +266,8 @@ fn instant_at(us: u64) -> Instant {
     if us >= now_us {
         now + Duration::from_micros(us - now_us)
     } else {
-        now.checked_sub(Duration::from_micros(now_us - us)).unwrap_or(now)
+        now.checked_sub(Duration::from_micros(now_us - us))
+            .unwrap_or(now)
     }
 }
 
@@ -269,15 +278,22 @@ async fn run_transport(
     scenario: &Scenario,
     opts: &RunOptions,
 ) -> (Option<TransportResult>, bool) {
-    let mut progress = opts.progress.transport(transport, scenario.clients);
+    let progress = opts.progress.transport(transport, scenario.clients);
     let mut problems: Vec<String> = Vec::new();
 
     // 1. The server and its schedule.
-    let (mut server, base_url, schedule) = match &opts.target {
+    let (mut server, base_url, tcp_addr, schedule) = match &opts.target {
         Some(url) => {
             progress.starting(&format!("using the server at {url}"));
             match server_process::fetch_stats(url).await {
-                Ok(stats) => (None, url.trim_end_matches('/').to_string(), stats.config.schedule()),
+                // A target's raw-TCP port is not known here: a tcp fleet
+                // against a target reports the missing address as errors.
+                Ok(stats) => (
+                    None,
+                    url.trim_end_matches('/').to_string(),
+                    None,
+                    stats.config.schedule(),
+                ),
                 Err(e) => {
                     let r = unstarted(transport, scenario, format!("target unreachable: {e:#}"));
                     progress.finish(&r);
@@ -289,7 +305,9 @@ async fn run_transport(
             progress.starting("starting push-server");
             // A whole millisecond, in the future: ids and times read cleanly in logs.
             let start_epoch_us = protocol::now_us().div_ceil(1000) * 1000;
-            let spec = ServerSpec::from_scenario(scenario, start_epoch_us);
+            let mut spec = ServerSpec::from_scenario(scenario, start_epoch_us);
+            // The floor's port is opened only for its own run: the others' servers stay identical.
+            spec.tcp = transport == TransportKind::Tcp;
             let log = opts.out_dir.join(format!("server-{transport}.log"));
             let Some(bin) = opts.server_bin.as_deref() else {
                 let r = unstarted(transport, scenario, "no push-server binary given".into());
@@ -304,7 +322,8 @@ async fn run_transport(
                 Ok(s) => {
                     let url = s.base_url().to_string();
                     tracing::info!(%transport, pid = s.pid(), %url, "push-server ready");
-                    (Some(s), url, spec.schedule)
+                    let tcp = s.tcp_addr();
+                    (Some(s), url, tcp, spec.schedule)
                 }
                 Err(e) => {
                     let r = unstarted(transport, scenario, format!("{e:#}"));
@@ -318,7 +337,7 @@ async fn run_transport(
     // 2. The fleet.
     let window = Arc::new(Window::new());
     let hint = (schedule.rate * scenario.duration.as_secs_f64()).ceil() as u64 + 2;
-    let configs = fleet::client_configs(transport, &base_url, scenario);
+    let configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario);
     let fleet = Fleet::start(configs, scenario.connect_rate, window.clone(), hint);
     progress.connecting();
     let ramp = Duration::from_secs_f64(scenario.clients as f64 / scenario.connect_rate);
@@ -362,18 +381,11 @@ async fn run_transport(
         ];
         let mut phase_start = Instant::now();
         for (name, until) in phases {
-            drop(watch);
             progress.timed_phase(
                 name,
                 until.saturating_duration_since(phase_start),
                 fleet.connected(),
             );
-            watch = Watch {
-                fleet: &fleet,
-                server: server.as_mut(),
-                interrupt: &opts.interrupt,
-                progress: &progress,
-            };
             ended = watch.sleep_until(until, phase_start).await;
             if !matches!(ended, Waited::Done) {
                 break;
@@ -384,16 +396,18 @@ async fn run_transport(
             phase_start = until;
         }
     }
-    drop(watch);
     let interrupted = match ended {
         Waited::Done | Waited::Deadline => false,
         Waited::Interrupted => {
-            problems.push("interrupted (Ctrl-C); the window was cut short".to_string());
+            problems.push(
+                "interrupted (Ctrl-C or SIGTERM) before the transport finished; \
+                 the figures cover the window up to then"
+                    .to_string(),
+            );
             window.cut(protocol::now_us());
             true
         }
         Waited::ServerExited(msg) => {
-            progress.problem(&msg);
             problems.push(msg);
             window.cut(protocol::now_us());
             false
@@ -502,7 +516,10 @@ fn build_result(
         ));
     }
     if c.missing > 0 {
-        problems.push(format!("{} of {} expected events missing", c.missing, c.expected));
+        problems.push(format!(
+            "{} of {} expected events missing",
+            c.missing, c.expected
+        ));
     }
     if c.duplicated > 0 {
         problems.push(format!("{} events delivered more than once", c.duplicated));
@@ -634,7 +651,11 @@ mod tests {
             vec![],
         );
         assert!(!r.verified);
-        assert!(r.problems[0].contains("no events were due"), "{:?}", r.problems);
+        assert!(
+            r.problems[0].contains("no events were due"),
+            "{:?}",
+            r.problems
+        );
     }
 
     #[test]
@@ -663,7 +684,10 @@ mod tests {
         };
         assert!(!out.passed());
         let why = out.failure().unwrap();
-        assert!(why.contains("interrupted") && why.contains("sse not verified"), "{why}");
+        assert!(
+            why.contains("interrupted") && why.contains("sse not verified"),
+            "{why}"
+        );
         assert!(!why.contains('\n'));
     }
 }

@@ -118,19 +118,32 @@ impl Default for Scenario {
 impl Scenario {
     /// Reads a scenario file: the default scenario with the file's keys applied.
     ///
+    /// A file that does not name itself is named after the file (`fanout.toml`
+    /// → `fanout`), and one without a description gets none, rather than the
+    /// default scenario's, which would describe a different workload.
+    ///
     /// Errors name the file, the line and column, and what is wrong (an
     /// unknown key is named, with the keys that are allowed).
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read scenario file {}", path.display()))?;
-        Self::from_toml(&text).with_context(|| format!("scenario file {}", path.display()))
+        let mut patch =
+            parse_patch(&text).with_context(|| format!("scenario file {}", path.display()))?;
+        if patch.name.is_none() {
+            patch.name = path
+                .file_stem()
+                .map(|stem| sanitize_name(&stem.to_string_lossy()));
+        }
+        patch.description.get_or_insert_with(String::new);
+        let mut s = Scenario::default();
+        s.apply(patch);
+        Ok(s)
     }
 
     /// The default scenario with the keys of `text` (TOML) applied.
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
-        let patch: ScenarioPatch = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
         let mut s = Scenario::default();
-        s.apply(patch);
+        s.apply(parse_patch(text)?);
         Ok(s)
     }
 
@@ -152,7 +165,11 @@ impl Scenario {
     pub fn validate_with_fd_limit(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
         check_name(&self.name)?;
         if self.transports.is_empty() {
-            bail!("`transports` is empty: name at least one of short-poll, long-poll, sse, ws");
+            let names: Vec<&str> = TransportKind::ALL.iter().map(|t| t.as_str()).collect();
+            bail!(
+                "`transports` is empty: name at least one of {}",
+                names.join(", ")
+            );
         }
         let mut seen = BTreeSet::new();
         for t in &self.transports {
@@ -246,6 +263,31 @@ impl Scenario {
     }
 }
 
+/// Parses the keys of a scenario file.
+fn parse_patch(text: &str) -> anyhow::Result<ScenarioPatch> {
+    toml::from_str(text).map_err(|e| toml_error(text, &e))
+}
+
+/// A valid `name` made from `s` (other characters become `-`).
+fn sanitize_name(s: &str) -> String {
+    let name: String = s
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() || name == "." || name == ".." {
+        "scenario".to_string()
+    } else {
+        name
+    }
+}
+
 /// Formats a duration the way scenario files write it (`1s 500ms`).
 pub fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -335,7 +377,7 @@ mod tests {
     fn default_parses_and_validates() {
         let s = Scenario::default();
         assert_eq!(s.name, "default");
-        assert_eq!(s.transports, TransportKind::ALL.to_vec());
+        assert_eq!(s.transports, TransportKind::COMPARED.to_vec());
         assert_eq!(s.clients, 100);
         assert_eq!(s.topics, 1);
         assert_eq!(s.rate, 10.0);
@@ -395,6 +437,20 @@ mod tests {
     }
 
     #[test]
+    fn a_file_without_name_is_named_after_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fan out.toml");
+        std::fs::write(&path, "clients = 5\n").unwrap();
+        let s = Scenario::load(&path).unwrap();
+        assert_eq!(s.name, "fan-out");
+        assert_eq!(s.description, "", "not the default scenario's description");
+        s.validate_with_fd_limit(Some(20_000)).unwrap();
+        std::fs::write(&path, "name = \"x\"\ndescription = \"d\"\n").unwrap();
+        let s = Scenario::load(&path).unwrap();
+        assert_eq!((s.name.as_str(), s.description.as_str()), ("x", "d"));
+    }
+
+    #[test]
     fn bad_duration_and_bad_types_are_rejected() {
         let msg = format!(
             "{:#}",
@@ -408,7 +464,8 @@ mod tests {
 
     #[test]
     fn each_validation_names_its_key() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Scenario)>)> = vec![
+        type Change = Box<dyn Fn(&mut Scenario)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("`clients`", Box::new(|s| s.clients = 0)),
             ("`clients`", Box::new(|s| s.clients = 19_001)),
             ("`rate`", Box::new(|s| s.rate = -1.0)),
@@ -449,8 +506,10 @@ mod tests {
     fn client_bound_follows_the_open_file_limit() {
         assert_eq!(max_clients(Some(20_000)), 19_000);
         assert_eq!(max_clients(Some(1024)), 924);
-        let mut s = Scenario::default();
-        s.clients = 1000;
+        let s = Scenario {
+            clients: 1000,
+            ..Scenario::default()
+        };
         let msg = format!("{:#}", s.validate_with_fd_limit(Some(1024)).unwrap_err());
         assert!(
             msg.contains("between 1 and 924") && msg.contains("1024"),

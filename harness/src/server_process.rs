@@ -82,6 +82,8 @@ pub struct ServerSpec {
     pub keepalive: Duration,
     /// Longest long-poll hold the server grants.
     pub max_longpoll_timeout: Duration,
+    /// Also serve the raw-TCP floor (on a second free loopback port).
+    pub tcp: bool,
 }
 
 impl ServerSpec {
@@ -99,6 +101,7 @@ impl ServerSpec {
             retry_ms: s.retry_ms,
             keepalive: s.keepalive,
             max_longpoll_timeout: s.longpoll_timeout,
+            tcp: false,
         }
     }
 
@@ -124,9 +127,15 @@ impl ServerSpec {
         flag("--history", self.history.to_string());
         flag("--retry-ms", self.retry_ms.to_string());
         flag("--keepalive", fmt_duration(self.keepalive));
-        flag("--max-longpoll-timeout", fmt_duration(self.max_longpoll_timeout));
+        flag(
+            "--max-longpoll-timeout",
+            fmt_duration(self.max_longpoll_timeout),
+        );
         if let Some(ty) = &self.event_type {
             flag("--event-type", ty.clone());
+        }
+        if self.tcp {
+            flag("--tcp-listen", "127.0.0.1:0".to_string());
         }
         a
     }
@@ -138,14 +147,18 @@ pub struct ServerProcess {
     child: Child,
     pid: u32,
     addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
     base_url: String,
     log_path: PathBuf,
 }
 
-/// The ready line: `{"listening":"127.0.0.1:41234"}`.
+/// The ready line: `{"listening":"127.0.0.1:41234"}`, plus `"tcp":"ADDR"`
+/// when the raw-TCP floor is served.
 #[derive(Debug, Deserialize)]
 struct Ready {
     listening: String,
+    #[serde(default)]
+    tcp: Option<String>,
 }
 
 impl ServerProcess {
@@ -192,7 +205,7 @@ impl ServerProcess {
             loop {
                 match lines.next_line().await {
                     Ok(Some(line)) => match serde_json::from_str::<Ready>(&line) {
-                        Ok(r) => return Ok(r.listening),
+                        Ok(r) => return Ok(r),
                         Err(_) => tracing::debug!(target: "push-server", "stdout: {line}"),
                     },
                     Ok(None) => return Err(anyhow!("it closed its stdout before it was ready")),
@@ -202,24 +215,24 @@ impl ServerProcess {
         })
         .await;
         let failure = match ready {
-            Ok(Ok(listening)) => match listening.parse::<SocketAddr>() {
-                Ok(addr) => {
+            Ok(Ok(ready)) => match parse_ready(&ready) {
+                Ok((addr, tcp_addr)) => {
                     // Keep draining stdout so a chatty server never blocks on a full pipe.
                     tokio::spawn(async move {
                         while let Ok(Some(line)) = lines.next_line().await {
                             tracing::debug!(target: "push-server", "stdout: {line}");
                         }
                     });
-                    let addr = loopback_if_unspecified(addr);
                     return Ok(Self {
                         child,
                         pid,
                         addr,
+                        tcp_addr,
                         base_url: format!("http://{addr}"),
                         log_path: log_path.to_path_buf(),
                     });
                 }
-                Err(e) => anyhow!("its ready line names a bad address {listening:?}: {e}"),
+                Err(e) => e,
             },
             Ok(Err(e)) => e,
             Err(_) => anyhow!("it was not ready within {}", fmt_duration(READY_TIMEOUT)),
@@ -248,6 +261,11 @@ impl ServerProcess {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The raw-TCP floor's address, if it serves one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
     }
 
     /// `http://ADDR`, no trailing slash.
@@ -306,6 +324,17 @@ fn terminate(pid: u32) {
     unsafe {
         libc::kill(pid, libc::SIGTERM);
     }
+}
+
+/// The addresses of a ready line (unspecified ones mapped to loopback).
+fn parse_ready(r: &Ready) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
+    let parse = |s: &str| {
+        s.parse::<SocketAddr>()
+            .map(loopback_if_unspecified)
+            .map_err(|e| anyhow!("its ready line names a bad address {s:?}: {e}"))
+    };
+    let tcp = r.tcp.as_deref().map(parse).transpose()?;
+    Ok((parse(&r.listening)?, tcp))
 }
 
 /// A server listening on `0.0.0.0` is reached on loopback.
@@ -404,17 +433,37 @@ mod tests {
 
     #[test]
     fn args_carry_the_scenario() {
-        let mut s = Scenario::default();
-        s.event_type = Some("status".into());
+        let s = Scenario {
+            event_type: Some("status".into()),
+            ..Scenario::default()
+        };
         let args = ServerSpec::from_scenario(&s, 1_700_000_000_000_000).args();
         let joined = args.join(" ");
         assert!(joined.contains("--listen 127.0.0.1:0"), "{joined}");
         assert!(joined.contains("--rate 10 "), "{joined}");
         assert!(joined.contains("--topics 1 "), "{joined}");
-        assert!(joined.contains("--start-epoch-us 1700000000000000"), "{joined}");
+        assert!(
+            joined.contains("--start-epoch-us 1700000000000000"),
+            "{joined}"
+        );
         assert!(joined.contains("--payload-bytes 64"), "{joined}");
         assert!(joined.contains("--keepalive 15s"), "{joined}");
         assert!(joined.contains("--event-type status"), "{joined}");
+        assert!(!joined.contains("--tcp-listen"), "{joined}");
+        let mut spec = ServerSpec::from_scenario(&s, 1);
+        spec.tcp = true;
+        assert!(spec.args().join(" ").contains("--tcp-listen 127.0.0.1:0"));
+    }
+
+    #[test]
+    fn ready_lines_are_parsed() {
+        let r: Ready =
+            serde_json::from_str(r#"{"listening":"0.0.0.0:80","tcp":"127.0.0.1:81"}"#).unwrap();
+        let (http, tcp) = parse_ready(&r).unwrap();
+        assert_eq!(http.to_string(), "127.0.0.1:80");
+        assert_eq!(tcp.unwrap().to_string(), "127.0.0.1:81");
+        let r: Ready = serde_json::from_str(r#"{"listening":"nonsense"}"#).unwrap();
+        assert!(parse_ready(&r).is_err());
     }
 
     #[test]
@@ -429,11 +478,14 @@ mod tests {
     async fn a_server_that_exits_at_once_is_reported_with_its_log() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("fake-server");
-        std::fs::write(&script, "#!/bin/sh\necho 'error: port on fire' >&2\nexit 3\n").unwrap();
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho 'error: port on fire' >&2\nexit 3\n",
+        )
+        .unwrap();
         make_executable(&script);
-        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
         let log = dir.path().join("server.log");
-        let e = ServerProcess::start(&script, &spec, &log).await.unwrap_err();
+        let e = start_script(&script, &log).await.unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("port on fire"), "{msg}");
         assert!(msg.contains("exit status: 3"), "{msg}");
@@ -445,9 +497,8 @@ mod tests {
         let script = dir.path().join("slow-server");
         std::fs::write(&script, "#!/bin/sh\necho starting\nexec sleep 60\n").unwrap();
         make_executable(&script);
-        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
         let t = std::time::Instant::now();
-        let e = ServerProcess::start(&script, &spec, &dir.path().join("log"))
+        let e = start_script(&script, &dir.path().join("log"))
             .await
             .unwrap_err();
         assert!(t.elapsed() < READY_TIMEOUT + Duration::from_secs(3));
@@ -464,8 +515,7 @@ mod tests {
         )
         .unwrap();
         make_executable(&script);
-        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
-        let mut server = ServerProcess::start(&script, &spec, &dir.path().join("log"))
+        let mut server = start_script(&script, &dir.path().join("log"))
             .await
             .unwrap();
         assert_eq!(server.base_url(), "http://127.0.0.1:4321");
@@ -479,5 +529,22 @@ mod tests {
     fn make_executable(path: &Path) {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// `ServerProcess::start`, retried on ETXTBSY: a script written just now
+    /// can be "busy" for a moment if another test thread forked while its
+    /// write descriptor was open (the child holds it until it execs).
+    async fn start_script(script: &Path, log: &Path) -> anyhow::Result<ServerProcess> {
+        let spec = ServerSpec::from_scenario(&Scenario::default(), 1);
+        let mut tries = 0;
+        loop {
+            match ServerProcess::start(script, &spec, log).await {
+                Err(e) if tries < 10 && format!("{e:#}").contains("Text file busy") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }

@@ -17,15 +17,28 @@ pub enum TransportKind {
     Sse,
     /// WebSocket: `GET /ws`, one text message per event.
     Ws,
+    /// Raw TCP on a second port: length-prefixed frames of the same event
+    /// JSON. Not a push transport anyone would choose: the physical floor
+    /// every other transport is compared to.
+    Tcp,
 }
 
 impl TransportKind {
-    /// Every transport, in report order.
-    pub const ALL: [TransportKind; 4] = [
+    /// The four push transports under comparison, in report order.
+    pub const COMPARED: [TransportKind; 4] = [
         TransportKind::ShortPoll,
         TransportKind::LongPoll,
         TransportKind::Sse,
         TransportKind::Ws,
+    ];
+
+    /// Every transport, in report order: the compared ones, then the floor.
+    pub const ALL: [TransportKind; 5] = [
+        TransportKind::ShortPoll,
+        TransportKind::LongPoll,
+        TransportKind::Sse,
+        TransportKind::Ws,
+        TransportKind::Tcp,
     ];
 
     /// The name used on the command line, in scenario files and in results.
@@ -35,6 +48,7 @@ impl TransportKind {
             TransportKind::LongPoll => "long-poll",
             TransportKind::Sse => "sse",
             TransportKind::Ws => "ws",
+            TransportKind::Tcp => "tcp",
         }
     }
 
@@ -45,12 +59,19 @@ impl TransportKind {
             TransportKind::LongPoll => "long polling",
             TransportKind::Sse => "SSE",
             TransportKind::Ws => "WebSocket",
+            TransportKind::Tcp => "raw TCP (floor)",
         }
     }
 
     /// Whether the client pulls with repeated requests (and so counts requests).
     pub fn is_polling(self) -> bool {
         matches!(self, TransportKind::ShortPoll | TransportKind::LongPoll)
+    }
+
+    /// Whether this is the raw-TCP floor that the compared transports are
+    /// measured against (reports show it as a reference, not a contender).
+    pub fn is_floor(self) -> bool {
+        self == TransportKind::Tcp
     }
 }
 
@@ -68,7 +89,7 @@ impl fmt::Display for UnknownTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown transport `{}` (expected one of: short-poll, long-poll, sse, ws)",
+            "unknown transport `{}` (expected one of: short-poll, long-poll, sse, ws, tcp)",
             self.0
         )
     }
@@ -99,5 +120,19 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", t.as_str()));
         }
         assert!("polling".parse::<TransportKind>().is_err());
+        assert_eq!("tcp".parse::<TransportKind>().unwrap(), TransportKind::Tcp);
+    }
+
+    #[test]
+    fn the_floor_is_last_and_not_compared() {
+        assert_eq!(TransportKind::ALL[..4], TransportKind::COMPARED);
+        assert_eq!(TransportKind::ALL[4], TransportKind::Tcp);
+        assert!(TransportKind::Tcp.is_floor());
+        assert!(TransportKind::COMPARED.iter().all(|t| !t.is_floor()));
+        let err = "x".parse::<TransportKind>().unwrap_err().to_string();
+        assert!(
+            TransportKind::ALL.iter().all(|t| err.contains(t.as_str())),
+            "{err}"
+        );
     }
 }

@@ -66,8 +66,9 @@ impl Default for HubConfig {
 
 /// One event, encoded once for every transport when it entered the log.
 ///
-/// All three encodings share one allocation: the JSON and the WebSocket text
-/// are slices of the SSE frame (`id: N\ndata: <json>\n\n`).
+/// The JSON and the WebSocket text are slices of the SSE frame
+/// (`id: N\ndata: <json>\n\n`); the raw-TCP frame (length prefix + JSON) is
+/// the one other allocation.
 #[derive(Debug)]
 pub struct EncodedEvent {
     /// The event id (contiguous per topic).
@@ -78,12 +79,15 @@ pub struct EncodedEvent {
     pub ws: Utf8Bytes,
     /// The complete SSE frame.
     pub sse: Bytes,
+    /// The complete raw-TCP frame: 4-byte big-endian length, then the JSON.
+    pub tcp: Bytes,
 }
 
 impl EncodedEvent {
     fn new(slot: Slot, topic: &str, payload: &str, event_type: Option<&str>) -> Self {
         let json = protocol::encode::event_json(slot.id, topic, slot.at_us, payload);
         let sse = protocol::encode::sse_frame(slot.id, event_type, &json);
+        let tcp = protocol::encode::tcp_frame(&json);
         // Share the frame's bytes when the frame ends with `<json>\n\n`, as
         // `sse_frame` promises; otherwise fall back to a separate copy.
         let json_bytes = sse
@@ -99,6 +103,7 @@ impl EncodedEvent {
             json: json_bytes,
             ws,
             sse,
+            tcp,
         }
     }
 }
@@ -373,6 +378,7 @@ mod tests {
         assert_eq!(e.json, json.as_bytes());
         assert_eq!(e.ws.as_str(), json);
         assert_eq!(e.sse, protocol::encode::sse_frame(7, Some("status"), &json));
+        assert_eq!(e.tcp, protocol::encode::tcp_frame(&json));
         // The JSON is a view into the frame, not a second allocation.
         let frame = e.sse.as_ptr_range();
         assert!(frame.contains(&e.json.as_ptr()));

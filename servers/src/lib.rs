@@ -1,4 +1,5 @@
-//! pushbench's matched push servers: one hub, four transports, one Router.
+//! pushbench's matched push servers: one hub, four transports and the
+//! raw-TCP floor, one socket setup.
 //!
 //! Layout (read in this order):
 //!
@@ -6,29 +7,42 @@
 //!   event logs (each event encoded once for every transport) and the
 //!   per-topic wakeups. Every transport is a cursor over this log.
 //! - [`net`]: the one socket setup for all transports: a listener that sets
-//!   `TCP_NODELAY` and counts bytes in and out on every connection.
+//!   `TCP_NODELAY` and counts bytes in and out on every connection, and the
+//!   accept loop of both ports.
+//! - `feed.rs`: the cursor every streaming transport runs on (what is owed,
+//!   when to send a keep-alive, when the stream ends).
 //! - One module per transport, alike in shape: parse the request
 //!   (`request.rs`), resolve the cursor, then read from the hub and write
 //!   everything owed in one write per wake-up:
 //!   [`poll`] (`GET /poll`), [`longpoll`] (`GET /longpoll`),
-//!   [`sse`] (`GET /sse`), [`ws`] (`GET /ws`).
+//!   [`sse`] (`GET /sse`), [`ws`] (`GET /ws`), and [`tcp`] (the floor:
+//!   length-prefixed frames on a second port).
 //! - [`stats`]: counters, `GET /stats`, `GET /healthz`.
 //!
-//! [`serve`] runs the generator and the HTTP server until a
-//! [`CancellationToken`] fires; [`app`] builds the Router alone (Listener in,
+//! [`serve`] runs the generator and both ports until a [`CancellationToken`]
+//! fires, driving hyper directly so that its per-connection buffer is
+//! stated ([`Buffers`]); [`app`] builds the Router alone (Listener in,
 //! Router out) for callers that drive axum themselves.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use axum::routing::get;
 use bytes::Bytes;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 
+mod feed;
 pub mod hub;
 pub mod longpoll;
 pub mod net;
@@ -36,6 +50,7 @@ pub mod poll;
 mod request;
 pub mod sse;
 pub mod stats;
+pub mod tcp;
 pub mod ws;
 
 pub use hub::{Hub, HubConfig};
@@ -59,6 +74,12 @@ pub struct ServerConfig {
     /// 1001) after this age, as real proxies do, so clients must resume
     /// (default: never).
     pub stream_max_age: Option<Duration>,
+    /// Per-connection buffers of every transport, stated rather than left
+    /// to each library's default.
+    pub buffers: Buffers,
+    /// Where [`Listeners::bind`] opens the raw-TCP floor's port (`None`, the
+    /// default: no raw-TCP port).
+    pub tcp_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -70,7 +91,83 @@ impl Default for ServerConfig {
             max_longpoll_timeout: Duration::from_secs(60),
             max_batch: 1000,
             stream_max_age: None,
+            buffers: Buffers::default(),
+            tcp_listen: None,
         }
+    }
+}
+
+/// Per-connection buffer sizes, in bytes, set deliberately and comparably
+/// for every transport (the libraries' defaults differ by orders of
+/// magnitude: tungstenite allocates a 128 KiB read buffer per connection).
+/// `/stats` reports them under `config.buffers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buffers {
+    /// WebSocket read buffer, allocated at upgrade (default 4096).
+    pub ws_read: usize,
+    /// WebSocket write buffer: buffered bytes that trigger a socket write
+    /// before the flush that ends each wake-up (default 4096).
+    pub ws_write: usize,
+    /// WebSocket write buffer ceiling (default 1 MiB). Only reached when the
+    /// socket refuses bytes, since a wake-up's messages are written out
+    /// every `ws_write` bytes; must exceed `ws_write` plus one event message.
+    pub ws_max_write: usize,
+    /// Largest WebSocket message or frame accepted from a client (default 64 KiB).
+    pub ws_max_message: usize,
+    /// hyper's HTTP/1 read buffer ceiling, which also bounds a request head
+    /// (default and minimum 8192, which hyper's read buffer starts at: so by
+    /// default it is 8 KiB and never grows).
+    pub http_max_buf: usize,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self {
+            ws_read: 4 * 1024,
+            ws_write: 4 * 1024,
+            ws_max_write: 1024 * 1024,
+            ws_max_message: 64 * 1024,
+            http_max_buf: HTTP_MIN_BUF,
+        }
+    }
+}
+
+/// hyper's smallest allowed `max_buf_size` (it panics below).
+pub const HTTP_MIN_BUF: usize = 8192;
+
+/// A WebSocket message's size beyond the payload filler: the event JSON's
+/// other fields (a generous bound) and the largest server frame header.
+const WS_MESSAGE_OVERHEAD: usize = 256;
+
+impl Buffers {
+    /// Checks the sizes against what hyper and tungstenite accept (they
+    /// panic otherwise) and against events of `payload_bytes`; the error is
+    /// one line naming the flag to change.
+    pub fn check(&self, payload_bytes: usize) -> Result<(), String> {
+        if self.http_max_buf < HTTP_MIN_BUF {
+            return Err(format!(
+                "--http-max-buf must be at least {HTTP_MIN_BUF} (hyper's minimum), got {}",
+                self.http_max_buf
+            ));
+        }
+        if self.ws_read == 0 {
+            return Err("--ws-read-buffer must be more than 0".into());
+        }
+        if self.ws_max_message == 0 {
+            return Err("--ws-max-message must be more than 0".into());
+        }
+        let needed = self
+            .ws_write
+            .saturating_add(payload_bytes)
+            .saturating_add(WS_MESSAGE_OVERHEAD);
+        if self.ws_max_write < needed {
+            return Err(format!(
+                "--ws-max-write-buffer must be at least --ws-write-buffer + one event message \
+                 ({needed} bytes with {payload_bytes}-byte payloads), got {}",
+                self.ws_max_write
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -88,8 +185,8 @@ struct Shared {
     hub: Arc<Hub>,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
-    /// Upgraded WebSockets run outside axum's connection tracking; this lets
-    /// [`serve`] wait for their close handshakes at shutdown.
+    /// Every connection's task (HTTP, upgraded WebSocket, raw TCP), so
+    /// that [`serve`] can wait for them to finish at shutdown.
     tracker: TaskTracker,
     /// Pre-encoded SSE chunks shared by every stream.
     sse_retry: Bytes,
@@ -159,52 +256,113 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs the generator and the HTTP server on `listener` until `shutdown`
-/// fires; then lets open streams end (SSE bodies finish, long polls answer,
-/// WebSockets get Close 1001) and returns, giving up waiting after
-/// [`SHUTDOWN_GRACE`].
+/// The sockets a server accepts on: the HTTP port (every HTTP transport)
+/// and, when enabled, the raw-TCP floor's port.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The HTTP port: polling, long polling, SSE, WebSocket, `/stats`.
+    pub http: TcpListener,
+    /// The raw-TCP port (`None`: the floor transport is off).
+    pub tcp: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `http` and, when [`ServerConfig::tcp_listen`] is set, the raw-TCP port.
+    pub async fn bind(http: &str, config: &ServerConfig) -> anyhow::Result<Self> {
+        let http = TcpListener::bind(http)
+            .await
+            .with_context(|| format!("cannot listen on {http}"))?;
+        let tcp = match config.tcp_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (raw TCP)"))?,
+            ),
+            None => None,
+        };
+        Ok(Self { http, tcp })
+    }
+
+    /// The one JSON line a ready server prints, e.g.
+    /// `{"listening":"127.0.0.1:41234","tcp":"127.0.0.1:41235"}` (`tcp` only
+    /// when the raw-TCP port is enabled).
+    pub fn ready_line(&self) -> std::io::Result<String> {
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "listening".into(),
+            self.http.local_addr()?.to_string().into(),
+        );
+        if let Some(tcp) = &self.tcp {
+            line.insert("tcp".into(), tcp.local_addr()?.to_string().into());
+        }
+        Ok(serde_json::Value::Object(line).to_string())
+    }
+}
+
+impl From<TcpListener> for Listeners {
+    /// The HTTP port alone (no raw-TCP floor).
+    fn from(http: TcpListener) -> Self {
+        Self { http, tcp: None }
+    }
+}
+
+/// Runs the generator and the server on `listeners` until `shutdown` fires;
+/// then lets open streams end (SSE bodies finish, long polls answer,
+/// WebSockets get Close 1001, raw-TCP streams are closed) and returns,
+/// giving up waiting after [`SHUTDOWN_GRACE`].
+///
+/// `listeners` is a bound [`TcpListener`] (HTTP only) or [`Listeners`].
+/// Fails at once on a configuration that cannot work (see [`Buffers::check`]).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: impl Into<Listeners>,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let listeners = listeners.into();
+    config
+        .buffers
+        .check(config.hub.payload_bytes)
+        .map_err(anyhow::Error::msg)?;
     let state = AppState::new(config, shutdown.clone());
-    // A child token, so that stopping the generator on a server error does
-    // not cancel the caller's token.
-    let generator_stop = shutdown.child_token();
-    let generator = state
-        .hub()
-        .clone()
-        .spawn_generator(generator_stop.clone())?;
-    let listener = net::CountingListener::new(listener, state.stats().bytes.clone());
+    let generator = state.hub().clone().spawn_generator(shutdown.clone())?;
     let tracker = state.tracker().clone();
-    let server = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(server);
+    let counters = state.stats().bytes.clone();
 
-    tokio::select! {
-        result = &mut server => {
-            // The server stopped by itself (it only does on an I/O error).
-            generator_stop.cancel();
-            result?;
-            return Ok(());
+    let http = net::accept_loop(
+        net::CountingListener::new(listeners.http, counters.clone()),
+        shutdown.clone(),
+        tracker.clone(),
+        {
+            let builder = http_builder(&state.config().buffers);
+            let router = app(state.clone());
+            let shutdown = shutdown.clone();
+            move |stream| serve_http(builder.clone(), router.clone(), stream, shutdown.clone())
+        },
+    );
+    let tcp = async {
+        if let Some(listener) = listeners.tcp {
+            net::accept_loop(
+                net::CountingListener::new(listener, counters.clone()),
+                shutdown.clone(),
+                tracker.clone(),
+                |stream| tcp::connection(stream, state.clone()),
+            )
+            .await;
         }
-        () = shutdown.cancelled() => {}
-    }
+    };
+    // Both loops return when `shutdown` fires.
+    tokio::join!(http, tcp);
+
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    if tokio::time::timeout_at(deadline, &mut server)
-        .await
-        .is_err()
-    {
-        tracing::warn!("HTTP connections still open after {SHUTDOWN_GRACE:?}; not waiting");
-    }
     tracker.close();
     if tokio::time::timeout_at(deadline, tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("WebSockets still open after {SHUTDOWN_GRACE:?}; not waiting");
+        tracing::warn!(
+            open = tracker.len(),
+            "connections still open after {SHUTDOWN_GRACE:?}; not waiting"
+        );
     }
     // The generator watches the same token and naps at most 20 ms.
     if !matches!(
@@ -214,4 +372,49 @@ pub async fn serve(
         tracing::warn!("generator thread panicked");
     }
     Ok(())
+}
+
+/// How long an HTTP connection may take to send a request head, and may sit
+/// idle between keep-alive requests, before hyper closes it (hyper's default
+/// once a timer is set; without one a silent peer would hold its socket
+/// forever).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// hyper's HTTP/1 connection settings, with the stated buffer.
+fn http_builder(buffers: &Buffers) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .max_buf_size(buffers.http_max_buf)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+}
+
+/// Serves one HTTP connection (upgrades included) until it closes; when
+/// `shutdown` fires, lets the request in flight finish and closes the
+/// connection instead of keeping it alive, waiting at most [`SHUTDOWN_GRACE`].
+async fn serve_http(
+    builder: http1::Builder,
+    router: Router,
+    stream: net::CountingStream,
+    shutdown: CancellationToken,
+) {
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        // Peers that vanish mid-request are routine under load.
+        tracing::debug!("HTTP connection ended: {e}");
+    }
 }

@@ -1,20 +1,22 @@
 //! `push-server`: runs pushbench's push server until SIGINT or SIGTERM.
 //!
-//! Parses flags, binds, prints one JSON line `{"listening":"ADDR"}` on
-//! stdout when ready (so a parent process learns the port), then serves.
+//! Parses flags, binds, prints one JSON line on stdout when ready (so a
+//! parent process learns the ports without guessing), then serves:
+//! `{"listening":"ADDR"}`, plus `"tcp":"ADDR"` when `--tcp-listen` is given.
 //! Logs go to stderr.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use protocol::Schedule;
-use servers::{HubConfig, ServerConfig};
+use servers::{Buffers, HubConfig, Listeners, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
 /// pushbench's push server: short polling, long polling, SSE and WebSocket
-/// over one event generator.
+/// (and the raw-TCP floor) over one event generator.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -56,6 +58,29 @@ struct Args {
     /// resume, as proxies do (e.g. 30s) [default: never].
     #[arg(long)]
     stream_max_age: Option<humantime::Duration>,
+    /// Also serve the raw-TCP floor transport on this address (e.g.
+    /// 127.0.0.1:0; the port is printed when ready) [default: off].
+    #[arg(long)]
+    tcp_listen: Option<SocketAddr>,
+    /// WebSocket read buffer per connection, bytes (allocated at upgrade).
+    #[arg(long, default_value_t = Buffers::default().ws_read)]
+    ws_read_buffer: usize,
+    /// WebSocket write buffer per connection, bytes: buffered messages are
+    /// written out at this size, and at the end of each wake-up.
+    #[arg(long, default_value_t = Buffers::default().ws_write)]
+    ws_write_buffer: usize,
+    /// WebSocket write buffer ceiling, bytes (must exceed the write buffer
+    /// plus one event message).
+    #[arg(long, default_value_t = Buffers::default().ws_max_write)]
+    ws_max_write_buffer: usize,
+    /// Largest WebSocket message or frame accepted from a client, bytes.
+    #[arg(long, default_value_t = Buffers::default().ws_max_message)]
+    ws_max_message: usize,
+    /// hyper's HTTP/1 read buffer ceiling per connection, bytes; also the
+    /// largest request head. hyper's minimum, 8192, is also where its read
+    /// buffer starts, so the default keeps it at 8 KiB.
+    #[arg(long, default_value_t = Buffers::default().http_max_buf)]
+    http_max_buf: usize,
     /// Log filter for stderr (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, default_value = "info")]
     log: String,
@@ -83,6 +108,16 @@ impl Args {
         {
             bail!("--event-type must be a non-empty single line");
         }
+        let buffers = Buffers {
+            ws_read: self.ws_read_buffer,
+            ws_write: self.ws_write_buffer,
+            ws_max_write: self.ws_max_write_buffer,
+            ws_max_message: self.ws_max_message,
+            http_max_buf: self.http_max_buf,
+        };
+        buffers
+            .check(self.payload_bytes)
+            .map_err(anyhow::Error::msg)?;
         Ok(ServerConfig {
             hub: HubConfig {
                 schedule: Schedule {
@@ -99,6 +134,8 @@ impl Args {
             max_longpoll_timeout: *self.max_longpoll_timeout,
             max_batch: self.max_batch,
             stream_max_age: self.stream_max_age.map(Duration::from),
+            buffers,
+            tcp_listen: self.tcp_listen,
         })
     }
 }
@@ -114,25 +151,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = args.config()?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
+    let listeners = Listeners::bind(&args.listen, &config).await?;
+    let addr = listeners.http.local_addr()?;
 
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
 
     {
         let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "listening": addr.to_string() })
-        )?;
+        writeln!(out, "{}", listeners.ready_line()?)?;
         out.flush()?;
     }
     tracing::info!(%addr, rate = args.rate, topics = args.topics, "push-server ready");
-    servers::serve(listener, config, shutdown).await?;
+    servers::serve(listeners, config, shutdown).await?;
     tracing::info!("push-server stopped");
     Ok(())
 }

@@ -7,12 +7,16 @@
 //! every byte read and written to the server's [`ByteCounters`]. Because all
 //! four transports share this listener, none of them is tuned differently and
 //! bytes on the wire are counted the same way for all (WebSocket traffic is
-//! counted too: an upgraded connection is still this stream underneath).
+//! counted too: an upgraded connection is still this stream underneath, and
+//! so is the raw-TCP floor on its own port). [`accept_loop`] is the one
+//! accept loop of both ports: it hands every connection to its own task,
+//! tracked so that shutdown can wait for it.
 //!
 //! Accept errors such as `EMFILE` (out of file descriptors: the machine's
 //! hard limit is 20,000 per process) are logged and retried with an
 //! exponential back-off instead of ending the server.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -23,6 +27,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Server-wide socket counters, updated by every [`CountingStream`].
 #[derive(Debug, Default)]
@@ -61,24 +67,11 @@ impl CountingListener {
             backoff: MIN_BACKOFF,
         }
     }
-}
 
-/// Errors that concern one connection that died before we accepted it, not
-/// the listener: retry at once.
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-impl axum::serve::Listener for CountingListener {
-    type Io = CountingStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection, with `TCP_NODELAY` set and its bytes counted.
+    /// Never fails: accept errors are counted, logged and retried after a
+    /// back-off (see the module documentation).
+    pub async fn accept(&mut self) -> (CountingStream, SocketAddr) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
@@ -109,8 +102,57 @@ impl axum::serve::Listener for CountingListener {
         }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
+    /// The address this listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` fires, running
+/// `serve(stream)` for each on its own task, spawned on `tracker` so that
+/// shutdown can wait for the connections to finish.
+pub async fn accept_loop<F, Fut>(
+    mut listener: CountingListener,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    mut serve: F,
+) where
+    F: FnMut(CountingStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let (stream, _addr) = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        tracker.spawn(serve(stream));
+    }
+}
+
+/// Errors that concern one connection that died before we accepted it, not
+/// the listener: retry at once.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// Lets axum drive the listener too ([`axum::serve()`]), for callers that
+/// serve [`app`](crate::app) themselves.
+impl axum::serve::Listener for CountingListener {
+    type Io = CountingStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        CountingListener::accept(self).await
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        CountingListener::local_addr(self)
     }
 }
 
@@ -186,7 +228,6 @@ impl AsyncWrite for CountingStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::serve::Listener;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]

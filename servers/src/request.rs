@@ -59,7 +59,7 @@ pub(crate) struct Subscription {
 }
 
 /// A non-negative decimal integer (no sign, no spaces), or `None` if not one.
-fn parse_u64(s: &str) -> Option<u64> {
+pub(crate) fn parse_u64(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -76,6 +76,16 @@ fn number(name: &str, value: Option<&str>, unit: &str) -> Result<Option<u64>, Ba
             })
         })
         .transpose()
+}
+
+/// The index of topic `name`, or the one-line reason it is not one of ours.
+pub(crate) fn topic(state: &AppState, name: &str) -> Result<u32, String> {
+    state.hub().topic(name).ok_or_else(|| {
+        format!(
+            "unknown topic {name:?} (this server has t0..t{})",
+            state.hub().topics().saturating_sub(1)
+        )
+    })
 }
 
 impl Subscription {
@@ -97,12 +107,7 @@ impl Subscription {
         let Query(params) = query.map_err(|e| BadRequest::new(format!("bad query: {e}")))?;
         let topic = match params.topic.as_deref() {
             None => 0,
-            Some(name) => state.hub().topic(name).ok_or_else(|| {
-                BadRequest::new(format!(
-                    "unknown topic {name:?} (this server has t0..t{})",
-                    state.hub().topics().saturating_sub(1)
-                ))
-            })?,
+            Some(name) => topic(state, name).map_err(BadRequest::new)?,
         };
         let mut after = number("after", params.after.as_deref(), "")?;
         if let Some(value) = headers.and_then(|h| h.get("last-event-id")) {

@@ -21,10 +21,12 @@ pub struct Stats {
     open_sse: AtomicU64,
     open_ws: AtomicU64,
     open_longpoll: AtomicU64,
+    open_tcp: AtomicU64,
     req_poll: AtomicU64,
     req_longpoll: AtomicU64,
     req_sse: AtomicU64,
     req_ws: AtomicU64,
+    req_tcp: AtomicU64,
     req_bad: AtomicU64,
     ws_messages_in: AtomicU64,
 }
@@ -35,6 +37,7 @@ pub(crate) enum Open {
     Sse,
     Ws,
     LongPoll,
+    Tcp,
 }
 
 /// Which route a request counts against.
@@ -44,6 +47,7 @@ pub(crate) enum Route {
     LongPoll,
     Sse,
     Ws,
+    Tcp,
 }
 
 impl Stats {
@@ -52,6 +56,7 @@ impl Stats {
             Open::Sse => &self.open_sse,
             Open::Ws => &self.open_ws,
             Open::LongPoll => &self.open_longpoll,
+            Open::Tcp => &self.open_tcp,
         }
     }
 
@@ -62,11 +67,12 @@ impl Stats {
             Route::LongPoll => &self.req_longpoll,
             Route::Sse => &self.req_sse,
             Route::Ws => &self.req_ws,
+            Route::Tcp => &self.req_tcp,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a request answered with 400.
+    /// Counts a request answered with 400 (or, on the raw-TCP port, `ERR`).
     pub(crate) fn bad_request(&self) {
         self.req_bad.fetch_add(1, Ordering::Relaxed);
     }
@@ -136,6 +142,9 @@ pub struct OpenCounts {
     pub ws: u64,
     /// Long-poll requests being held.
     pub longpoll: u64,
+    /// Open raw-TCP streams.
+    #[serde(default)]
+    pub tcp: u64,
 }
 
 /// Requests per route.
@@ -149,7 +158,10 @@ pub struct RequestCounts {
     pub sse: u64,
     /// `GET /ws`.
     pub ws: u64,
-    /// Requests answered 400 (any route).
+    /// `SUB` request lines on the raw-TCP port.
+    #[serde(default)]
+    pub tcp: u64,
+    /// Requests answered 400 (any route), or `ERR` on the raw-TCP port.
     pub bad: u64,
 }
 
@@ -174,7 +186,34 @@ pub struct ConfigSnapshot {
     pub keepalive_ms: u64,
     /// Streams are ended after this age, ms (`None`: never).
     pub stream_max_age_ms: Option<u64>,
+    /// The per-connection buffers of every transport, as set.
+    pub buffers: BuffersSnapshot,
 }
+
+/// Per-connection buffers as `/stats` reports them, so a report can state
+/// them next to the figures they shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuffersSnapshot {
+    /// WebSocket (tungstenite) read buffer, bytes, allocated at upgrade.
+    pub ws_read: usize,
+    /// WebSocket write buffer: buffered bytes that trigger a socket write
+    /// before the flush that ends each wake-up.
+    pub ws_write: usize,
+    /// WebSocket write buffer ceiling, bytes.
+    pub ws_max_write: usize,
+    /// Largest WebSocket message or frame accepted from a client, bytes.
+    pub ws_max_message: usize,
+    /// hyper's HTTP/1 read buffer ceiling, bytes (also the largest request
+    /// head). hyper starts its read buffer at 8 KiB, so at the minimum,
+    /// 8192, the read buffer is 8 KiB and never grows.
+    pub http_max_buf: usize,
+    /// How the raw-TCP transport writes.
+    pub tcp_write: String,
+}
+
+/// What [`BuffersSnapshot::tcp_write`] says.
+pub const TCP_WRITE: &str =
+    "one vectored write of the shared frames per wake-up, no user-space buffer";
 
 impl StatsSnapshot {
     /// Reads every counter of `state` now.
@@ -190,12 +229,14 @@ impl StatsSnapshot {
                 sse: load(&s.open_sse),
                 ws: load(&s.open_ws),
                 longpoll: load(&s.open_longpoll),
+                tcp: load(&s.open_tcp),
             },
             requests: RequestCounts {
                 poll: load(&s.req_poll),
                 longpoll: load(&s.req_longpoll),
                 sse: load(&s.req_sse),
                 ws: load(&s.req_ws),
+                tcp: load(&s.req_tcp),
                 bad: load(&s.req_bad),
             },
             events_generated: events,
@@ -220,6 +261,14 @@ impl StatsSnapshot {
                 retry_ms: cfg.retry_ms,
                 keepalive_ms: cfg.keepalive.as_millis() as u64,
                 stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
+                buffers: BuffersSnapshot {
+                    ws_read: cfg.buffers.ws_read,
+                    ws_write: cfg.buffers.ws_write,
+                    ws_max_write: cfg.buffers.ws_max_write,
+                    ws_max_message: cfg.buffers.ws_max_message,
+                    http_max_buf: cfg.buffers.http_max_buf,
+                    tcp_write: TCP_WRITE.to_string(),
+                },
             },
         }
     }

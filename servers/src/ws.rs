@@ -5,12 +5,15 @@
 //! socket and flushes once, so a connection that is behind catches up in a
 //! few large writes.
 //!
-//! Buffers are set explicitly because tungstenite's defaults cost about
-//! 134 KB per connection (its 128 KiB read buffer is allocated up front):
-//! here the read buffer is [`READ_BUFFER`] (4 KiB, allocated up front) and
-//! the write buffer is written out once it holds [`WRITE_BUFFER`] (4 KiB)
-//! or at the flush after each wake-up. Client messages are small (upstream
-//! JSON), so frames and messages are capped at [`MAX_MESSAGE`].
+//! The cursor, wakeups, keep-alive clock and end conditions are the shared
+//! `Feed` (`feed.rs`).
+//!
+//! Buffers are stated, not defaulted ([`Buffers`](crate::Buffers)), because
+//! tungstenite's defaults cost about 134 KB per connection (its 128 KiB read
+//! buffer is allocated up front): the read buffer is `ws_read` (allocated at
+//! upgrade), the write buffer is written out once it holds `ws_write` or at
+//! the flush after each wake-up, and client frames and messages are capped
+//! at `ws_max_message` (client messages are small upstream JSON).
 //!
 //! Reading: pings are answered by tungstenite on the next read or write,
 //! client text is counted (the upstream path comes later), a Close is
@@ -29,22 +32,15 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio::sync::watch;
-use tokio::time::{Instant, timeout};
+use tokio::time::timeout;
 use tokio_tungstenite::tungstenite;
 
 use crate::AppState;
+use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
-use crate::sse::until;
 use crate::stats::{Open, Route};
 
-/// tungstenite read buffer per connection, allocated at upgrade.
-pub const READ_BUFFER: usize = 4 * 1024;
-/// Buffered outgoing bytes that trigger a write before the flush.
-pub const WRITE_BUFFER: usize = 4 * 1024;
-/// Largest frame or message accepted from a client.
-pub const MAX_MESSAGE: usize = 64 * 1024;
 /// A client that accepts no bytes for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take.
@@ -63,20 +59,20 @@ pub(crate) async fn handler(
     };
     // The cursor is fixed at the handshake: events generated while the
     // upgrade completes are owed too.
-    let mut wake = state.hub().subscribe(sub.topic);
-    let live_edge = *wake.borrow_and_update();
-    let cursor = sub.after.unwrap_or(live_edge);
-    // Upgraded sockets live outside axum's graceful shutdown; this token
-    // lets `serve` wait for them.
+    let feed = Feed::new(&state, sub.topic, sub.after);
+    // Upgraded sockets live outside hyper's connection; this token lets
+    // `serve` wait for them.
     let tracked = state.tracker().token();
+    let buffers = &state.config().buffers;
     upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
+        .read_buffer_size(buffers.ws_read)
+        .write_buffer_size(buffers.ws_write)
+        .max_write_buffer_size(buffers.ws_max_write)
+        .max_message_size(buffers.ws_max_message)
+        .max_frame_size(buffers.ws_max_message)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
-            run(socket, state, sub.topic, cursor, wake).await;
+            run(socket, state, feed).await;
         })
 }
 
@@ -95,46 +91,28 @@ const MAX_AGE: Closing = Closing {
     reason: "stream max age reached",
 };
 
-async fn run(
-    mut socket: WebSocket,
-    state: AppState,
-    topic: u32,
-    mut cursor: u64,
-    mut wake: watch::Receiver<u64>,
-) {
+async fn run(mut socket: WebSocket, state: AppState, mut feed: Feed) {
     let _open = state.stats().open(Open::Ws);
-    let config = state.config();
-    let ends_at = config.stream_max_age.map(|age| Instant::now() + age);
-    let mut owed: Vec<Arc<EncodedEvent>> = Vec::new();
-    let mut last_write = Instant::now();
     let closing = loop {
-        if state.shutdown().is_cancelled() {
-            break SHUTTING_DOWN;
-        }
-        if ends_at.is_some_and(|t| Instant::now() >= t) {
-            break MAX_AGE;
-        }
-        cursor = state.hub().read(topic, cursor, usize::MAX, &mut owed);
-        if !owed.is_empty() {
-            let sent = timeout(WRITE_TIMEOUT, send_all(&mut socket, &owed)).await;
-            owed.clear();
-            if owed.capacity() > 256 {
-                owed = Vec::new();
-            }
-            match sent {
-                Ok(Ok(())) => last_write = Instant::now(),
-                Ok(Err(e)) => return tracing::debug!("ws write failed: {e}"),
-                Err(_) => {
-                    return tracing::debug!("ws client accepted nothing for {WRITE_TIMEOUT:?}");
-                }
-            }
-            continue;
-        }
         tokio::select! {
             biased;
-            () = state.shutdown().cancelled() => {}
-            () = until(ends_at) => {}
-            changed = wake.changed() => if changed.is_err() { break SHUTTING_DOWN },
+            next = feed.next() => {
+                let sent = match next {
+                    Next::Events => timeout(WRITE_TIMEOUT, send_all(&mut socket, feed.owed())).await,
+                    Next::KeepAlive => {
+                        timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Bytes::new()))).await
+                    }
+                    Next::End(End::Shutdown) => break SHUTTING_DOWN,
+                    Next::End(End::MaxAge) => break MAX_AGE,
+                };
+                match sent {
+                    Ok(Ok(())) => feed.written(),
+                    Ok(Err(e)) => return tracing::debug!("ws write failed: {e}"),
+                    Err(_) => {
+                        return tracing::debug!("ws client accepted nothing for {WRITE_TIMEOUT:?}");
+                    }
+                }
+            }
             msg = socket.recv() => match msg {
                 // The peer is gone, or the closing handshake completed.
                 None => return,
@@ -151,12 +129,6 @@ async fn run(
                     None => return,
                 },
             },
-            () = tokio::time::sleep_until(last_write + config.keepalive) => {
-                match timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Bytes::new()))).await {
-                    Ok(Ok(())) => last_write = Instant::now(),
-                    _ => return,
-                }
-            }
         }
     };
     close(socket, closing).await;

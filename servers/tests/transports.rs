@@ -1,7 +1,9 @@
-//! The servers against plain clients (reqwest, tokio-tungstenite) on
-//! 127.0.0.1: every transport delivers the schedule's events in order with
-//! nothing missing, resumes exactly, rejects bad input with a one-line 400,
-//! and shuts down promptly. Also the `push-server` binary itself.
+//! The servers against plain clients (reqwest, tokio-tungstenite, raw
+//! sockets) on 127.0.0.1: every transport, the raw-TCP floor included,
+//! delivers the schedule's events in order with nothing missing, resumes
+//! exactly, rejects bad input with a one-line 400 (or `ERR` line), counts
+//! every byte on the wire, and shuts down promptly. Also the `push-server`
+//! binary itself.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -11,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use protocol::sse::{SseEvent, SseParser};
 use protocol::{Event, PollResponse, Schedule};
 use servers::{HubConfig, ServerConfig, StatsSnapshot};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -26,6 +28,8 @@ const WAIT: Duration = Duration::from_secs(3);
 
 struct Server {
     addr: SocketAddr,
+    /// The raw-TCP port (always enabled here).
+    tcp: SocketAddr,
     base: String,
     schedule: Schedule,
     stop: CancellationToken,
@@ -34,13 +38,19 @@ struct Server {
 
 impl Server {
     async fn start(config: ServerConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let listeners = servers::Listeners {
+            http: bind().await.unwrap(),
+            tcp: Some(bind().await.unwrap()),
+        };
+        let addr = listeners.http.local_addr().unwrap();
+        let tcp = listeners.tcp.as_ref().unwrap().local_addr().unwrap();
         let stop = CancellationToken::new();
         let schedule = config.hub.schedule;
-        let task = tokio::spawn(servers::serve(listener, config, stop.clone()));
+        let task = tokio::spawn(servers::serve(listeners, config, stop.clone()));
         Self {
             addr,
+            tcp,
             base: format!("http://{addr}"),
             schedule,
             stop,
@@ -194,6 +204,77 @@ impl SseClient {
     }
 }
 
+/// A raw-TCP subscription: the request line sent, frames decoded with the
+/// protocol's decoder.
+struct TcpClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    keepalives: usize,
+}
+
+impl TcpClient {
+    async fn open(addr: SocketAddr, line: &str) -> Self {
+        let mut stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .unwrap()
+            .unwrap();
+        stream.write_all(line.as_bytes()).await.unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+            keepalives: 0,
+        }
+    }
+
+    /// The next event (keep-alives counted and skipped), `None` at EOF.
+    async fn event(&mut self) -> Option<Event> {
+        loop {
+            if let Some((body, used)) = protocol::encode::tcp_decode(&self.buf) {
+                let event = (!body.is_empty())
+                    .then(|| Event::from_json(std::str::from_utf8(body).unwrap()).unwrap());
+                self.buf.drain(..used);
+                match event {
+                    Some(e) => return Some(e),
+                    None => self.keepalives += 1,
+                }
+                continue;
+            }
+            let n = timeout(WAIT, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("TCP bytes within 3 s")
+                .unwrap();
+            if n == 0 {
+                assert!(self.buf.is_empty(), "stream cut mid-frame: {:?}", self.buf);
+                return None;
+            }
+        }
+    }
+
+    async fn events(&mut self, n: usize) -> Vec<Event> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            out.push(self.event().await.expect("stream ended early"));
+        }
+        out
+    }
+}
+
+/// Sends `request` on a fresh connection to `addr`, then reads until the
+/// server closes; returns everything received.
+async fn exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = timeout(WAIT, TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    timeout(WAIT, stream.read_to_end(&mut out))
+        .await
+        .expect("server closes within 3 s")
+        .unwrap();
+    out
+}
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn ws_connect(url: String) -> Ws {
@@ -337,6 +418,196 @@ async fn every_transport_resumes_exactly_after_k() {
     let mut ws = ws_connect(s.ws_url(&format!("/ws?after={k}"))).await;
     let events = ws_events(&mut ws, 5).await;
     s.check_run(0, k + 1, &events);
+
+    let mut tcp = TcpClient::open(s.tcp, &format!("SUB t0 {k}\n")).await;
+    let events = tcp.events(5).await;
+    s.check_run(0, k + 1, &events);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_delivers_every_event_as_one_frame() {
+    let s = Server::fast().await;
+    // `\r\n` is accepted too (a person typing into netcat or telnet).
+    let mut tcp = TcpClient::open(s.tcp, "SUB t1 -\r\n").await;
+    let events = tcp.events(10).await;
+    s.check_run(1, events[0].id, &events);
+    let stats = s.stats().await;
+    assert_eq!(stats.open.tcp, 1);
+    assert_eq!(stats.requests.tcp, 1);
+    drop(tcp);
+    let deadline = Instant::now() + WAIT;
+    while s.stats().await.open.tcp != 0 {
+        assert!(Instant::now() < deadline, "a departed client is noticed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_tcp_client_far_behind_gets_its_backlog_in_order() {
+    // 1000 events/s: after 300 ms the backlog is far more than one vectored
+    // write carries (64 frames), so the catch-up spans several writes.
+    let s = Server::start(config(1000.0)).await;
+    let latest = s.wait_for_id("t0", 300).await;
+    let mut tcp = TcpClient::open(s.tcp, "SUB t0 0\n").await;
+    let events = tcp.events(latest as usize).await;
+    // From the first event the server generated (slots already past when it
+    // started are absent), all of them, in order.
+    assert!(events[0].id <= 2, "first id {}", events[0].id);
+    s.check_run(0, events[0].id, &events);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tcp_request_lines_get_one_err_line_and_are_closed() {
+    let s = Server::fast().await;
+    let long = format!("SUB t0 {}\n", "1".repeat(300));
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "ERR unexpected bytes after the request line",
+        ),
+        (b"GET / HTTP/1.1\n", "ERR expected `SUB <topic> <after|->`"),
+        (b"SUB zzz -\n", "ERR unknown topic \"zzz\""),
+        (b"SUB t2 -\n", "ERR unknown topic"),
+        (
+            b"SUB t0 abc\n",
+            "ERR after must be `-` or a non-negative integer",
+        ),
+        (b"SUB t0 -1\n", "ERR after must be"),
+        (b"SUB t0\n", "ERR expected `SUB"),
+        (b"SUB t0 - \n", "ERR expected `SUB"),
+        (b"SUB \xff -\n", "ERR request line is not UTF-8"),
+        (long.as_bytes(), "ERR request line longer than 256 bytes"),
+    ];
+    for &(line, reason) in cases {
+        let answer = exchange(s.tcp, line).await;
+        let answer = String::from_utf8(answer).unwrap();
+        let line = String::from_utf8_lossy(line);
+        assert!(answer.starts_with(reason), "{line:?}: {answer:?}");
+        assert!(
+            answer.ends_with('\n') && answer.matches('\n').count() == 1,
+            "{answer:?}"
+        );
+    }
+    let stats = s.stats().await;
+    assert_eq!(stats.requests.bad, cases.len() as u64);
+    assert_eq!(stats.requests.tcp, cases.len() as u64);
+    assert_eq!(stats.open.tcp, 0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_tcp_client_is_refused_after_the_request_timeout() {
+    // Paused time: the 5 s bound passes at once, and nothing else waits on
+    // wall time (rate 0, no generator events).
+    tokio::time::pause();
+    let s = Server::start(config(0.0)).await;
+    let mut stream = TcpStream::connect(s.tcp).await.unwrap();
+    stream.write_all(b"SUB t0").await.unwrap(); // no newline, ever
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert_eq!(answer, "ERR no request line within 5s\n");
+    s.stop().await;
+}
+
+/// Everything a raw client sent to and received from the server, over
+/// connections it followed to their end (nobody else talks to the server).
+#[derive(Default)]
+struct Wire {
+    sent: u64,
+    received: u64,
+}
+
+impl Wire {
+    async fn exchange(&mut self, addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+        let answer = exchange(addr, request).await;
+        self.sent += request.len() as u64;
+        self.received += answer.len() as u64;
+        answer
+    }
+
+    /// `GET /stats` on its own connection, checking that the server counted
+    /// exactly the bytes this client saw. The server takes the snapshot
+    /// after reading this request and before writing the answer, so the
+    /// request is in it and the answer is not.
+    async fn stats(&mut self, addr: SocketAddr) -> StatsSnapshot {
+        let request = b"GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let received_before = self.received;
+        let answer = self.exchange(addr, request).await;
+        let snapshot: StatsSnapshot = serde_json::from_slice(body(&answer)).unwrap();
+        assert_eq!(snapshot.bytes_in, self.sent, "bytes in");
+        assert_eq!(snapshot.bytes_out, received_before, "bytes out");
+        snapshot
+    }
+}
+
+/// The body of a complete HTTP/1.1 answer without chunking.
+fn body(answer: &[u8]) -> &[u8] {
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    &answer[end + 4..]
+}
+
+#[tokio::test]
+async fn bytes_on_the_wire_are_counted_with_headers_and_handshakes() {
+    // No events and a short keep-alive: every byte is known to the client.
+    let mut cfg = config(0.0);
+    cfg.keepalive = Duration::from_millis(100);
+    let s = Server::start(cfg).await;
+    let mut wire = Wire::default();
+    wire.stats(s.addr).await;
+
+    // HTTP: one poll; its head counts as well as its body, both ways.
+    let before = wire.stats(s.addr).await;
+    let out_before = wire.received; // includes the answer `before` did not count
+    let poll = b"GET /poll?topic=t0&after=0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let answer = wire.exchange(s.addr, poll).await;
+    let poll_body = body(&answer);
+    assert_eq!(poll_body, br#"{"events":[],"next":0}"#);
+    assert!(
+        answer.len() > poll_body.len() + 60,
+        "a head came with the body"
+    );
+    let after = wire.stats(s.addr).await;
+    assert!(after.bytes_in - before.bytes_in >= poll.len() as u64);
+    assert!(after.bytes_out - out_before >= answer.len() as u64);
+
+    // WebSocket: the upgrade handshake both ways, then a Close each way
+    // (client frames are masked: 2 header bytes, 4 mask bytes, no payload).
+    let handshake = b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    let close = [0x88, 0x80, 1, 2, 3, 4];
+    let answer = wire
+        .exchange(s.addr, &[&handshake[..], &close].concat())
+        .await;
+    assert!(answer.starts_with(b"HTTP/1.1 101"), "{answer:?}");
+    let after_ws = wire.stats(s.addr).await;
+    assert!(after_ws.bytes_in - after.bytes_in >= (handshake.len() + close.len()) as u64);
+
+    // Raw TCP: a subscription that gets a keep-alive and leaves, and a refusal.
+    let mut tcp = TcpStream::connect(s.tcp).await.unwrap();
+    tcp.write_all(b"SUB t0 -\n").await.unwrap();
+    let mut keepalive = [9u8; 4];
+    timeout(WAIT, tcp.read_exact(&mut keepalive))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(keepalive, [0; 4]);
+    tcp.shutdown().await.unwrap();
+    let mut rest = Vec::new(); // a second keep-alive may have crossed our FIN
+    timeout(WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    wire.sent += 9;
+    wire.received += 4 + rest.len() as u64;
+    let answer = wire.exchange(s.tcp, b"SUB nope -\n").await;
+    assert!(answer.starts_with(b"ERR unknown topic"), "{answer:?}");
+    let last = wire.stats(s.addr).await;
+    assert!(last.bytes_in - after_ws.bytes_in >= 9 + 11);
+    assert_eq!(last.connections_accepted, 9);
     s.stop().await;
 }
 
@@ -374,6 +645,20 @@ async fn idle_streams_get_keepalives_and_long_polls_time_out() {
     let mut ws = ws_connect(s.ws_url("/ws")).await;
     let msg = timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
     assert!(matches!(msg, Message::Ping(_)), "{msg:?}");
+
+    // Raw TCP: an empty frame.
+    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    let started = Instant::now();
+    let mut byte = [0u8; 1];
+    while tcp.buf.len() < 4 {
+        timeout(WAIT, tcp.stream.read(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        tcp.buf.push(byte[0]);
+    }
+    assert_eq!(tcp.buf, [0; 4]);
+    assert!(started.elapsed() >= Duration::from_millis(90));
 
     let started = Instant::now();
     let resp = http()
@@ -472,28 +757,38 @@ async fn healthz_stats_and_unknown_routes() {
     sse.events(1).await;
     let mut ws = ws_connect(s.ws_url("/ws")).await;
     ws_events(&mut ws, 1).await;
+    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    tcp.events(1).await;
     let stats = s.stats().await;
     assert_eq!(stats.open.sse, 1);
     assert_eq!(stats.open.ws, 1);
+    assert_eq!(stats.open.tcp, 1);
+    assert_eq!(stats.requests.tcp, 1);
     assert!(stats.requests.poll >= 1);
     assert_eq!(stats.requests.sse, 1);
     assert_eq!(stats.requests.ws, 1);
     assert!(stats.events_generated >= 2);
     assert!(stats.bytes_in > 0 && stats.bytes_out > 0, "{stats:?}");
-    assert!(stats.connections_accepted >= 3);
+    assert!(stats.connections_accepted >= 4);
     assert_eq!(stats.config.rate, 50.0);
     assert_eq!(stats.config.topics, 2);
     assert_eq!(stats.config.payload_bytes, PAYLOAD);
     assert_eq!(stats.config.history, 1024);
     assert_eq!(stats.config.start_epoch_us, s.schedule.start_epoch_us);
+    let buffers = &stats.config.buffers;
+    assert_eq!((buffers.ws_read, buffers.ws_write), (4096, 4096));
+    assert_eq!(buffers.http_max_buf, 8192);
+    assert!(buffers.tcp_write.contains("no user-space buffer"));
     drop(sse);
     drop(ws);
+    drop(tcp);
     let deadline = Instant::now() + WAIT;
     while s.stats().await.open
         != (servers::stats::OpenCounts {
             sse: 0,
             ws: 0,
             longpoll: 0,
+            tcp: 0,
         })
     {
         assert!(Instant::now() < deadline, "open gauges return to 0");
@@ -509,6 +804,8 @@ async fn shutdown_ends_streams_and_serve_returns() {
     sse.events(1).await;
     let mut ws = ws_connect(s.ws_url("/ws")).await;
     ws_events(&mut ws, 1).await;
+    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    tcp.events(1).await;
     let longpoll = tokio::spawn(
         http()
             .get(s.url("/longpoll?after=999999&timeout_ms=60000"))
@@ -526,6 +823,7 @@ async fn shutdown_ends_streams_and_serve_returns() {
         }
     };
     assert_eq!(close, Some(CloseCode::Away));
+    while tcp.event().await.is_some() {}
     let resp = timeout(WAIT, longpoll).await.unwrap().unwrap().unwrap();
     assert_eq!(resp.status(), 200);
     timeout(WAIT, s.task).await.unwrap().unwrap().unwrap();
@@ -568,11 +866,37 @@ async fn streams_end_at_max_age_and_resume_without_loss() {
     let mut ws = ws_connect(s.ws_url(&format!("/ws?after={last}"))).await;
     seen.extend(ws_events(&mut ws, 3).await);
     s.check_run(0, seen[0].id, &seen);
+
+    let opened = Instant::now();
+    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    let mut seen = Vec::new();
+    while let Some(e) = tcp.event().await {
+        seen.push(e);
+    }
+    let age = opened.elapsed();
+    assert!(
+        age >= Duration::from_millis(380) && age < Duration::from_secs(2),
+        "{age:?}"
+    );
+    let last = seen.last().unwrap().id;
+    let mut tcp = TcpClient::open(s.tcp, &format!("SUB t0 {last}\n")).await;
+    seen.extend(tcp.events(3).await);
+    s.check_run(0, seen[0].id, &seen);
     s.stop().await;
 }
 
-/// Starts the real binary with `args`, returns it and its address.
+/// Starts the real binary with `args`, returns it and its base URL.
 async fn spawn_binary(prefix: &[&str], args: &[&str]) -> (tokio::process::Child, String) {
+    let (child, ready) = spawn_binary_ready(prefix, args).await;
+    let addr = ready["listening"].as_str().unwrap().to_string();
+    (child, format!("http://{addr}"))
+}
+
+/// Starts the real binary with `args`, returns it and its ready line.
+async fn spawn_binary_ready(
+    prefix: &[&str],
+    args: &[&str],
+) -> (tokio::process::Child, serde_json::Value) {
     let bin = env!("CARGO_BIN_EXE_push-server");
     let (program, rest): (&str, Vec<&str>) = match prefix.split_first() {
         Some((p, more)) => (p, more.iter().copied().chain([bin]).collect()),
@@ -594,9 +918,7 @@ async fn spawn_binary(prefix: &[&str], args: &[&str]) -> (tokio::process::Child,
         .expect("ready line within 3 s")
         .unwrap()
         .expect("a ready line");
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let addr = ready["listening"].as_str().unwrap().to_string();
-    (child, format!("http://{addr}"))
+    (child, serde_json::from_str(&line).unwrap())
 }
 
 fn sigterm(child: &tokio::process::Child) {
@@ -611,7 +933,10 @@ fn sigterm(child: &tokio::process::Child) {
 
 #[tokio::test]
 async fn the_binary_prints_its_address_and_exits_cleanly_on_sigterm() {
-    let (mut child, base) = spawn_binary(&[], &["--rate", "50", "--keepalive", "1s"]).await;
+    let (mut child, ready) = spawn_binary_ready(&[], &["--rate", "50", "--keepalive", "1s"]).await;
+    let keys: Vec<&String> = ready.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["listening"], "no tcp key without --tcp-listen");
+    let base = format!("http://{}", ready["listening"].as_str().unwrap());
     let resp = http().get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(resp.text().await.unwrap(), "ok");
     // An open stream must not hold up the exit.
@@ -625,6 +950,101 @@ async fn the_binary_prints_its_address_and_exits_cleanly_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < WAIT);
+}
+
+#[tokio::test]
+async fn the_binary_serves_raw_tcp_and_states_its_buffers() {
+    let (mut child, ready) = spawn_binary_ready(
+        &[],
+        &[
+            "--rate",
+            "50",
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--ws-read-buffer",
+            "2048",
+            "--ws-write-buffer",
+            "1024",
+            "--ws-max-write-buffer",
+            "65536",
+            "--ws-max-message",
+            "512",
+            "--http-max-buf",
+            "16384",
+        ],
+    )
+    .await;
+    let base = format!("http://{}", ready["listening"].as_str().unwrap());
+    let tcp: SocketAddr = ready["tcp"].as_str().unwrap().parse().unwrap();
+    let resp = http().get(format!("{base}/stats")).send().await.unwrap();
+    let stats: StatsSnapshot = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let b = &stats.config.buffers;
+    assert_eq!(
+        (
+            b.ws_read,
+            b.ws_write,
+            b.ws_max_write,
+            b.ws_max_message,
+            b.http_max_buf
+        ),
+        (2048, 1024, 65536, 512, 16384)
+    );
+    // The WebSocket limits are in force: a message over 512 bytes closes with 1009.
+    let mut ws = ws_connect(format!("{}/ws", base.replace("http", "ws"))).await;
+    ws.send(Message::text("x".repeat(600))).await.unwrap();
+    let close = loop {
+        match ws_event(&mut ws).await {
+            Ok(_) => {}
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(close, Some(CloseCode::Size));
+    // An open raw-TCP stream must not hold up the exit either.
+    let mut client = TcpClient::open(tcp, "SUB t0 -\n").await;
+    client.events(2).await;
+    sigterm(&child);
+    while client.event().await.is_some() {}
+    let status = timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_buffers_that_cannot_work_with_a_one_line_reason() {
+    let bin = env!("CARGO_BIN_EXE_push-server");
+    for (args, reason) in [
+        (
+            &["--http-max-buf", "4096"][..],
+            "--http-max-buf must be at least 8192",
+        ),
+        (
+            &["--ws-write-buffer", "4096", "--ws-max-write-buffer", "4096"][..],
+            "--ws-max-write-buffer must be at least",
+        ),
+        (
+            &["--ws-read-buffer", "0"][..],
+            "--ws-read-buffer must be more than 0",
+        ),
+    ] {
+        let out = timeout(
+            WAIT,
+            tokio::process::Command::new(bin)
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args)
+                // anyhow appends a backtrace to the reason when these ask for one.
+                .env_remove("RUST_BACKTRACE")
+                .env_remove("RUST_LIB_BACKTRACE")
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("exits at once")
+        .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: no ready line");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
 }
 
 #[tokio::test]
@@ -662,8 +1082,8 @@ async fn running_out_of_file_descriptors_backs_off_instead_of_dying() {
 
 /// Fan-out smoke check against the real binary (run on demand:
 /// `cargo test --release -p servers --test transports -- --ignored --nocapture`).
-/// Opens `PUSHBENCH_FANOUT_CLIENTS` (default 500) SSE and as many WebSocket
-/// clients on one topic at 100 events/s for 3 s, checks that every client
+/// Opens `PUSHBENCH_FANOUT_CLIENTS` (default 500) SSE, as many WebSocket and
+/// as many raw-TCP clients on one topic at 100 events/s for 3 s, checks that every client
 /// got a contiguous run, and prints latency percentiles (receive time −
 /// scheduled emission time). Clients share this process, so the figures are
 /// an upper bound of the server's share.
@@ -674,17 +1094,30 @@ async fn fanout_smoke() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    let (mut child, base) = spawn_binary(&[], &["--rate", "100", "--topics", "1"]).await;
+    let (mut child, ready) = spawn_binary_ready(
+        &[],
+        &[
+            "--rate",
+            "100",
+            "--topics",
+            "1",
+            "--tcp-listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let base = format!("http://{}", ready["listening"].as_str().unwrap());
+    let tcp: SocketAddr = ready["tcp"].as_str().unwrap().parse().unwrap();
     let ws_base = base.replace("http://", "ws://");
     let run = Duration::from_secs(3);
     let mut tasks = Vec::new();
-    for i in 0..clients * 2 {
+    for i in 0..clients * 3 {
         let (base, ws_base) = (base.clone(), ws_base.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut ids = Vec::new();
             let end = Instant::now() + run;
-            if i % 2 == 0 {
+            if i % 3 == 0 {
                 let mut sse = SseClient::open(format!("{base}/sse"), None).await;
                 while Instant::now() < end {
                     let e = sse.event().await.unwrap();
@@ -692,24 +1125,31 @@ async fn fanout_smoke() {
                     lat.push(protocol::now_us().saturating_sub(ev.emitted_at_us));
                     ids.push(ev.id);
                 }
-            } else {
+            } else if i % 3 == 1 {
                 let mut ws = ws_connect(format!("{ws_base}/ws")).await;
                 while Instant::now() < end {
                     let ev = ws_event(&mut ws).await.unwrap();
                     lat.push(protocol::now_us().saturating_sub(ev.emitted_at_us));
                     ids.push(ev.id);
                 }
+            } else {
+                let mut client = TcpClient::open(tcp, "SUB t0 -\n").await;
+                while Instant::now() < end {
+                    let ev = client.event().await.unwrap();
+                    lat.push(protocol::now_us().saturating_sub(ev.emitted_at_us));
+                    ids.push(ev.id);
+                }
             }
             assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "gap or reorder");
-            (i % 2, lat)
+            (i % 3, lat)
         }));
     }
-    let mut by_transport = [Vec::new(), Vec::new()];
+    let mut by_transport = [Vec::new(), Vec::new(), Vec::new()];
     for t in tasks {
         let (kind, lat) = t.await.unwrap();
         by_transport[kind].extend(lat);
     }
-    for (name, lat) in ["sse", "ws"].iter().zip(&mut by_transport) {
+    for (name, lat) in ["sse", "ws", "tcp"].iter().zip(&mut by_transport) {
         lat.sort_unstable();
         let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
         eprintln!(

@@ -1,0 +1,316 @@
+//! The whole pipeline at toy scale: a real `push-server` per transport, a
+//! real fleet, `run.json`, the report. Plus the command line's refusals.
+//!
+//! `push-server` must sit beside the `pushbench` test binary: `cargo test
+//! --workspace` builds it (`cargo test -p harness` alone does not).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use harness::progress::{Mode, Progress};
+use harness::results::{self, RunFile, SCHEMA_VERSION};
+use harness::runner::{self, RunOptions};
+use harness::scenario::Scenario;
+use protocol::TransportKind;
+use tokio_util::sync::CancellationToken;
+
+fn pushbench() -> &'static str {
+    env!("CARGO_BIN_EXE_pushbench")
+}
+
+fn server_bin() -> PathBuf {
+    let bin = harness::server_process::beside(Path::new(pushbench()));
+    assert!(
+        bin.is_file(),
+        "build push-server first (cargo test --workspace builds it): {} is missing",
+        bin.display()
+    );
+    bin
+}
+
+fn tiny_scenario() -> Scenario {
+    let mut s = Scenario::from_toml(
+        r#"
+        name = "tiny"
+        description = "End-to-end test: every transport at toy scale."
+        clients = 4
+        rate = 20.0
+        duration = "2s"
+        warmup = "500ms"
+        poll_interval = "200ms"
+        "#,
+    )
+    .unwrap();
+    s.transports = TransportKind::COMPARED.to_vec();
+    s.validate().unwrap();
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_verifies_end_to_end() {
+    let server_bin = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny");
+    let scenario = tiny_scenario();
+    let opts = RunOptions {
+        out_dir: out.clone(),
+        target: None,
+        server_bin: Some(server_bin),
+        command_line: vec!["pushbench-test".into()],
+        interrupt: CancellationToken::new(),
+        progress: Progress::new(Mode::Plain),
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(90), runner::run(&scenario, &opts))
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+    assert!(outcome.passed(), "{:?}", outcome.failure());
+
+    // What is on disk is the contract, not what is in memory.
+    let text = std::fs::read_to_string(out.join("run.json")).unwrap();
+    let run: RunFile = results::parse_run(&text).unwrap();
+    assert_eq!(run.schema_version, SCHEMA_VERSION);
+    assert!(run.complete);
+    assert_eq!(run.scenario["name"], "tiny");
+    assert_eq!(run.provenance.command_line, vec!["pushbench-test"]);
+    let kinds: Vec<_> = run.transports.iter().map(|t| t.transport).collect();
+    assert_eq!(kinds, TransportKind::COMPARED.to_vec());
+
+    let poll_interval_us = 200_000;
+    for t in &run.transports {
+        let c = &t.counts;
+        assert!(t.verified, "{}: {:?}", t.transport, t.problems);
+        assert_eq!(t.clients_connected, 4, "{}", t.transport);
+        assert_eq!(c.missing, 0, "{}", t.transport);
+        assert_eq!(c.duplicated + c.out_of_order, 0, "{}", t.transport);
+        // 4 clients × 20 events/s × 2 s, give or take the window's edges.
+        assert!((150..=170).contains(&c.expected), "{}: {c:?}", t.transport);
+        assert_eq!(c.delivered, c.expected, "{}", t.transport);
+        assert!((t.window_s - 2.0).abs() < 1e-6, "{}", t.transport);
+        assert_eq!(t.latency.count, c.delivered, "{}", t.transport);
+        assert!(t.latency.p50 > 0, "{}", t.transport);
+        let hist = results::decode_histogram(&t.histograms.latency_us).unwrap();
+        assert_eq!(hist.len(), c.delivered);
+        match t.transport {
+            TransportKind::ShortPoll => {
+                assert!(t.latency.p50 < poll_interval_us, "{:?}", t.latency);
+                assert!(c.requests > 0);
+            }
+            _ => assert!(t.latency.p50 < 50_000, "{}: {:?}", t.transport, t.latency),
+        }
+        assert!(out.join(format!("server-{}.log", t.transport)).is_file());
+    }
+
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for t in TransportKind::COMPARED {
+        assert!(md.contains(t.label()), "report names {}", t.label());
+    }
+    let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
+    assert!(svg.starts_with("<svg") || svg.contains("<svg"));
+    let lines = svg.matches("<polyline").count() + svg.matches("<path").count();
+    assert!(lines >= 4, "one line per transport, found {lines}");
+}
+
+fn options(out: &Path, server_bin: PathBuf, interrupt: CancellationToken) -> RunOptions {
+    RunOptions {
+        out_dir: out.to_path_buf(),
+        target: None,
+        server_bin: Some(server_bin),
+        command_line: vec!["pushbench-test".into()],
+        interrupt,
+        progress: Progress::new(Mode::Plain),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_saves_what_was_measured_as_incomplete() {
+    let server_bin = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let mut scenario = tiny_scenario();
+    scenario.transports = vec![TransportKind::Sse, TransportKind::Ws];
+    scenario.duration = Duration::from_secs(30);
+    let interrupt = CancellationToken::new();
+    let opts = options(dir.path(), server_bin, interrupt.clone());
+    let started = std::time::Instant::now();
+    let cancel = tokio::spawn(async move {
+        // Into the measured window of the first transport (0.5 s warm-up).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        interrupt.cancel();
+    });
+    let outcome = runner::run(&scenario, &opts).await.unwrap();
+    cancel.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped promptly"
+    );
+    assert!(!outcome.passed());
+
+    let run = results::read_run(dir.path()).unwrap();
+    assert!(!run.complete);
+    assert_eq!(
+        run.transports.len(),
+        1,
+        "the second transport never started"
+    );
+    let t = &run.transports[0];
+    assert!(!t.verified);
+    assert!(
+        t.problems.iter().any(|p| p.contains("interrupted")),
+        "{:?}",
+        t.problems
+    );
+    assert!(
+        t.window_s > 0.5 && t.window_s < 5.0,
+        "window cut short: {}",
+        t.window_s
+    );
+    assert!(t.counts.delivered > 0, "what was measured is kept");
+    assert!(dir.path().join("report.md").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
+    let real = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    // A wrapper whose server is killed 2 s after it starts, in the measured window.
+    let text = dir.path().join("dying-server.sh");
+    std::fs::write(
+        &text,
+        format!(
+            "#!/bin/sh\n\"{}\" \"$@\" &\npid=$!\nsleep 2\nkill -9 $pid\nwait $pid\nexit 9\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    // Made executable by another process, so this (multi-threaded) test
+    // process never holds a write descriptor to the file it will exec: a
+    // concurrent fork inheriting one would make the exec fail with ETXTBSY.
+    let wrapper = dir.path().join("dying-server");
+    let ok = Command::new("install")
+        .args(["-m", "755"])
+        .arg(&text)
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut scenario = tiny_scenario();
+    scenario.transports = vec![TransportKind::Sse, TransportKind::LongPoll];
+    scenario.duration = Duration::from_secs(10);
+    let out = dir.path().join("out");
+    let opts = options(&out, wrapper, CancellationToken::new());
+    let started = std::time::Instant::now();
+    let outcome = runner::run(&scenario, &opts).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no waiting out the window"
+    );
+    assert!(!outcome.passed());
+
+    let run = results::read_run(&out).unwrap();
+    assert!(run.complete, "every transport ran, even though they failed");
+    assert_eq!(
+        run.transports.len(),
+        2,
+        "the run went on after the first server died"
+    );
+    for t in &run.transports {
+        assert!(!t.verified, "{}", t.transport);
+        let all = t.problems.join("; ");
+        assert!(
+            all.contains("push-server exited unexpectedly"),
+            "{}: {all}",
+            t.transport
+        );
+        assert!(all.contains("exit status: 9"), "{}: {all}", t.transport);
+        assert!(
+            t.window_s < 2.0,
+            "the window ends when the server died: {}",
+            t.window_s
+        );
+    }
+}
+
+/// Runs the binary with `args`; returns (exit code, stderr).
+fn run_cli(args: &[&str], cwd: &Path) -> (i32, String) {
+    let out = Command::new(pushbench())
+        .args(args)
+        .current_dir(cwd)
+        // No server is needed to refuse a bad command line; make sure none is found either way.
+        .env("PUSHBENCH_SERVER_BIN", "/nonexistent/push-server")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(stderr: &str) {
+    let lines: Vec<_> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+    assert!(lines[0].starts_with("error: "), "{stderr:?}");
+}
+
+#[test]
+fn zero_clients_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_cli(&["run", "--clients", "0"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(
+        stderr.contains("`clients` must be between 1 and"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("results").exists(), "nothing is written");
+}
+
+#[test]
+fn a_bad_duration_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_cli(&["run", "--duration", "abc"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(
+        stderr.contains("--duration") && stderr.contains("abc"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_scenario_key_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    std::fs::write(&file, "clients = 5\nwarmpu = \"1s\"\n").unwrap();
+    let (code, stderr) = run_cli(&["run", "--scenario", "typo.toml"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(stderr.contains("typo.toml"), "names the file: {stderr}");
+    assert!(stderr.contains("warmpu"), "names the key: {stderr}");
+    assert!(stderr.contains("line 2"), "says where: {stderr}");
+}
+
+#[test]
+fn a_missing_server_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_cli(&["run", "--clients", "1"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(
+        stderr.contains("push-server not found at /nonexistent/push-server"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cargo build --release -p servers"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn report_of_a_missing_directory_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_cli(&["report", "nope"], dir.path());
+    assert_eq!(code, 1, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(stderr.contains("nope"), "{stderr}");
+}

@@ -1,0 +1,141 @@
+//! The cursor every streaming transport (SSE, WebSocket, raw TCP) runs on.
+//!
+//! A [`Feed`] is one connection's position in one topic's log plus its
+//! wakeup. [`Feed::next`] says what the connection must do next: write
+//! everything it owes (all of it, in one write), send a keep-alive after a
+//! silence, or end (server shutdown, or the stream reached
+//! [`stream_max_age`](crate::ServerConfig::stream_max_age)). The transports
+//! differ only in how they put those bytes on the wire, so the cursor, the
+//! wakeup and the end conditions exist once.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::AppState;
+use crate::hub::EncodedEvent;
+
+/// Owed events beyond this keep their buffer only until the next wake-up, so
+/// a connection that once caught up on a large backlog does not keep that
+/// memory for the rest of its life.
+const KEEP_OWED_CAPACITY: usize = 256;
+
+/// Why a stream ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The server is shutting down.
+    Shutdown,
+    /// The stream reached `stream_max_age`.
+    MaxAge,
+}
+
+/// What a streaming connection must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Write [`Feed::owed`] (then call [`Feed::written`]).
+    Events,
+    /// Nothing was written for `keepalive`: send the transport's keep-alive
+    /// (then call [`Feed::written`]).
+    KeepAlive,
+    /// End the stream.
+    End(End),
+}
+
+/// One connection's cursor over one topic.
+#[derive(Debug)]
+pub(crate) struct Feed {
+    state: AppState,
+    topic: u32,
+    /// Id of the last event handed out (or the starting cursor).
+    cursor: u64,
+    wake: watch::Receiver<u64>,
+    /// Reused between wake-ups so a steady stream allocates nothing per event.
+    owed: Vec<Arc<EncodedEvent>>,
+    last_write: Instant,
+    ends_at: Option<Instant>,
+}
+
+impl Feed {
+    /// A cursor on `topic` after `after`, or at the live edge when `None`.
+    ///
+    /// It subscribes (and marks the wakeup seen) before resolving the live
+    /// edge, so nothing can slip between resolving the cursor and waiting;
+    /// events generated from here on (e.g. while a WebSocket upgrade
+    /// completes) are owed. The max-age clock starts now.
+    pub(crate) fn new(state: &AppState, topic: u32, after: Option<u64>) -> Self {
+        let mut wake = state.hub().subscribe(topic);
+        let live_edge = *wake.borrow_and_update();
+        let now = Instant::now();
+        Self {
+            topic,
+            cursor: after.unwrap_or(live_edge),
+            wake,
+            owed: Vec::new(),
+            last_write: now,
+            ends_at: state.config().stream_max_age.map(|age| now + age),
+            state: state.clone(),
+        }
+    }
+
+    /// Waits until the connection has something to do.
+    ///
+    /// Cancel-safe (a transport may race it against reading its socket):
+    /// the cursor only moves when `Next::Events` is returned.
+    pub(crate) async fn next(&mut self) -> Next {
+        loop {
+            if self.state.shutdown().is_cancelled() {
+                return Next::End(End::Shutdown);
+            }
+            if self.ends_at.is_some_and(|t| Instant::now() >= t) {
+                return Next::End(End::MaxAge);
+            }
+            self.clear_owed();
+            self.cursor =
+                self.state
+                    .hub()
+                    .read(self.topic, self.cursor, usize::MAX, &mut self.owed);
+            if !self.owed.is_empty() {
+                return Next::Events;
+            }
+            let keepalive_at = self.last_write + self.state.config().keepalive;
+            tokio::select! {
+                biased;
+                () = self.state.shutdown().cancelled() => return Next::End(End::Shutdown),
+                () = until(self.ends_at) => return Next::End(End::MaxAge),
+                changed = self.wake.changed() => if changed.is_err() {
+                    // The hub is gone: only happens as the server stops.
+                    return Next::End(End::Shutdown);
+                },
+                () = tokio::time::sleep_until(keepalive_at) => return Next::KeepAlive,
+            }
+        }
+    }
+
+    /// The events owed after [`Next::Events`], oldest first, ids contiguous.
+    pub(crate) fn owed(&self) -> &[Arc<EncodedEvent>] {
+        &self.owed
+    }
+
+    /// Records that the events or keep-alive asked for were written, which
+    /// restarts the keep-alive clock and releases the owed events.
+    pub(crate) fn written(&mut self) {
+        self.last_write = Instant::now();
+        self.clear_owed();
+    }
+
+    fn clear_owed(&mut self) {
+        self.owed.clear();
+        if self.owed.capacity() > KEEP_OWED_CAPACITY {
+            self.owed = Vec::new();
+        }
+    }
+}
+
+/// Sleeps until `t`, or forever when there is none.
+async fn until(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
