@@ -44,9 +44,14 @@ impl Transport for LongPoll {
         observer: &mut O,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let extra = [("timeout_ms", self.hold_ms)];
         let mut connected = false;
         loop {
+            // The first request of a session is not held (`timeout_ms=0`): it
+            // connects and learns the cursor at once, so the connect time is a
+            // connect time and not "connect + wait for the next event", which
+            // is what makes it comparable with the other transports'.
+            let hold_ms = if connected { self.hold_ms } else { 0 };
+            let extra = [("timeout_ms", hold_ms)];
             // Dropping a held request on stop closes its connection at once.
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
