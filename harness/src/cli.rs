@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use protocol::TransportKind;
 use tokio_util::sync::CancellationToken;
 
+use crate::placement::{self, PinSpec, Placement};
 use crate::progress::Progress;
 use crate::runner::{self, RunOptions};
 use crate::scenario::{Scenario, ScenarioPatch};
@@ -46,6 +47,8 @@ pub enum Command {
         /// A results directory holding run.json.
         dir: PathBuf,
     },
+    /// Compare run NEW with run BASE; exit 1 if a figure regressed beyond the tolerance.
+    Compare(crate::compare::CompareArgs),
 }
 
 /// Flags of `pushbench run`; each overrides the scenario's value.
@@ -55,9 +58,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws,
-    /// or tcp (the raw-TCP floor) [default: short-poll,long-poll,sse,ws].
+    /// and tcp (the raw-TCP floor; put it last: reports show ratios to it)
+    /// [default: short-poll,long-poll,sse,ws,tcp].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub transports: Option<Vec<TransportKind>>,
+    /// Runs of each transport; repetitions alternate the order (ABCD DCBA …) and
+    /// the report shows the median and min–max of every figure [default: 1].
+    #[arg(long, value_name = "K")]
+    pub repeat: Option<u32>,
+    /// Placement: auto (server on the first core, fleet on the others), none,
+    /// or server:0,fleet:1 (cores as N, N-M or N+M) [default: auto].
+    #[arg(long, value_name = "SPEC")]
+    pub pin: Option<String>,
     /// Simulated clients, one connection each [default: 100].
     #[arg(long, value_name = "N")]
     pub clients: Option<usize>,
@@ -103,6 +115,8 @@ impl RunArgs {
                     .as_ref()
                     .map(|t| t.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")),
             ),
+            ("--repeat", self.repeat.map(|v| v.to_string())),
+            ("--pin", self.pin.clone()),
             ("--clients", self.clients.map(|v| v.to_string())),
             ("--rate", self.rate.map(|v| v.to_string())),
             ("--payload-bytes", self.payload_bytes.map(|v| v.to_string())),
@@ -141,6 +155,8 @@ impl RunArgs {
         }
         s.apply(ScenarioPatch {
             transports: self.transports.clone(),
+            repeat: self.repeat,
+            pin: self.pin.clone(),
             clients: self.clients,
             rate: self.rate,
             payload_bytes: self.payload_bytes,
@@ -150,6 +166,8 @@ impl RunArgs {
             topics: self.topics,
             ..ScenarioPatch::default()
         });
+        // `topics = 0` (one per client) follows the final `--clients`.
+        s.resolve_topics();
         Ok(s)
     }
 }
@@ -208,6 +226,8 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => cmd_run(&args, command_line),
+        // Its own exit statuses (1 regression, 2 bad input) and output.
+        Command::Compare(args) => return crate::compare::cmd_compare(&args),
         Command::Report { dir } => crate::report::render_dir(&dir)
             .with_context(|| format!("cannot render the report of {}", dir.display()))
             .map_err(failed),
@@ -241,7 +261,14 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
 
-    // The fleet is async and spread over the cores; the server is another process.
+    let placement = placement_for(&scenario, args.target.is_some()).map_err(usage)?;
+    if !placement.fleet_cpus.is_empty() {
+        // Before the runtime exists, so every worker and blocking thread
+        // inherits the fleet's cores (and tokio sizes its workers to them).
+        placement::pin_process(&placement.fleet_cpus).map_err(failed)?;
+    }
+
+    // The fleet is async and spread over its cores; the server is another process.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -255,6 +282,7 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<(), Failure> {
         command_line,
         interrupt: interrupt.clone(),
         progress: Progress::auto(),
+        placement,
     };
     let outcome = rt.block_on(async {
         tokio::spawn(cancel_on_signal(interrupt));
@@ -270,6 +298,23 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<(), Failure> {
             outcome.out_dir.display()
         ))),
     }
+}
+
+/// The placement for a run of `scenario` on this machine. Against a
+/// `--target` the server is not ours: `auto` then leaves the fleet every core.
+fn placement_for(scenario: &Scenario, target: bool) -> anyhow::Result<Placement> {
+    let spec = scenario.pin_spec()?;
+    let allowed = placement::allowed_cpus();
+    if target && spec == PinSpec::Auto {
+        return Ok(Placement {
+            spec: spec.to_string(),
+            server_cpus: Vec::new(),
+            fleet_cpus: Vec::new(),
+            note: "--target: the server is not started by pushbench; the fleet may use every core"
+                .to_string(),
+        });
+    }
+    placement::resolve(&spec, &allowed)
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM, so the run stops its server and fleet and saves.
@@ -331,6 +376,10 @@ mod tests {
             "3",
             "--payload-bytes",
             "10",
+            "--repeat",
+            "3",
+            "--pin",
+            "none",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
@@ -345,11 +394,14 @@ mod tests {
         assert_eq!(s.poll_interval, Duration::from_millis(200));
         assert_eq!(s.topics, 3);
         assert_eq!(s.payload_bytes, 10);
+        assert_eq!(s.repeat, 3);
+        assert_eq!(s.pin, "none");
         assert_eq!(s.name, "default");
         assert!(
             s.description.ends_with(
-                "Overridden on the command line: --transports sse,ws --clients 7 --rate 2.5 \
-                 --payload-bytes 10 --duration 2s --warmup 500ms --poll-interval 200ms --topics 3."
+                "Overridden on the command line: --transports sse,ws --repeat 3 --pin none \
+                 --clients 7 --rate 2.5 --payload-bytes 10 --duration 2s --warmup 500ms \
+                 --poll-interval 200ms --topics 3."
             ),
             "{}",
             s.description
@@ -388,6 +440,8 @@ mod tests {
                 crate::scenario::fmt_duration(d.poll_interval)
             ),
             format!("[default: {}]", d.topics),
+            format!("[default: {}]", d.repeat),
+            format!("[default: {}]", d.pin),
         ] {
             assert!(help.contains(&expected), "help lacks {expected}:\n{help}");
         }
@@ -399,5 +453,38 @@ mod tests {
         assert!(e.to_string().contains("--duration"), "{e}");
         assert!(parse(&["run", "--transports", "sse,pigeon"]).is_err());
         assert!(parse(&["run", "--clients", "-3"]).is_err());
+    }
+
+    #[test]
+    fn clients_decide_the_topics_of_a_one_topic_per_client_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("idle.toml");
+        std::fs::write(&file, "topics = 0\nclients = 10\n").unwrap();
+        let file = file.to_str().unwrap();
+        let Command::Run(args) = parse(&["run", "--scenario", file, "--clients", "25"])
+            .unwrap()
+            .command
+        else {
+            panic!("run expected")
+        };
+        assert_eq!(args.scenario().unwrap().topics, 25);
+    }
+
+    #[test]
+    fn placement_follows_the_scenario_and_spares_a_target() {
+        let mut s = Scenario::default();
+        let cores = placement::allowed_cpus();
+        let p = placement_for(&s, false).unwrap();
+        if cores.len() >= 2 {
+            assert_eq!(p.server_cpus, cores[..1].to_vec());
+            assert_eq!(p.fleet_cpus, cores[1..].to_vec());
+        } else {
+            assert!(p.server_cpus.is_empty() && p.fleet_cpus.is_empty());
+        }
+        let p = placement_for(&s, true).unwrap();
+        assert!(p.server_cpus.is_empty() && p.fleet_cpus.is_empty());
+        assert!(p.note.contains("--target"), "{}", p.note);
+        s.pin = "server:0,fleet:4095".into();
+        assert!(placement_for(&s, false).is_err());
     }
 }

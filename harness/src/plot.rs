@@ -5,7 +5,14 @@
 //! Charts are rendered into a string and written atomically, so a half-drawn
 //! file is never left behind.
 //!
-//! Charts now: [`latency_spectrum_svg`], the latency percentile spectrum.
+//! Every chart is listed once, in [`PLOTS`] (file name, title, renderer):
+//! the report writes and embeds them from that list, so a new chart is one
+//! row. The latency percentile spectrum ([`latency_spectrum_svg`]); the cost
+//! bars — server memory per connection ([`memory_svg`]), server CPU per
+//! delivered event ([`cpu_svg`]) and bytes per delivered event, down and up
+//! stacked ([`bytes_svg`]) — each with the raw-TCP floor as a dashed
+//! reference line and min–max whiskers over repetitions; and the server's
+//! memory over time ([`timeline_svg`]).
 
 use std::path::Path;
 
@@ -17,7 +24,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use protocol::TransportKind;
 
-use crate::report::format_ms;
+use crate::report::{self, Row, format_ms};
 use crate::results::{self, RunFile};
 
 /// Size of every chart, pixels.
@@ -25,6 +32,64 @@ pub const SIZE: (u32, u32) = (900, 520);
 
 /// File name of the latency percentile spectrum inside a run directory.
 pub const LATENCY_SVG: &str = "latency.svg";
+/// File name of the server-memory-per-connection bars.
+pub const MEMORY_SVG: &str = "memory.svg";
+/// File name of the server-CPU-per-event bars.
+pub const CPU_SVG: &str = "cpu.svg";
+/// File name of the bytes-per-event bars.
+pub const BYTES_SVG: &str = "bytes.svg";
+/// File name of the server-memory timeline.
+pub const TIMELINE_SVG: &str = "timeline.svg";
+
+/// One chart of a report: where it goes, what it is called, how it is drawn.
+#[derive(Debug, Clone, Copy)]
+pub struct Plot {
+    /// File name inside the run directory.
+    pub file: &'static str,
+    /// Title (also the image's alt text in reports).
+    pub title: &'static str,
+    /// Renders the chart of a run as SVG text.
+    pub render: fn(&RunFile) -> anyhow::Result<String>,
+}
+
+/// Every chart a report has, in reading order.
+pub const PLOTS: &[Plot] = &[
+    Plot {
+        file: LATENCY_SVG,
+        title: "Latency percentile spectrum",
+        render: latency_spectrum_svg,
+    },
+    Plot {
+        file: MEMORY_SVG,
+        title: "Server memory per connection",
+        render: memory_svg,
+    },
+    Plot {
+        file: CPU_SVG,
+        title: "Server CPU per delivered event",
+        render: cpu_svg,
+    },
+    Plot {
+        file: BYTES_SVG,
+        title: "Bytes on the wire per delivered event",
+        render: bytes_svg,
+    },
+    Plot {
+        file: TIMELINE_SVG,
+        title: "Server memory over time",
+        render: timeline_svg,
+    },
+];
+
+/// Renders every chart of [`PLOTS`] into `dir`, atomically each.
+pub fn write_all(run: &RunFile, dir: &Path) -> anyhow::Result<()> {
+    for p in PLOTS {
+        let path = dir.join(p.file);
+        let svg = (p.render)(run).map_err(|e| anyhow!("rendering {}: {e:#}", p.file))?;
+        results::write_atomic(&path, svg.as_bytes())?;
+    }
+    Ok(())
+}
 
 /// The fixed colour of a transport, used by every chart.
 ///
@@ -182,7 +247,11 @@ fn draw_spectrum(
     // The legend and notes go in a strip under the chart, so they never hide
     // a line (a tail can end anywhere on the plot).
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
-    draw_footer(&footer, curves, left_out)?;
+    let legend: Vec<(RGBAColor, String)> = curves
+        .iter()
+        .map(|c| (colour(c.transport).to_rgba(), legend_label(c)))
+        .collect();
+    draw_footer(&footer, &legend, left_out)?;
 
     if curves.is_empty() {
         let area = chart_area.titled(title, ("sans-serif", 22))?;
@@ -245,11 +314,11 @@ fn draw_spectrum(
     Ok(())
 }
 
-/// The legend (a filled swatch and a label per drawn transport, flowing left
-/// to right) and a note naming the transports that could not be drawn.
+/// The legend (a filled swatch and a label per item, flowing left to right)
+/// and a note naming what could not be drawn.
 fn draw_footer(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
-    curves: &[Curve],
+    items: &[(RGBAColor, String)],
     left_out: &[String],
 ) -> Result<(), DrawError> {
     const LEFT: i32 = 76;
@@ -257,8 +326,7 @@ fn draw_footer(
     let width = SIZE.0 as i32 - 24;
     let font = ("sans-serif", 14).into_font();
     let (mut x, mut y) = (LEFT, 4);
-    for c in curves {
-        let label = legend_label(c);
+    for (swatch, label) in items {
         // The SVG backend cannot measure text (the viewer picks the font), and
         // plotters' estimate counts bytes; ~0.45 em per character is close enough.
         let text_w = (label.chars().count() * 6) as i32;
@@ -270,13 +338,13 @@ fn draw_footer(
         // A filled square (not a line) keeps exactly one polyline per series in the SVG.
         area.draw(&Rectangle::new(
             [(x, y + 3), (x + 12, y + 15)],
-            colour(c.transport).filled(),
+            swatch.filled(),
         ))?;
-        area.draw(&Text::new(label, (x + 18, y + 2), font.clone()))?;
+        area.draw(&Text::new(label.as_str(), (x + 18, y + 2), font.clone()))?;
         x += item_w;
     }
     if !left_out.is_empty() {
-        let y = if curves.is_empty() { 4 } else { y + ROW_H + 2 };
+        let y = if items.is_empty() { 4 } else { y + ROW_H + 2 };
         area.draw(&Text::new(
             format!("Not drawn: {}", left_out.join(", ")),
             (LEFT, y),
@@ -372,6 +440,482 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
         }
     }
     best
+}
+
+/// One bar of a cost chart: a transport's median, possibly in stacked
+/// segments, with the min–max over repetitions as a whisker.
+#[derive(Debug, Clone)]
+struct Bar {
+    transport: TransportKind,
+    /// Stacked segments from the bottom: (height, colour).
+    segments: Vec<(f64, RGBAColor)>,
+    /// Min–max of the whole bar over repetitions (drawn when they differ).
+    range: Option<(f64, f64)>,
+    /// Text above the bar.
+    label: String,
+    /// Verified (and not generator-bound): drawn solid; otherwise pale and marked.
+    valid: bool,
+}
+
+impl Bar {
+    fn top(&self) -> f64 {
+        self.segments.iter().map(|s| s.0).sum()
+    }
+}
+
+/// The floor as drawn: its value and the text beside the line.
+#[derive(Debug, Clone)]
+struct FloorLine {
+    value: f64,
+    label: String,
+}
+
+/// A cost chart: one bar per compared transport, the floor as a line.
+struct BarChart<'a> {
+    title: String,
+    y_desc: &'a str,
+    bars: Vec<Bar>,
+    floor: Option<FloorLine>,
+    legend: Vec<(RGBAColor, String)>,
+    notes: Vec<String>,
+}
+
+/// The figure of `key` for every row of `run`: compared transports become
+/// bars, the floor becomes the reference line (when it verified), and what
+/// cannot be drawn is named in the notes.
+fn single_metric_chart<'a>(
+    run: &RunFile,
+    key: &str,
+    title: &str,
+    y_desc: &'a str,
+    fmt: fn(f64) -> String,
+) -> BarChart<'a> {
+    let rows = report::rows(run);
+    let m = report::metric(key).expect("chart metrics exist");
+    let mut chart = BarChart {
+        title: titled(run, title),
+        y_desc,
+        bars: Vec::new(),
+        floor: None,
+        legend: Vec::new(),
+        notes: Vec::new(),
+    };
+    for row in &rows {
+        let Some(f) = row.figure(m) else {
+            chart
+                .notes
+                .push(format!("{} (no data)", row.transport.label()));
+            continue;
+        };
+        if row.transport.is_floor() {
+            if row.verified {
+                chart.floor = Some(FloorLine {
+                    value: f.median,
+                    label: format!("raw TCP floor: {}", fmt(f.median)),
+                });
+            } else {
+                chart.notes.push("the raw-TCP floor did not verify".into());
+            }
+            continue;
+        }
+        chart.bars.push(bar(row, vec![(f.median, colour(row.transport).to_rgba())], f.min, f.max, fmt(f.median)));
+    }
+    if !rows.iter().any(|r| r.transport.is_floor()) {
+        chart.notes.push("no raw-TCP floor in this run".into());
+    }
+    chart
+}
+
+/// A bar for `row` with its segments and min–max.
+fn bar(row: &Row, segments: Vec<(f64, RGBAColor)>, min: f64, max: f64, value: String) -> Bar {
+    let valid = row.verified && !row.generator_bound;
+    let mark = if !row.verified {
+        " ✗"
+    } else if row.generator_bound {
+        " ⚠"
+    } else {
+        ""
+    };
+    Bar {
+        transport: row.transport,
+        segments,
+        range: (max > min).then_some((min, max)),
+        label: format!("{value}{mark}"),
+        valid,
+    }
+}
+
+/// `Title — scenario name`.
+fn titled(run: &RunFile, title: &str) -> String {
+    match report::scenario_name(&run.scenario) {
+        Some(name) => format!("{title} — {name}"),
+        None => title.to_string(),
+    }
+}
+
+/// Bars of server RSS per connection (KiB), the floor as a line.
+pub fn memory_svg(run: &RunFile) -> anyhow::Result<String> {
+    let chart = single_metric_chart(
+        run,
+        "rss_per_conn",
+        "Server memory per connection",
+        "RSS per connection (KiB)",
+        |v| format!("{} KiB", sig(v)),
+    );
+    draw_bars(&chart)
+}
+
+/// Bars of server CPU per delivered event (µs), the floor as a line.
+pub fn cpu_svg(run: &RunFile) -> anyhow::Result<String> {
+    let chart = single_metric_chart(
+        run,
+        "cpu_us_per_event",
+        "Server CPU per delivered event",
+        "CPU per event (µs)",
+        |v| format!("{} µs", sig(v)),
+    );
+    draw_bars(&chart)
+}
+
+/// Bars of bytes per delivered event, down (server → client) and up stacked,
+/// the floor's total as a line.
+pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
+    let rows = report::rows(run);
+    let (down, up) = (
+        report::metric("bytes_down_per_event").expect("exists"),
+        report::metric("bytes_up_per_event").expect("exists"),
+    );
+    let mut chart = BarChart {
+        title: titled(run, "Bytes on the wire per delivered event"),
+        y_desc: "bytes per event",
+        bars: Vec::new(),
+        floor: None,
+        legend: vec![
+            (BLACK.mix(0.85), "solid: down (server → client)".into()),
+            (BLACK.mix(0.3), "pale: up (client → server)".into()),
+        ],
+        notes: Vec::new(),
+    };
+    for row in &rows {
+        let (Some(d), Some(u)) = (row.figure(down), row.figure(up)) else {
+            chart
+                .notes
+                .push(format!("{} (no data)", row.transport.label()));
+            continue;
+        };
+        // The total per repetition, for the whisker and the floor line.
+        let totals: Vec<f64> = row
+            .entries
+            .iter()
+            .filter_map(|e| Some((down.value)(e)? + (up.value)(e)?))
+            .collect();
+        let total = report::Figure::of(&totals).unwrap_or(report::Figure {
+            median: d.median + u.median,
+            min: d.median + u.median,
+            max: d.median + u.median,
+            n: 1,
+        });
+        if row.transport.is_floor() {
+            if row.verified {
+                chart.floor = Some(FloorLine {
+                    value: total.median,
+                    label: format!("raw TCP floor: {} B", sig(total.median)),
+                });
+            } else {
+                chart.notes.push("the raw-TCP floor did not verify".into());
+            }
+            continue;
+        }
+        let c = colour(row.transport);
+        chart.bars.push(bar(
+            row,
+            vec![(d.median, c.to_rgba()), (u.median, c.mix(0.35))],
+            total.min,
+            total.max,
+            format!("{} + {} B", sig(d.median), sig(u.median)),
+        ));
+    }
+    if !rows.iter().any(|r| r.transport.is_floor()) {
+        chart.notes.push("no raw-TCP floor in this run".into());
+    }
+    draw_bars(&chart)
+}
+
+/// About three significant digits, no trailing zeros: `7.25`, `183`, `0.412`.
+fn sig(v: f64) -> String {
+    let s = crate::report::Unit::Bytes.format(v);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// Draws a bar chart; with no bar and no floor, a "no data" caption.
+fn draw_bars(chart: &BarChart<'_>) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    draw_bars_into(&mut svg, chart).map_err(|e| anyhow!("drawing {}: {e}", chart.title))?;
+    Ok(svg)
+}
+
+fn draw_bars_into(svg: &mut String, c: &BarChart<'_>) -> Result<(), DrawError> {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
+    let mut legend = c.legend.clone();
+    if let Some(f) = &c.floor {
+        // In the legend, not beside the line, where it would collide with a bar's label.
+        legend.push((BLACK.to_rgba(), format!("dashed line: {}", f.label)));
+    }
+    if c.bars.iter().any(|b| b.range.is_some()) {
+        legend.push((BLACK.mix(0.6), "whisker: min–max over repetitions".into()));
+    }
+    if c.bars.iter().any(|b| !b.valid) {
+        legend.push((BLACK.mix(0.2), "pale: ✗ not verified / ⚠ generator-bound".into()));
+    }
+    draw_footer(&footer, &legend, &c.notes)?;
+
+    if c.bars.is_empty() && c.floor.is_none() {
+        let area = chart_area.titled(&c.title, ("sans-serif", 22))?;
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            "no data: no transport has this figure",
+            (w as i32 / 2, h as i32 / 2),
+            ("sans-serif", 18)
+                .into_font()
+                .color(&BLACK.mix(0.7))
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+        root.present()?;
+        return Ok(());
+    }
+
+    let top = c
+        .bars
+        .iter()
+        .map(|b| b.range.map_or(b.top(), |r| r.1).max(b.top()))
+        .chain(c.floor.as_ref().map(|f| f.value))
+        .fold(0.0f64, f64::max);
+    let y_max = if top > 0.0 { top * 1.18 } else { 1.0 };
+    // Negative values (memory that shrank) still get an axis that shows them.
+    let y_min = c
+        .bars
+        .iter()
+        .map(|b| b.range.map_or(b.top(), |r| r.0).min(b.top()))
+        .fold(0.0f64, f64::min)
+        * 1.18;
+    let n = c.bars.len().max(1);
+    let labels: Vec<&str> = c.bars.iter().map(|b| b.transport.label()).collect();
+    let x_label = |x: &f64| -> String {
+        let i = x.round();
+        if (x - i).abs() < 1e-6 && i >= 0.0 {
+            labels.get(i as usize).map_or(String::new(), |l| (*l).to_string())
+        } else {
+            String::new()
+        }
+    };
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption(&c.title, ("sans-serif", 22))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(IndexAxis { n }, y_min..y_max)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(c.y_desc)
+        .x_label_formatter(&x_label)
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(BLACK.mix(0.12))
+        .draw()?;
+
+    const HALF: f64 = 0.3;
+    for (i, b) in c.bars.iter().enumerate() {
+        let x = i as f64;
+        let mut base = 0.0;
+        for &(h, fill) in &b.segments {
+            let fill = if b.valid { fill } else { fill.mix(0.3) };
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x - HALF, base), (x + HALF, base + h)],
+                fill.filled(),
+            )))?;
+            base += h;
+        }
+        if let Some((lo, hi)) = b.range {
+            let style = BLACK.mix(0.6).stroke_width(1);
+            chart.draw_series([
+                PathElement::new(vec![(x, lo), (x, hi)], style),
+                PathElement::new(vec![(x - 0.06, lo), (x + 0.06, lo)], style),
+                PathElement::new(vec![(x - 0.06, hi), (x + 0.06, hi)], style),
+            ])?;
+        }
+        let label_y = b.range.map_or(base, |r| r.1.max(base)).max(0.0);
+        chart.draw_series(std::iter::once(Text::new(
+            b.label.clone(),
+            (x, label_y),
+            ("sans-serif", 13)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom)),
+        )))?;
+    }
+    if let Some(f) = &c.floor {
+        let right = n as f64 - 0.5;
+        chart.draw_series(DashedLineSeries::new(
+            [(-0.5, f.value), (right, f.value)],
+            6,
+            4,
+            BLACK.stroke_width(2),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The x axis of a bar chart: slots `0..n`, each bar centred on its index.
+#[derive(Debug, Clone, Copy)]
+struct IndexAxis {
+    n: usize,
+}
+
+impl Ranged for IndexAxis {
+    type FormatOption = plotters::coord::ranged1d::NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let frac = (value + 0.5) / self.n.max(1) as f64;
+        limit.0 + (frac * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.max_num_points() == 0 {
+            return Vec::new();
+        }
+        (0..self.n).map(|i| i as f64).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        -0.5..self.n.max(1) as f64 - 0.5
+    }
+}
+
+impl plotters::coord::ranged1d::ValueFormatter<f64> for IndexAxis {
+    fn format(value: &f64) -> String {
+        // Replaced by each chart's own labels (the transports).
+        format!("{value}")
+    }
+}
+
+/// Server RSS (MiB) over time, one line per transport run, time measured
+/// from the start of each run's measured window (so connection set-up is at
+/// negative times and the window is shaded).
+pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
+    let mut lines: Vec<Curve> = Vec::new();
+    let mut left_out = Vec::new();
+    let mut window_s = 0.0f64;
+    for r in &run.transports {
+        let points: Vec<(f64, f64)> = r
+            .timeline
+            .iter()
+            .filter_map(|s| {
+                let rss = s.server_rss_bytes?;
+                let t = (s.t_us as f64 - r.window_start_us as f64) / 1e6;
+                Some((t, rss as f64 / (1024.0 * 1024.0)))
+            })
+            .collect();
+        if points.is_empty() || r.window_start_us == 0 {
+            left_out.push(format!("{} (no samples)", r.transport.label()));
+            continue;
+        }
+        window_s = window_s.max(r.window_s);
+        lines.push(Curve {
+            transport: r.transport,
+            verified: r.verified,
+            points,
+        });
+    }
+    let title = titled(run, "Server memory over time");
+    let mut svg = String::new();
+    draw_timeline(&mut svg, &title, &lines, &left_out, window_s)
+        .map_err(|e| anyhow!("drawing the memory timeline: {e}"))?;
+    Ok(svg)
+}
+
+fn draw_timeline(
+    svg: &mut String,
+    title: &str,
+    lines: &[Curve],
+    left_out: &[String],
+    window_s: f64,
+) -> Result<(), DrawError> {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
+    let mut legend: Vec<(RGBAColor, String)> = Vec::new();
+    for c in lines {
+        let item = (colour(c.transport).to_rgba(), c.transport.label().to_string());
+        if !legend.iter().any(|l| l.1 == item.1) {
+            legend.push(item);
+        }
+    }
+    if !lines.is_empty() {
+        legend.push((BLACK.mix(0.08), "shaded: measured window".into()));
+    }
+    draw_footer(&footer, &legend, left_out)?;
+    if lines.is_empty() {
+        let area = chart_area.titled(title, ("sans-serif", 22))?;
+        let (w, h) = area.dim_in_pixel();
+        area.draw(&Text::new(
+            "no data: no server memory was sampled",
+            (w as i32 / 2, h as i32 / 2),
+            ("sans-serif", 18)
+                .into_font()
+                .color(&BLACK.mix(0.7))
+                .pos(Pos::new(HPos::Center, VPos::Center)),
+        ))?;
+        root.present()?;
+        return Ok(());
+    }
+    let all = lines.iter().flat_map(|l| l.points.iter());
+    let (x_lo, x_hi, y_hi) = all.fold(
+        (0.0f64, window_s, 0.0f64),
+        |(a, b, c), &(x, y)| (a.min(x), b.max(x), c.max(y)),
+    );
+    let y_hi = if y_hi > 0.0 { y_hi * 1.15 } else { 1.0 };
+    let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
+    let mut chart = ChartBuilder::on(&chart_area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .margin_right(24)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_lo..x_hi, 0.0..y_hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds from the start of the measured window")
+        .y_desc("server RSS (MiB)")
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(BLACK.mix(0.12))
+        .draw()?;
+    chart.draw_series(std::iter::once(Rectangle::new(
+        [(0.0, 0.0), (window_s, y_hi)],
+        BLACK.mix(0.06).filled(),
+    )))?;
+    for c in lines {
+        let style = colour(c.transport).stroke_width(2);
+        if c.verified {
+            chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?;
+        } else {
+            chart.draw_series(DashedLineSeries::new(c.points.iter().copied(), 6, 4, style))?;
+        }
+    }
+    root.present()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -219,11 +219,49 @@ pub fn summary_line(r: &TransportResult) -> String {
         format_ms(r.latency.p99 as f64 / 1000.0),
         r.delivered_per_s
     );
+    if r.repetition > 1 {
+        line.insert_str(
+            r.transport.as_str().len() + 1,
+            &format!(" #{}", r.repetition),
+        );
+    }
+    let cost = cost_summary(r);
+    if !cost.is_empty() {
+        line.push_str(", ");
+        line.push_str(&cost);
+    }
     if !r.verified {
         line.push_str(" — NOT VERIFIED: ");
         line.push_str(&r.problems.join("; "));
     }
+    if r.fleet.generator_bound {
+        line.push_str(" — GENERATOR-BOUND: ");
+        line.push_str(&r.fleet.generator_bound_reasons.join("; "));
+    }
     line
+}
+
+/// `CPU 3.1 µs/event, 180 B down/event, RSS +7.2 KiB/conn` (what is known).
+fn cost_summary(r: &TransportResult) -> String {
+    let mut parts = Vec::new();
+    let delivered = r.counts.delivered;
+    if let (Some(s), true) = (&r.server, delivered > 0) {
+        parts.push(format!(
+            "CPU {:.1} µs/event",
+            s.cpu_s * 1e6 / delivered as f64
+        ));
+    }
+    if let (Some(w), true) = (&r.wire, delivered > 0) {
+        parts.push(format!(
+            "{:.0} B down/event",
+            w.window.bytes_out as f64 / delivered as f64
+        ));
+    }
+    if let Some(s) = r.server.as_ref().filter(|s| s.idle_clients > 0) {
+        let per = (s.rss_idle_bytes as f64 - s.rss_baseline_bytes as f64) / s.idle_clients as f64;
+        parts.push(format!("RSS {:+.1} KiB/conn", per / 1024.0));
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -254,6 +292,13 @@ mod tests {
             },
             connect: Summary::default(),
             histograms: Histograms::default(),
+            repetition: 1,
+            wire: None,
+            server: None,
+            fleet: Default::default(),
+            timeline: Vec::new(),
+            server_config: serde_json::Value::Null,
+            floor: None,
         };
         assert_eq!(
             summary_line(&r),
@@ -262,5 +307,23 @@ mod tests {
         r.verified = false;
         r.problems = vec!["3 events missing".into()];
         assert!(summary_line(&r).ends_with("NOT VERIFIED: 3 events missing"));
+        r.verified = true;
+        r.repetition = 2;
+        r.server = Some(crate::results::ServerUsage {
+            cpu_s: 0.03,
+            rss_baseline_bytes: 1 << 20,
+            rss_idle_bytes: (1 << 20) + 100 * 7 * 1024,
+            idle_clients: 100,
+            ..Default::default()
+        });
+        r.fleet.generator_bound = true;
+        r.fleet.generator_bound_reasons = vec!["the fleet used 97%".into()];
+        let line = summary_line(&r);
+        assert!(line.starts_with("[sse #2] delivered"), "{line}");
+        assert!(
+            line.contains("CPU 3.0 µs/event, RSS +7.0 KiB/conn"),
+            "{line}"
+        );
+        assert!(line.ends_with("GENERATOR-BOUND: the fleet used 97%"), "{line}");
     }
 }

@@ -40,6 +40,8 @@ pub fn collect(command_line: Vec<String>) -> Provenance {
             .to_string(),
         command_line,
         started_at: format_rfc3339_utc(SystemTime::now()),
+        // Filled in by the runner, which knows what was asked and what is so.
+        placement: Default::default(),
     }
 }
 

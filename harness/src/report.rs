@@ -8,8 +8,16 @@
 //!
 //! Validity comes before speed: a transport that did not verify is marked
 //! "✗ not verified", its problems are listed, and its speed figures are
-//! struck through, never shown as if they were valid. The headline only
-//! considers verified transports.
+//! struck through, never shown as if they were valid. A transport whose load
+//! generator was saturated is marked "⚠ generator-bound". The headline only
+//! considers verified transports that were not generator-bound, and never the
+//! raw-TCP floor, which is the reference, not a contender.
+//!
+//! Repetitions are aggregated by [`rows`]: one [`Row`] per transport, whose
+//! [`Row::figure`] gives the median and min–max of a metric over its
+//! repetitions. Ratios to the floor are metrics too: [`rows`] attaches to
+//! each entry the floor's entry of the same repetition
+//! ([`TransportResult::floor`]), and the `…_x_floor` metrics divide by it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -35,6 +43,18 @@ pub enum Unit {
     Count,
     /// A dimensionless ratio.
     Ratio,
+    /// Microseconds.
+    Us,
+    /// Bytes.
+    Bytes,
+    /// Kibibytes (1024 bytes).
+    KiB,
+    /// Mebibytes (1024 KiB).
+    MiB,
+    /// Percent.
+    Percent,
+    /// A multiple of the raw-TCP floor's figure (`2.5×`).
+    Multiple,
 }
 
 impl Unit {
@@ -42,8 +62,30 @@ impl Unit {
     pub fn suffix(self) -> &'static str {
         match self {
             Unit::Ms => "ms",
-            // Rates carry their unit in the label ("delivered/s").
-            Unit::PerSecond | Unit::Count | Unit::Ratio => "",
+            Unit::Us => "µs",
+            Unit::Bytes => "B",
+            Unit::KiB => "KiB",
+            Unit::MiB => "MiB",
+            Unit::Percent => "%",
+            // Rates carry their unit in the label ("delivered/s"); multiples
+            // say "×" in every cell.
+            Unit::PerSecond | Unit::Count | Unit::Ratio | Unit::Multiple => "",
+        }
+    }
+
+    /// The unit in words, for the definitions table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Ms => "ms",
+            Unit::PerSecond => "events/s",
+            Unit::Count => "count",
+            Unit::Ratio => "ratio",
+            Unit::Us => "µs",
+            Unit::Bytes => "bytes",
+            Unit::KiB => "KiB",
+            Unit::MiB => "MiB",
+            Unit::Percent => "%",
+            Unit::Multiple => "× floor",
         }
     }
 
@@ -52,9 +94,25 @@ impl Unit {
         match self {
             Unit::Ms => format_ms(v),
             Unit::Count => format!("{v:.0}"),
-            Unit::PerSecond | Unit::Ratio => format_significant(v),
+            Unit::Multiple => format!("{}×", format_significant(v)),
+            Unit::PerSecond
+            | Unit::Ratio
+            | Unit::Us
+            | Unit::Bytes
+            | Unit::KiB
+            | Unit::MiB
+            | Unit::Percent => format_significant(v),
         }
     }
+}
+
+/// Which table of the report a metric belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The summary: latency, throughput and correctness.
+    Summary,
+    /// The cost: memory, CPU, bytes and requests, and the fleet's own load.
+    Cost,
 }
 
 /// Which direction of a metric is better.
@@ -96,13 +154,49 @@ pub struct Metric {
     pub speed: bool,
     /// One-line definition for the report.
     pub description: &'static str,
-    /// The value for one transport, `None` when it does not apply or there is no data.
+    /// The table it is shown in.
+    pub group: Group,
+    /// The value for one transport entry (one repetition), `None` when it
+    /// does not apply or there is no data. Ratio metrics read the floor
+    /// attached by [`rows`].
     pub value: fn(&TransportResult) -> Option<f64>,
 }
 
 /// µs → ms, or `None` for a histogram without samples.
 fn ms(count: u64, us: u64) -> Option<f64> {
     (count > 0).then(|| us as f64 / 1000.0)
+}
+
+/// `x` per delivered event, or `None` when nothing was delivered.
+fn per_event(r: &TransportResult, x: f64) -> Option<f64> {
+    (r.counts.delivered > 0).then(|| x / r.counts.delivered as f64)
+}
+
+/// Server CPU µs per delivered event.
+fn cpu_us_per_event(r: &TransportResult) -> Option<f64> {
+    per_event(r, r.server.as_ref()?.cpu_s * 1e6)
+}
+
+/// Bytes down + up per delivered event.
+fn bytes_per_event(r: &TransportResult) -> Option<f64> {
+    let w = r.wire.as_ref()?;
+    per_event(r, (w.window.bytes_out + w.window.bytes_in) as f64)
+}
+
+/// Server RSS per connected client, KiB (connected idle − baseline).
+fn rss_per_conn_kib(r: &TransportResult) -> Option<f64> {
+    let s = r.server.as_ref()?;
+    (s.idle_clients > 0).then(|| {
+        (s.rss_idle_bytes as f64 - s.rss_baseline_bytes as f64) / s.idle_clients as f64 / 1024.0
+    })
+}
+
+/// `f(r) / f(floor)`, the floor being the verified raw-TCP entry attached
+/// by [`rows`]; `None` without one, or when the floor's figure is 0.
+fn floor_ratio(r: &TransportResult, f: fn(&TransportResult) -> Option<f64>) -> Option<f64> {
+    let floor = r.floor.as_deref().filter(|f| f.verified)?;
+    let (own, base) = (f(r)?, f(floor)?);
+    (base > 0.0 && own.is_finite()).then(|| own / base)
 }
 
 /// Every metric a report shows, in column order.
@@ -114,6 +208,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "median latency (receive time − scheduled emission time)",
+        group: Group::Summary,
         value: |r| ms(r.latency.count, r.latency.p50),
     },
     Metric {
@@ -123,6 +218,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "90th percentile latency",
+        group: Group::Summary,
         value: |r| ms(r.latency.count, r.latency.p90),
     },
     Metric {
@@ -132,6 +228,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "99th percentile latency",
+        group: Group::Summary,
         value: |r| ms(r.latency.count, r.latency.p99),
     },
     Metric {
@@ -141,6 +238,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "99.9th percentile latency",
+        group: Group::Summary,
         value: |r| ms(r.latency.count, r.latency.p999),
     },
     Metric {
@@ -150,7 +248,28 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "largest latency observed",
+        group: Group::Summary,
         value: |r| ms(r.latency.count, r.latency.max),
+    },
+    Metric {
+        key: "latency_p50_x_floor",
+        label: "p50 ×floor",
+        unit: Unit::Multiple,
+        better: Better::Lower,
+        speed: true,
+        description: "median latency as a multiple of the raw-TCP floor's in the same repetition",
+        group: Group::Summary,
+        value: |r| floor_ratio(r, |r| ms(r.latency.count, r.latency.p50)),
+    },
+    Metric {
+        key: "latency_p99_x_floor",
+        label: "p99 ×floor",
+        unit: Unit::Multiple,
+        better: Better::Lower,
+        speed: true,
+        description: "99th percentile latency as a multiple of the raw-TCP floor's",
+        group: Group::Summary,
+        value: |r| floor_ratio(r, |r| ms(r.latency.count, r.latency.p99)),
     },
     Metric {
         key: "connect_p50",
@@ -159,6 +278,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "median connection set-up time (first response, for polling)",
+        group: Group::Summary,
         value: |r| ms(r.connect.count, r.connect.p50),
     },
     Metric {
@@ -168,6 +288,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: true,
         description: "99th percentile connection set-up time",
+        group: Group::Summary,
         value: |r| ms(r.connect.count, r.connect.p99),
     },
     Metric {
@@ -177,6 +298,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         speed: true,
         description: "events delivered per second, all clients together, over the measured window",
+        group: Group::Summary,
         value: |r| (r.window_s > 0.0 && r.delivered_per_s.is_finite()).then_some(r.delivered_per_s),
     },
     Metric {
@@ -186,6 +308,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Neither,
         speed: false,
         description: "events the clients should have received (scheduled in the window on their topics)",
+        group: Group::Summary,
         value: |r| Some(r.counts.expected as f64),
     },
     Metric {
@@ -195,6 +318,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Higher,
         speed: false,
         description: "distinct expected events received",
+        group: Group::Summary,
         value: |r| Some(r.counts.delivered as f64),
     },
     Metric {
@@ -204,6 +328,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: false,
         description: "expected events never received",
+        group: Group::Summary,
         value: |r| Some(r.counts.missing as f64),
     },
     Metric {
@@ -213,6 +338,7 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: false,
         description: "extra copies of events already received",
+        group: Group::Summary,
         value: |r| Some(r.counts.duplicated as f64),
     },
     Metric {
@@ -222,19 +348,8 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: false,
         description: "events received after an event with a higher id",
+        group: Group::Summary,
         value: |r| Some(r.counts.out_of_order as f64),
-    },
-    Metric {
-        key: "requests_per_event",
-        label: "req/event",
-        unit: Unit::Ratio,
-        better: Better::Lower,
-        speed: true,
-        description: "HTTP requests per delivered event (polling transports only)",
-        value: |r| {
-            (r.transport.is_polling() && r.counts.delivered > 0)
-                .then(|| r.counts.requests as f64 / r.counts.delivered as f64)
-        },
     },
     Metric {
         key: "errors",
@@ -243,7 +358,158 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         speed: false,
         description: "errors reported by clients (connect failures, bad responses…)",
+        group: Group::Summary,
         value: |r| Some(r.counts.errors as f64),
+    },
+    Metric {
+        key: "rss_per_conn",
+        label: "RSS/conn",
+        unit: Unit::KiB,
+        better: Better::Lower,
+        speed: true,
+        description: "server memory per connection: (server RSS right after every client connected, \
+                      before the warm-up − RSS before any client) / clients connected; with rare \
+                      events, memory per idle connection",
+        group: Group::Cost,
+        value: rss_per_conn_kib,
+    },
+    Metric {
+        key: "tcp_mem_per_conn",
+        label: "kernel TCP/conn",
+        unit: Unit::KiB,
+        better: Better::Lower,
+        speed: true,
+        description: "kernel memory charged to TCP socket buffers (/proc/net/sockstat `mem`) over \
+                      the same span, per connection: both ends of a loopback connection, the whole \
+                      machine; it excludes the socket structures themselves, so idle sockets show \
+                      little here",
+        group: Group::Cost,
+        value: |r| {
+            let s = r.server.as_ref()?;
+            let (a, b) = (s.tcp_mem_baseline_bytes?, s.tcp_mem_idle_bytes?);
+            (s.idle_clients > 0).then(|| (b as f64 - a as f64) / s.idle_clients as f64 / 1024.0)
+        },
+    },
+    Metric {
+        key: "rss_peak",
+        label: "peak RSS",
+        unit: Unit::MiB,
+        better: Better::Lower,
+        speed: true,
+        description: "largest server RSS sampled (every 250 ms) in the measured window",
+        group: Group::Cost,
+        value: |r| {
+            let s = r.server.as_ref()?;
+            (s.rss_peak_bytes > 0).then(|| s.rss_peak_bytes as f64 / (1024.0 * 1024.0))
+        },
+    },
+    Metric {
+        key: "cpu_us_per_event",
+        label: "CPU/event",
+        unit: Unit::Us,
+        better: Better::Lower,
+        speed: true,
+        description: "server user + system CPU time over the measured window per delivered event \
+                      (/proc/<pid>/stat, 10 ms ticks)",
+        group: Group::Cost,
+        value: cpu_us_per_event,
+    },
+    Metric {
+        key: "cpu_x_floor",
+        label: "CPU ×floor",
+        unit: Unit::Multiple,
+        better: Better::Lower,
+        speed: true,
+        description: "server CPU per delivered event as a multiple of the raw-TCP floor's",
+        group: Group::Cost,
+        value: |r| floor_ratio(r, cpu_us_per_event),
+    },
+    Metric {
+        key: "bytes_down_per_event",
+        label: "down/event",
+        unit: Unit::Bytes,
+        better: Better::Lower,
+        speed: true,
+        description: "bytes the server wrote to client sockets over the measured window per \
+                      delivered event (framing, headers, keep-alives and empty answers included)",
+        group: Group::Cost,
+        value: |r| per_event(r, r.wire.as_ref()?.window.bytes_out as f64),
+    },
+    Metric {
+        key: "bytes_up_per_event",
+        label: "up/event",
+        unit: Unit::Bytes,
+        better: Better::Lower,
+        speed: true,
+        description: "bytes the server read from client sockets over the window per delivered event \
+                      (requests, pongs)",
+        group: Group::Cost,
+        value: |r| per_event(r, r.wire.as_ref()?.window.bytes_in as f64),
+    },
+    Metric {
+        key: "bytes_x_floor",
+        label: "bytes ×floor",
+        unit: Unit::Multiple,
+        better: Better::Lower,
+        speed: true,
+        description: "bytes down + up per delivered event as a multiple of the raw-TCP floor's",
+        group: Group::Cost,
+        value: |r| floor_ratio(r, bytes_per_event),
+    },
+    Metric {
+        key: "requests_per_event",
+        label: "req/event",
+        unit: Unit::Ratio,
+        better: Better::Lower,
+        speed: true,
+        description: "HTTP requests per delivered event (polling transports only)",
+        group: Group::Cost,
+        value: |r| {
+            (r.transport.is_polling() && r.counts.delivered > 0)
+                .then(|| r.counts.requests as f64 / r.counts.delivered as f64)
+        },
+    },
+    Metric {
+        key: "bytes_down_per_conn_min",
+        label: "down/conn/min",
+        unit: Unit::Bytes,
+        better: Better::Lower,
+        speed: true,
+        description: "bytes the server wrote per connected client per minute of the window; while \
+                      idle, what keep-alives (or polls) cost",
+        group: Group::Cost,
+        value: |r| {
+            let w = r.wire.as_ref()?;
+            (r.window_s > 0.0 && r.clients_connected > 0).then(|| {
+                w.window.bytes_out as f64 / r.clients_connected as f64 / (r.window_s / 60.0)
+            })
+        },
+    },
+    Metric {
+        key: "fleet_cpu",
+        label: "fleet CPU",
+        unit: Unit::Percent,
+        better: Better::Neither,
+        speed: false,
+        description: "the fleet's own CPU use over the window, as a share of the cores it ran on \
+                      (≥ 90 % marks the transport generator-bound)",
+        group: Group::Cost,
+        value: |r| {
+            let cores = r.fleet.cpus.len();
+            (r.window_s > 0.0 && cores > 0)
+                .then(|| r.fleet.cpu_s / (r.window_s * cores as f64) * 100.0)
+        },
+    },
+    Metric {
+        key: "fleet_lag_p99",
+        label: "fleet lag p99",
+        unit: Unit::Ms,
+        better: Better::Neither,
+        speed: false,
+        description: "how late the fleet's runtime woke a task sleeping 10 ms, 99th percentile \
+                      (> 20 ms marks the transport generator-bound)",
+        group: Group::Cost,
+        value: |r| ms(r.fleet.lag.count, r.fleet.lag.p99),
     },
 ];
 
@@ -252,7 +518,7 @@ pub fn metric(key: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.key == key)
 }
 
-/// Reads `dir/run.json` and (re)writes `dir/report.md` and `dir/latency.svg`.
+/// Reads `dir/run.json` and (re)writes `dir/report.md` and every chart of [`plot::PLOTS`].
 ///
 /// This is all `pushbench report DIR` does, so a report can be regenerated
 /// (after a change to the report code, say) without re-running anything.
@@ -260,12 +526,127 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<()> {
     let run = results::read_run(dir)?;
     let md = render_markdown(&run);
     results::write_atomic(&dir.join(REPORT_MD), md.as_bytes())?;
-    plot::write_latency_spectrum(&run, &dir.join(plot::LATENCY_SVG))
-        .with_context(|| format!("writing {}", dir.join(plot::LATENCY_SVG).display()))
+    plot::write_all(&run, dir).with_context(|| format!("writing the charts in {}", dir.display()))?;
+    crate::html::write_html(dir, &run, &md)
+}
+
+/// A metric's median and range over the repetitions of one transport.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figure {
+    /// The median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// The smallest value.
+    pub min: f64,
+    /// The largest value.
+    pub max: f64,
+    /// How many repetitions had a value.
+    pub n: usize,
+}
+
+impl Figure {
+    /// The figure of `values` (non-finite ones ignored); `None` if none is left.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Self {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        })
+    }
+
+    /// `median` alone, or `median (min–max)` when repetitions differ.
+    pub fn format(&self, unit: Unit) -> String {
+        let (lo, hi) = (unit.format(self.min), unit.format(self.max));
+        // A range that reads as one number is no range.
+        if self.n > 1 && lo != hi {
+            format!("{} ({lo}–{hi})", unit.format(self.median))
+        } else {
+            unit.format(self.median)
+        }
+    }
+}
+
+/// One transport of a run with all its repetitions: what every table row
+/// and chart bar shows.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Which transport.
+    pub transport: TransportKind,
+    /// Its entries (one per repetition, in run order), each with the floor
+    /// of its repetition attached.
+    pub entries: Vec<TransportResult>,
+    /// Every repetition verified.
+    pub verified: bool,
+    /// Some repetition was generator-bound.
+    pub generator_bound: bool,
+}
+
+impl Row {
+    /// The median and min–max of `m` over the repetitions (`None`: no value in any).
+    pub fn figure(&self, m: &Metric) -> Option<Figure> {
+        let values: Vec<f64> = self.entries.iter().filter_map(|r| (m.value)(r)).collect();
+        Figure::of(&values)
+    }
+
+    /// Whether its speed figures may compete: verified, not generator-bound, not the floor.
+    pub fn contends(&self) -> bool {
+        self.verified && !self.generator_bound && !self.transport.is_floor()
+    }
+}
+
+/// The rows of a run: one per transport in order of first appearance, each
+/// entry with the floor's entry of the same repetition attached (or, if
+/// that repetition has none, the first floor entry), for the ratio metrics.
+pub fn rows(run: &RunFile) -> Vec<Row> {
+    let floors: Vec<&TransportResult> = run
+        .transports
+        .iter()
+        .filter(|r| r.transport.is_floor())
+        .collect();
+    let floor_of = |rep: u32| -> Option<Box<TransportResult>> {
+        let f = floors
+            .iter()
+            .find(|f| f.repetition == rep)
+            .or_else(|| floors.first())?;
+        let mut f = (*f).clone();
+        f.floor = None;
+        Some(Box::new(f))
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    for r in &run.transports {
+        let mut entry = r.clone();
+        entry.floor = floor_of(r.repetition);
+        match rows.iter_mut().find(|row| row.transport == r.transport) {
+            Some(row) => {
+                row.verified &= r.verified;
+                row.generator_bound |= r.fleet.generator_bound;
+                row.entries.push(entry);
+            }
+            None => rows.push(Row {
+                transport: r.transport,
+                verified: r.verified,
+                generator_bound: r.fleet.generator_bound,
+                entries: vec![entry],
+            }),
+        }
+    }
+    rows
 }
 
 /// Renders the whole `report.md` for a run.
 pub fn render_markdown(run: &RunFile) -> String {
+    let rows = rows(run);
     let mut md = String::new();
     let name = scenario_name(&run.scenario).unwrap_or_else(|| "unnamed scenario".to_string());
     let _ = writeln!(md, "# pushbench: {}\n", escape_md(&name));
@@ -279,44 +660,55 @@ pub fn render_markdown(run: &RunFile) -> String {
              transports missing below were not measured.\n\n",
         );
     }
-    let _ = writeln!(md, "{}\n", headline(run));
+    let _ = writeln!(md, "{}\n", headline(&rows));
+    if run.generator_bound {
+        md.push_str(
+            "> **⚠ Generator-bound:** the load generator (the fleet) was saturated or lagging \
+             while some transports ran (see *Load generator* below): their latency describes \
+             the fleet, not the server, and they are left out of the headline.\n\n",
+        );
+    }
 
     md.push_str("## Summary\n\n");
-    summary_table(&mut md, run);
-    problems(&mut md, run);
+    metric_table(&mut md, &rows, Group::Summary);
+    floor_note(&mut md, &rows);
+    problems(&mut md, &rows);
 
-    md.push_str("## Latency percentile spectrum\n\n");
-    md.push_str("![latency percentile spectrum](latency.svg)\n\n");
+    for p in plot::PLOTS.iter().filter(|p| p.file == plot::LATENCY_SVG) {
+        let _ = writeln!(md, "## {}\n", p.title);
+        let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
+    }
 
+    cost(&mut md, run, &rows);
     how_to_read(&mut md, run);
     definitions(&mut md);
     provenance(&mut md, run);
     md.push_str(
-        "---\n\nThis report is derived from `run.json` alone. Regenerate it (and `latency.svg`) \
+        "---\n\nThis report is derived from `run.json` alone. Regenerate it (and its SVG charts) \
          with `pushbench report DIR`, where `DIR` is the directory holding this file.\n",
     );
     md
 }
 
-/// The headline: which verified transport had the lowest p50 and p99 latency.
-fn headline(run: &RunFile) -> String {
-    let verified: Vec<&TransportResult> = run.transports.iter().filter(|r| r.verified).collect();
-    let invalid: Vec<&str> = run
-        .transports
+/// The headline: which contending transport had the lowest p50 and p99
+/// latency (medians over repetitions).
+fn headline(rows: &[Row]) -> String {
+    let contenders: Vec<&Row> = rows.iter().filter(|r| r.contends()).collect();
+    let invalid: Vec<&str> = rows
         .iter()
         .filter(|r| !r.verified)
         .map(|r| r.transport.label())
         .collect();
     let mut line = String::from("**Headline:** ");
-    if run.transports.is_empty() {
+    if rows.is_empty() {
         line.push_str("no transport was measured.");
         return line;
     }
     let best = |key: &str| -> Option<String> {
         let m = metric(key)?;
-        let values: Vec<(&str, f64)> = verified
+        let values: Vec<(&str, f64)> = contenders
             .iter()
-            .filter_map(|r| (m.value)(r).map(|v| (r.transport.label(), v)))
+            .filter_map(|r| r.figure(m).map(|f| (r.transport.label(), f.median)))
             .collect();
         let min = values.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
         let names: Vec<&str> = values
@@ -332,16 +724,23 @@ fn headline(run: &RunFile) -> String {
             let _ = write!(
                 line,
                 "lowest median (p50) latency: {p50}; lowest p99 latency: {p99}; among {} verified transport{}.",
-                verified.len(),
-                if verified.len() == 1 { "" } else { "s" }
+                contenders.len(),
+                if contenders.len() == 1 { "" } else { "s" }
             );
         }
-        _ if verified.is_empty() => {
-            line.push_str("no transport verified, so no speed figure in this run is valid.");
+        _ if contenders.is_empty() => {
+            if rows.iter().any(|r| r.verified && !r.transport.is_floor()) {
+                line.push_str(
+                    "every verified transport was generator-bound, so no latency in this run \
+                     describes the server.",
+                );
+            } else {
+                line.push_str("no transport verified, so no speed figure in this run is valid.");
+            }
         }
         _ => line.push_str("no verified transport recorded latency samples."),
     }
-    if !invalid.is_empty() && !verified.is_empty() {
+    if !invalid.is_empty() && !contenders.is_empty() {
         let _ = write!(
             line,
             " Not verified, figures invalid: {}.",
@@ -351,14 +750,28 @@ fn headline(run: &RunFile) -> String {
     line
 }
 
-/// The one summary table: rows = transports, columns = [`METRICS`].
-fn summary_table(md: &mut String, run: &RunFile) {
-    if run.transports.is_empty() {
+/// The status cell of a row.
+fn status(row: &Row) -> String {
+    let mut s = if row.verified {
+        "✓ verified".to_string()
+    } else {
+        "✗ not verified".to_string()
+    };
+    if row.generator_bound {
+        s.push_str(" ⚠ generator-bound");
+    }
+    s
+}
+
+/// A table of the metrics of `group`: rows = transports, columns = metrics.
+fn metric_table(md: &mut String, rows: &[Row], group: Group) {
+    if rows.is_empty() {
         md.push_str("No transport results in this run.\n\n");
         return;
     }
+    let metrics: Vec<&Metric> = METRICS.iter().filter(|m| m.group == group).collect();
     md.push_str("| transport | status |");
-    for m in METRICS {
+    for m in &metrics {
         match m.unit.suffix() {
             "" => {
                 let _ = write!(md, " {} |", m.label);
@@ -370,22 +783,21 @@ fn summary_table(md: &mut String, run: &RunFile) {
     }
     md.push_str("\n|---|---|");
     // Every metric is a number: right-align so digits line up.
-    md.push_str(&"---:|".repeat(METRICS.len()));
+    md.push_str(&"---:|".repeat(metrics.len()));
     md.push('\n');
 
-    // Best value of each speed metric among verified transports, to set in bold
-    // (only when there is a real comparison: two or more values that differ).
-    let best: Vec<Option<f64>> = METRICS
+    // Best median of each speed metric among contending transports, to set
+    // in bold (only when there is a real comparison: two or more that differ).
+    let best: Vec<Option<f64>> = metrics
         .iter()
         .map(|m| {
             if !m.speed || m.better == Better::Neither {
                 return None;
             }
-            let vals: Vec<f64> = run
-                .transports
+            let vals: Vec<f64> = rows
                 .iter()
-                .filter(|r| r.verified)
-                .filter_map(|r| (m.value)(r))
+                .filter(|r| r.contends())
+                .filter_map(|r| r.figure(m).map(|f| f.median))
                 .collect();
             let (lo, hi) = vals
                 .iter()
@@ -396,48 +808,189 @@ fn summary_table(md: &mut String, run: &RunFile) {
         })
         .collect();
 
-    for r in &run.transports {
-        let status = if r.verified {
-            "✓ verified"
-        } else {
-            "✗ not verified"
-        };
-        let _ = write!(md, "| {} | {status} |", r.transport.label());
-        for (m, best) in METRICS.iter().zip(&best) {
-            let cell = match (m.value)(r) {
+    for row in rows {
+        let _ = write!(md, "| {} | {} |", row.transport.label(), status(row));
+        for (m, best) in metrics.iter().zip(&best) {
+            let cell = match row.figure(m) {
                 None => "–".to_string(),
                 // Struck through: shown for diagnosis, never readable as a valid figure.
-                Some(v) if m.speed && !r.verified => format!("~~{}~~", m.unit.format(v)),
-                Some(v) if Some(v) == *best => format!("**{}**", m.unit.format(v)),
-                Some(v) => m.unit.format(v),
+                Some(f) if m.speed && !row.verified => format!("~~{}~~", f.format(m.unit)),
+                Some(f) if row.contends() && Some(f.median) == *best => {
+                    format!("**{}**", f.format(m.unit))
+                }
+                Some(f) => f.format(m.unit),
             };
             let _ = write!(md, " {cell} |");
         }
         md.push('\n');
     }
-    md.push_str(
+    let reps = rows.iter().map(|r| r.entries.len()).max().unwrap_or(1);
+    let _ = writeln!(
+        md,
         "\n✓ verified = every expected event delivered exactly once and in order, every client \
          connected. Bold = best among verified transports; ~~struck~~ = invalid (transport did \
-         not verify); – = not applicable or no data.\n\n",
+         not verify); – = not applicable or no data.{}\n",
+        if reps > 1 {
+            " With repetitions, each cell is the median and, in parentheses, the min–max."
+        } else {
+            ""
+        }
     );
 }
 
+/// Why ratios to the floor are missing, if they are.
+fn floor_note(md: &mut String, rows: &[Row]) {
+    match rows.iter().find(|r| r.transport.is_floor()) {
+        None => md.push_str(
+            "*No raw-TCP floor (`tcp`) in this run, so the ×floor columns are shown as –. \
+             Add `tcp` as the last transport to compare every figure with the floor.*\n\n",
+        ),
+        Some(f) if !f.verified => md.push_str(
+            "*The raw-TCP floor did not verify (see Problems), so ratios to it are shown as – \
+             where its figures are invalid.*\n\n",
+        ),
+        Some(_) => {}
+    }
+}
+
 /// Why each unverified transport failed.
-fn problems(md: &mut String, run: &RunFile) {
-    let failed: Vec<&TransportResult> = run.transports.iter().filter(|r| !r.verified).collect();
+fn problems(md: &mut String, rows: &[Row]) {
+    let failed: Vec<&Row> = rows.iter().filter(|r| !r.verified).collect();
     if failed.is_empty() {
         return;
     }
     md.push_str("### Problems\n\n");
-    for r in failed {
-        let _ = writeln!(md, "**✗ {} — not verified:**\n", r.transport.label());
-        if r.problems.is_empty() {
-            md.push_str("- (no reason recorded)\n");
-        }
-        for p in &r.problems {
-            let _ = writeln!(md, "- {}", escape_md(&one_line(p)));
+    for row in failed {
+        let _ = writeln!(md, "**✗ {} — not verified:**\n", row.transport.label());
+        let several = row.entries.len() > 1;
+        for r in row.entries.iter().filter(|r| !r.verified) {
+            let prefix = if several {
+                format!("repetition {}: ", r.repetition)
+            } else {
+                String::new()
+            };
+            if r.problems.is_empty() {
+                let _ = writeln!(md, "- {prefix}(no reason recorded)");
+            }
+            for p in &r.problems {
+                let _ = writeln!(md, "- {prefix}{}", escape_md(&one_line(p)));
+            }
         }
         md.push('\n');
+    }
+}
+
+/// The "Cost" section: the table, its charts, the load generator, the server's settings.
+fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
+    md.push_str("## Cost\n\n");
+    md.push_str(
+        "What each transport cost the server: memory per connection, CPU and bytes on the wire \
+         per delivered event, requests per event for polling, and, for idle fleets, bytes per \
+         connection per minute. Bytes are counted at the server's sockets (`/stats`), CPU and \
+         memory read from `/proc`; window figures are the difference between the start and the \
+         end of the measured window, so connection set-up and warm-up are left out. ×floor = \
+         the same figure as a multiple of the raw-TCP floor's in the same repetition. The \
+         fleet's own CPU and scheduling lag show whether the load generator kept up.\n\n",
+    );
+    metric_table(md, rows, Group::Cost);
+    floor_note(md, rows);
+    for p in plot::PLOTS.iter().filter(|p| p.file != plot::LATENCY_SVG) {
+        let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
+    }
+    let bound: Vec<&TransportResult> = rows
+        .iter()
+        .flat_map(|r| &r.entries)
+        .filter(|r| r.fleet.generator_bound)
+        .collect();
+    if !bound.is_empty() {
+        md.push_str("### Load generator\n\n");
+        md.push_str(
+            "These runs were limited by the fleet, not the server; their latency is the fleet's:\n\n",
+        );
+        for r in bound {
+            let _ = writeln!(
+                md,
+                "- {} (repetition {}): {}",
+                r.transport.label(),
+                r.repetition,
+                escape_md(&r.fleet.generator_bound_reasons.join("; "))
+            );
+        }
+        md.push('\n');
+    }
+    server_settings(md, run);
+}
+
+/// The server's settings as its `/stats` states them (buffers included),
+/// generically as key/value: a setting that differs between the servers of
+/// the run (e.g. the schedule's start) says so.
+fn server_settings(md: &mut String, run: &RunFile) {
+    let mut keys: Vec<String> = Vec::new();
+    let mut values: Vec<Vec<String>> = Vec::new();
+    let configs: Vec<&Value> = run
+        .transports
+        .iter()
+        .map(|r| &r.server_config)
+        .filter(|c| c.is_object())
+        .collect();
+    for config in &configs {
+        let mut flat = Vec::new();
+        flatten("", config, &mut flat);
+        for (k, v) in flat {
+            match keys.iter().position(|x| *x == k) {
+                Some(i) => values[i].push(v),
+                None => {
+                    keys.push(k);
+                    values.push(vec![v]);
+                }
+            }
+        }
+    }
+    md.push_str("### Server settings\n\n");
+    if keys.is_empty() {
+        md.push_str("The servers' settings were not recorded.\n\n");
+        return;
+    }
+    md.push_str(
+        "As each `push-server` reported them (`/stats` → `config`), buffers included: every \
+         transport ran with these.\n\n| setting | value |\n|---|---|\n",
+    );
+    for (k, vs) in keys.iter().zip(&values) {
+        let first = &vs[0];
+        let cell = if vs.iter().any(|v| v != first) {
+            format!("differs per server (e.g. {})", code_span(first))
+        } else if vs.len() < configs.len() {
+            format!(
+                "{} (reported by {} of {} servers)",
+                code_span(first),
+                vs.len(),
+                configs.len()
+            )
+        } else {
+            code_span(first)
+        };
+        let _ = writeln!(md, "| {} | {cell} |", escape_md(k));
+    }
+    md.push('\n');
+}
+
+/// Flattens a JSON value into `a.b = text` pairs (objects recurse; anything
+/// else is its JSON text, strings without quotes).
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, inner) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, inner, out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_string(), one_line(s))),
+        Value::Null => out.push((prefix.to_string(), "none".to_string())),
+        other => out.push((prefix.to_string(), other.to_string())),
     }
 }
 
@@ -465,6 +1018,29 @@ fn how_to_read(md: &mut String, run: &RunFile) {
          event show what that costs the server.\n\n",
         half.unwrap_or_default()
     );
+    md.push_str(
+        "**The raw-TCP floor** (`tcp`) sends the same event bytes, length-prefixed, over a plain \
+         socket from the same server: no HTTP, no framing beyond four bytes. It is what pushing \
+         costs on this machine at the least; ×floor columns say how far each transport is from \
+         it. **Generator-bound** marks a transport whose fleet used ≥ 90 % of its cores over the \
+         window, or whose runtime woke a 10 ms timer more than 20 ms late at p99: its latency \
+         then includes the fleet's own queueing.\n\n",
+    );
+    let reps = run
+        .transports
+        .iter()
+        .map(|r| r.repetition)
+        .max()
+        .unwrap_or(1);
+    if reps > 1 {
+        let _ = write!(
+            md,
+            "**Repetitions:** every transport ran {reps} times, in alternating order (ABCD, \
+             then DCBA, …) so that slow drift of the machine touches every transport alike. \
+             Cells show the median over repetitions and, in parentheses, the min–max; charts \
+             show the median with a min–max whisker. `run.json` keeps every repetition.\n\n"
+        );
+    }
 }
 
 /// The metric definitions, generated from [`METRICS`].
@@ -473,16 +1049,11 @@ fn definitions(md: &mut String) {
         "### Metric definitions\n\n| column | unit | better | definition |\n|---|---|---|---|\n",
     );
     for m in METRICS {
-        let unit = match m.unit {
-            Unit::Ms => "ms",
-            Unit::PerSecond => "events/s",
-            Unit::Count => "count",
-            Unit::Ratio => "ratio",
-        };
         let _ = writeln!(
             md,
-            "| {} | {unit} | {} | {} |",
+            "| {} | {} | {} | {} |",
             m.label,
+            m.unit.name(),
             m.better.describe(),
             m.description
         );
@@ -494,6 +1065,32 @@ fn definitions(md: &mut String) {
 fn provenance(md: &mut String, run: &RunFile) {
     let p = &run.provenance;
     md.push_str("## Provenance\n\n");
+    let cores = |c: &[usize]| {
+        if c.is_empty() {
+            "not pinned".to_string()
+        } else {
+            format!(
+                "core{} {}",
+                if c.len() == 1 { "" } else { "s" },
+                c.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        }
+    };
+    let pl = &p.placement;
+    let placement = format!(
+        "pin {}: server on {}, fleet on {}{}",
+        if pl.spec.is_empty() { "?" } else { &pl.spec },
+        cores(&pl.server_cpus),
+        cores(&pl.fleet_cpus),
+        if pl.note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", pl.note)
+        }
+    );
     let rows = [
         ("pushbench", p.pushbench_version.clone()),
         ("commit", p.git_commit.clone()),
@@ -503,6 +1100,7 @@ fn provenance(md: &mut String, run: &RunFile) {
         ("kernel", p.kernel.clone()),
         ("rustc", p.rustc.clone()),
         ("started at", p.started_at.clone()),
+        ("placement", placement),
     ];
     for (k, v) in rows {
         let v = if v.trim().is_empty() {
@@ -583,6 +1181,10 @@ fn scenario_line(run: &RunFile) -> String {
             .is_some_and(|ts| ts.iter().any(|t| t.as_str() == Some(short_poll.as_str())));
     if let Some(p) = lookup_duration(s, "poll_interval").filter(|_| polls) {
         items.push(format!("poll interval {}", escape_md(&p)));
+    }
+    let reps = run.transports.iter().map(|r| r.repetition).max().unwrap_or(1);
+    if reps > 1 {
+        items.push(format!("{reps} repetitions"));
     }
     if items.is_empty() {
         "(not recorded)".to_string()

@@ -14,7 +14,12 @@ use serde::{Deserialize, Serialize};
 use protocol::TransportKind;
 
 /// Version of the `run.json` layout.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: repetitions (`repetition`), bytes on the wire (`wire`), server and
+/// fleet usage (`server`, `fleet`), the resource `timeline`, the server's
+/// stated settings (`server_config`), placement in the provenance and the
+/// run-wide `generator_bound` flag.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole of `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,7 +32,11 @@ pub struct RunFile {
     pub scenario: serde_json::Value,
     /// Whether every planned transport ran to the end (a run cut short is saved as incomplete).
     pub complete: bool,
-    /// One entry per transport, in the order they ran.
+    /// Whether any transport's load generator (the fleet) was saturated or
+    /// lagging, so its figures describe the fleet rather than the server
+    /// (see [`FleetUsage::generator_bound`]).
+    pub generator_bound: bool,
+    /// One entry per transport and repetition, in the order they ran.
     pub transports: Vec<TransportResult>,
 }
 
@@ -52,6 +61,25 @@ pub struct Provenance {
     pub command_line: Vec<String>,
     /// Start of the run, RFC 3339 UTC.
     pub started_at: String,
+    /// Which cores the server and the fleet ran on.
+    pub placement: Placement,
+}
+
+/// Which cores the server and the fleet were pinned to (empty: not pinned).
+///
+/// Server and fleet share the machine; pinned apart, neither steals the
+/// other's core, and the fleet's own saturation is visible in its CPU use
+/// instead of appearing as the server's latency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The placement asked for (`auto`, `none`, `server:0,fleet:1`).
+    pub spec: String,
+    /// Cores the server process was pinned to (empty: not pinned).
+    pub server_cpus: Vec<usize>,
+    /// Cores the fleet (the harness process) ran on, as observed.
+    pub fleet_cpus: Vec<usize>,
+    /// Why the placement is what it is (e.g. not pinned on a 1-core machine).
+    pub note: String,
 }
 
 /// Everything measured for one transport.
@@ -59,6 +87,8 @@ pub struct Provenance {
 pub struct TransportResult {
     /// Which transport.
     pub transport: TransportKind,
+    /// Which repetition of this transport this entry is (1-based).
+    pub repetition: u32,
     /// Whether the verify step passed: every expected event delivered exactly
     /// once and in order, every client connected. Speed figures of an
     /// unverified transport must not be presented as valid.
@@ -84,6 +114,114 @@ pub struct TransportResult {
     pub connect: Summary,
     /// Serialised histograms (HDR V2 + deflate, base64), µs.
     pub histograms: Histograms,
+    /// Bytes and requests counted at the server's sockets (`None`: its
+    /// `/stats` could not be read at both ends of the window).
+    pub wire: Option<Wire>,
+    /// The server's CPU and memory from `/proc` (`None`: not a local process
+    /// of ours, e.g. `--target`).
+    pub server: Option<ServerUsage>,
+    /// The fleet's own CPU, memory and scheduling lag.
+    pub fleet: FleetUsage,
+    /// Resource samples every 250 ms from the server's start to its stop.
+    pub timeline: Vec<Sample>,
+    /// The server's settings as its `/stats` reports them (`config`), kept
+    /// as free JSON so a report states whatever the server says (buffers
+    /// included); `null` when unknown.
+    pub server_config: serde_json::Value,
+    /// The floor's entry of the same repetition, attached when a report is
+    /// rendered (never stored) so that ratio metrics are functions of one
+    /// entry.
+    #[serde(skip)]
+    pub floor: Option<Box<TransportResult>>,
+}
+
+/// Socket counters of the server (`/stats`), over some span of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireCounts {
+    /// Bytes read from client sockets (upstream).
+    pub bytes_in: u64,
+    /// Bytes written to client sockets (downstream).
+    pub bytes_out: u64,
+    /// Requests on the transport routes (every route, `/stats` excluded).
+    pub requests: u64,
+    /// TCP connections accepted.
+    pub connections_accepted: u64,
+}
+
+/// Bytes on the wire, counted at the server's sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wire {
+    /// Over the measured window: `/stats` at its end minus `/stats` at its
+    /// start, so connection set-up and warm-up are excluded (the two
+    /// `/stats` exchanges themselves, about 1 KB, are included).
+    pub window: WireCounts,
+    /// Since the server started until the end of the drain: includes
+    /// connection set-up and handshakes.
+    pub total: WireCounts,
+}
+
+/// The server's CPU and memory, from `/proc/<pid>` and `/proc/net/sockstat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerUsage {
+    /// User + system CPU seconds over the measured window.
+    pub cpu_s: f64,
+    /// Resident set size before any client connected, bytes.
+    pub rss_baseline_bytes: u64,
+    /// Resident set size right after every client connected, before the warm-up, bytes.
+    pub rss_idle_bytes: u64,
+    /// Clients connected when `rss_idle_bytes` was sampled.
+    pub idle_clients: usize,
+    /// Largest resident set size sampled in the measured window, bytes.
+    pub rss_peak_bytes: u64,
+    /// The kernel's high-water mark of the resident set (`VmHWM`) at the end
+    /// of the drain, connection set-up included, bytes.
+    pub rss_hwm_bytes: u64,
+    /// Kernel memory of all TCP sockets (`/proc/net/sockstat`, whole network
+    /// namespace: both ends of every loopback connection) before any client, bytes.
+    pub tcp_mem_baseline_bytes: Option<u64>,
+    /// The same right after every client connected, bytes.
+    pub tcp_mem_idle_bytes: Option<u64>,
+    /// The largest sample of the same in the measured window, bytes.
+    pub tcp_mem_peak_bytes: Option<u64>,
+}
+
+/// The fleet's (this process's) own cost and health over the measured window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetUsage {
+    /// User + system CPU seconds of the harness process over the window.
+    pub cpu_s: f64,
+    /// Cores the fleet ran on.
+    pub cpus: Vec<usize>,
+    /// Resident set size of the harness process right after every client connected, bytes.
+    pub rss_idle_bytes: u64,
+    /// Largest resident set size of the harness process sampled in the window, bytes.
+    pub rss_peak_bytes: u64,
+    /// How late a probe task that sleeps 10 ms in a loop woke up, µs, over
+    /// the window: the fleet runtime's scheduling lag.
+    pub lag: Summary,
+    /// Whether the fleet was saturated (CPU near its cores' capacity) or
+    /// lagging behind its own schedule: its latency figures then describe
+    /// the load generator, not the server.
+    pub generator_bound: bool,
+    /// Why `generator_bound` is set (empty when it is not).
+    pub generator_bound_reasons: Vec<String>,
+}
+
+/// One resource sample of the timeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When, µs since the Unix epoch.
+    pub t_us: u64,
+    /// Server resident set size, bytes (`None`: not readable).
+    pub server_rss_bytes: Option<u64>,
+    /// Server user + system CPU seconds since it started.
+    pub server_cpu_s: Option<f64>,
+    /// Fleet (harness) resident set size, bytes.
+    pub fleet_rss_bytes: Option<u64>,
+    /// Fleet (harness) user + system CPU seconds since it started.
+    pub fleet_cpu_s: Option<f64>,
+    /// Kernel memory of all TCP sockets, bytes.
+    pub tcp_mem_bytes: Option<u64>,
 }
 
 /// Event counters over the measured window, summed over clients.

@@ -2,16 +2,29 @@
 //!
 //! For each transport of the scenario:
 //!
-//! 1. start a fresh `push-server` (its schedule starting now), or, with a
-//!    target URL, use the running server and its schedule from `/stats`;
-//! 2. start the fleet and wait (bounded) until every client has connected;
+//! 1. start a fresh `push-server` (its schedule starting now, pinned to its
+//!    cores), or, with a target URL, use the running server and its schedule
+//!    from `/stats`; sample its memory before any client (the baseline) and
+//!    start the resource timeline and the fleet's lag probe;
+//! 2. start the fleet and wait (bounded) until every client has connected,
+//!    then sample memory again (connected and idle);
 //! 3. fix the measured window `[start, end)` in advance — `start` is the end
 //!    of the warm-up — and publish it to every recorder before it opens;
 //! 4. warm up, measure, then drain (clients keep running a little, so events
-//!    due just before the end can still arrive);
+//!    due just before the end can still arrive); at both ends of the window
+//!    read the server's `/stats` (bytes, requests) and the CPU time of the
+//!    server and of the fleet, so the window's costs are differences that
+//!    leave connection set-up and warm-up out;
 //! 5. stop the fleet and the server, and verify: every client connected, and
 //!    every client received exactly the ids the schedule put in the window on
-//!    its topic, once each and in order.
+//!    its topic, once each and in order. A fleet that saturated its cores or
+//!    lagged behind its own timers marks the transport `generator_bound`.
+//!
+//! With `repeat = K` the transports run K times, odd repetitions in the
+//! scenario's order and even ones reversed (ABCD DCBA ABCD …): slow drift of
+//! the machine (other load, page cache, sockets in TIME_WAIT piling up) then
+//! touches every transport alike on average, which plain ABCD ABCD would not
+//! (the first transport would always run on the "freshest" machine).
 //!
 //! Latency and counts come from the recorders; the expected ids come from
 //! [`protocol::Schedule`] alone, so a server that silently drops events cannot
@@ -29,11 +42,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{self, Fleet};
+use crate::placement::{self, Placement};
+use crate::probe::{self, LagProbe, ProcUsage, Sampler};
 use crate::progress::{Progress, TransportProgress};
 use crate::recorder::{Totals, Window};
-use crate::results::{self, Histograms, RunFile, SCHEMA_VERSION, Summary, TransportResult};
+use crate::results::{
+    self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary,
+    TransportResult, Wire,
+};
 use crate::scenario::{Scenario, fmt_duration};
-use crate::server_process::{self, ServerProcess, ServerSpec};
+use crate::server_process::{self, ServerProcess, ServerSpec, ServerStats};
 use crate::{provenance, report};
 
 /// How often waits wake up to check the server, the fleet and Ctrl-C, and to redraw progress.
@@ -48,6 +66,13 @@ const WINDOW_LEAD: Duration = Duration::from_millis(50);
 
 /// Drain after the window for push transports (and beyond the poll interval for short polling).
 const DRAIN: Duration = Duration::from_secs(1);
+
+/// A fleet that used at least this share of its cores over the window is
+/// saturated: its own queueing is in every latency it records.
+pub const FLEET_CPU_BOUND: f64 = 0.90;
+
+/// A fleet whose lag probe woke this late at p99 is behind its own schedule.
+pub const FLEET_LAG_BOUND_US: u64 = 20_000;
 
 /// How a run is carried out (everything that is not the scenario).
 #[derive(Debug, Clone)]
@@ -64,6 +89,12 @@ pub struct RunOptions {
     pub interrupt: CancellationToken,
     /// How progress is shown.
     pub progress: Progress,
+    /// Where the server and the fleet run. The runner pins each server it
+    /// starts to `server_cpus`; pinning the fleet (this process) is the
+    /// caller's job, before it builds its runtime (see
+    /// [`placement::pin_process`]). The fleet's cores are recorded as
+    /// observed, whatever was asked.
+    pub placement: Placement,
 }
 
 /// What a run produced.
@@ -79,6 +110,9 @@ pub struct RunOutcome {
 
 impl RunOutcome {
     /// The contract's success: the run completed and every transport verified.
+    ///
+    /// A generator-bound transport still passes: its events were all
+    /// delivered; the report marks its figures as the fleet's.
     pub fn passed(&self) -> bool {
         self.failure().is_none()
     }
@@ -91,8 +125,9 @@ impl RunOutcome {
         }
         for t in self.run.transports.iter().filter(|t| !t.verified) {
             why.push(format!(
-                "{} not verified ({})",
+                "{}{} not verified ({})",
                 t.transport,
+                repetition_suffix(&self.run, t.repetition),
                 t.problems.join("; ")
             ));
         }
@@ -104,6 +139,25 @@ impl RunOutcome {
     }
 }
 
+/// ` (repetition 2)` when the run has several repetitions, else empty.
+fn repetition_suffix(run: &RunFile, repetition: u32) -> String {
+    if run.transports.iter().any(|t| t.repetition > 1) {
+        format!(" (repetition {repetition})")
+    } else {
+        String::new()
+    }
+}
+
+/// The order of the transports in repetition `rep` (1-based): the
+/// scenario's order in odd repetitions, reversed in even ones (ABCD DCBA …;
+/// see the module documentation for why).
+pub fn repetition_order(transports: &[TransportKind], rep: u32) -> Vec<TransportKind> {
+    let mut order = transports.to_vec();
+    if rep % 2 == 0 {
+        order.reverse();
+    }
+    order
+}
 /// Runs `scenario` (already validated) and writes `run.json` and the report into `opts.out_dir`.
 ///
 /// Errors only when nothing can be measured or saved at all (output directory
@@ -113,9 +167,10 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
     let command_line = opts.command_line.clone();
-    let provenance = tokio::task::spawn_blocking(move || provenance::collect(command_line))
+    let mut provenance = tokio::task::spawn_blocking(move || provenance::collect(command_line))
         .await
         .context("collecting provenance")?;
+    provenance.placement = observed_placement(&opts.placement, opts.target.is_some());
 
     let mut scenario = scenario.clone();
     let mut scenario_json = scenario.to_json();
@@ -143,26 +198,41 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         scenario_json["target"] = serde_json::Value::String(url.clone());
     }
 
+    let placement = provenance.placement.clone();
     let mut run = RunFile {
         schema_version: SCHEMA_VERSION,
         provenance,
         scenario: scenario_json,
         complete: false,
+        generator_bound: false,
         transports: Vec::new(),
     };
     let mut interrupted = false;
-    for &transport in &scenario.transports {
-        if opts.interrupt.is_cancelled() {
-            interrupted = true;
-            break;
+    'repetitions: for rep in 1..=scenario.repeat.max(1) {
+        let order = repetition_order(&scenario.transports, rep);
+        if scenario.repeat > 1 {
+            let names: Vec<&str> = order.iter().map(|t| t.as_str()).collect();
+            opts.progress.line(&format!(
+                "repetition {rep} of {}: {}",
+                scenario.repeat,
+                names.join(", ")
+            ));
         }
-        let (result, cut_short) = run_transport(transport, &scenario, opts).await;
-        run.transports.extend(result);
-        // Saved after every transport: a crash later loses nothing measured.
-        write_run_blocking(&opts.out_dir, &run).await?;
-        if cut_short {
-            interrupted = true;
-            break;
+        for transport in order {
+            if opts.interrupt.is_cancelled() {
+                interrupted = true;
+                break 'repetitions;
+            }
+            let (result, cut_short) =
+                run_transport(transport, rep, &scenario, opts, &placement).await;
+            run.transports.extend(result);
+            run.generator_bound = run.transports.iter().any(|t| t.fleet.generator_bound);
+            // Saved after every transport: a crash later loses nothing measured.
+            write_run_blocking(&opts.out_dir, &run).await?;
+            if cut_short {
+                interrupted = true;
+                break 'repetitions;
+            }
         }
     }
     run.complete = !interrupted;
@@ -175,6 +245,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         Ok(Err(e)) => problems.push(format!("the report could not be rendered: {e:#}")),
         Err(e) => problems.push(format!("the report could not be rendered: {e}")),
     }
+    if run.generator_bound {
+        opts.progress.line(
+            "warning: the load generator was saturated or lagging in some runs; \
+             the report marks those figures as the fleet's, not the server's",
+        );
+    }
     opts.progress.line(&format!(
         "results: {}",
         opts.out_dir.join(results::RUN_FILE).display()
@@ -184,6 +260,32 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         run,
         problems,
     })
+}
+
+/// The placement as it really is: the fleet's cores are read from this
+/// thread's affinity (a runtime worker, which inherited the process's), and
+/// a target server is not ours to pin.
+fn observed_placement(asked: &Placement, target: bool) -> Placement {
+    let mut p = asked.clone();
+    let mut notes = vec![p.note.clone()];
+    let actual = placement::allowed_cpus();
+    if !p.fleet_cpus.is_empty() && p.fleet_cpus != actual {
+        notes.push(format!(
+            "the fleet was to run on cores {:?} but runs on {actual:?} (not pinned by this process)",
+            p.fleet_cpus
+        ));
+    }
+    p.fleet_cpus = actual;
+    if target && !p.server_cpus.is_empty() {
+        p.server_cpus.clear();
+        notes.push("the server is a --target: not started, so not pinned, by pushbench".into());
+    }
+    p.note = notes
+        .into_iter()
+        .filter(|n| !n.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    p
 }
 
 async fn write_run_blocking(dir: &Path, run: &RunFile) -> anyhow::Result<()> {
@@ -271,12 +373,52 @@ fn instant_at(us: u64) -> Instant {
     }
 }
 
+/// What was read at one instant: the server's counters and the CPU and
+/// memory of the server and of the fleet.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    stats: Option<ServerStats>,
+    server: Option<ProcUsage>,
+    fleet: Option<ProcUsage>,
+}
+
+impl Snapshot {
+    /// Reads `/proc` first (instantaneous), then `/stats` (bounded).
+    async fn take(server_pid: Option<u32>, base_url: &str) -> Self {
+        let server = server_pid.and_then(|pid| probe::read_process(Some(pid)));
+        let fleet = probe::read_process(None);
+        let stats = match server_process::fetch_stats(base_url).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("GET /stats: {e:#}");
+                None
+            }
+        };
+        Self {
+            stats,
+            server,
+            fleet,
+        }
+    }
+}
+
+/// The log file of a server: `server-sse.log`, `server-sse-2.log` for repetition 2.
+fn server_log_name(transport: TransportKind, repetition: u32) -> String {
+    if repetition <= 1 {
+        format!("server-{transport}.log")
+    } else {
+        format!("server-{transport}-{repetition}.log")
+    }
+}
+
 /// Runs one transport. Returns its result (none if it never got to start a
 /// fleet because of Ctrl-C) and whether the run must stop (Ctrl-C).
 async fn run_transport(
     transport: TransportKind,
+    repetition: u32,
     scenario: &Scenario,
     opts: &RunOptions,
+    placement: &Placement,
 ) -> (Option<TransportResult>, bool) {
     let progress = opts.progress.transport(transport, scenario.clients);
     let mut problems: Vec<String> = Vec::new();
@@ -297,7 +439,7 @@ async fn run_transport(
                 Err(e) => {
                     let r = unstarted(transport, scenario, format!("target unreachable: {e:#}"));
                     progress.finish(&r);
-                    return (Some(r), false);
+                    return (Some(with_repetition(r, repetition)), false);
                 }
             }
         }
@@ -308,11 +450,12 @@ async fn run_transport(
             let mut spec = ServerSpec::from_scenario(scenario, start_epoch_us);
             // The floor's port is opened only for its own run: the others' servers stay identical.
             spec.tcp = transport == TransportKind::Tcp;
-            let log = opts.out_dir.join(format!("server-{transport}.log"));
+            spec.cpus = placement.server_cpus.clone();
+            let log = opts.out_dir.join(server_log_name(transport, repetition));
             let Some(bin) = opts.server_bin.as_deref() else {
                 let r = unstarted(transport, scenario, "no push-server binary given".into());
                 progress.finish(&r);
-                return (Some(r), false);
+                return (Some(with_repetition(r, repetition)), false);
             };
             let started = tokio::select! {
                 () = opts.interrupt.cancelled() => return (None, true),
@@ -328,14 +471,20 @@ async fn run_transport(
                 Err(e) => {
                     let r = unstarted(transport, scenario, format!("{e:#}"));
                     progress.finish(&r);
-                    return (Some(r), false);
+                    return (Some(with_repetition(r, repetition)), false);
                 }
             }
         }
     };
+    let server_pid = server.as_ref().map(ServerProcess::pid);
+    // Before any client: the baseline of memory, and the settings the server states.
+    let baseline = probe::sample(server_pid);
+    let baseline_stats = server_process::fetch_stats(&base_url).await.ok();
+    let sampler = Sampler::start(server_pid, probe::SAMPLE_EVERY);
+    let window = Arc::new(Window::new());
+    let lag_probe = LagProbe::start(window.clone());
 
     // 2. The fleet.
-    let window = Arc::new(Window::new());
     let hint = (schedule.rate * scenario.duration.as_secs_f64()).ceil() as u64 + 2;
     let configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario);
     let fleet = Fleet::start(configs, scenario.connect_rate, window.clone(), hint);
@@ -362,9 +511,13 @@ async fn run_transport(
         ));
         ended = Waited::Done;
     }
+    // Connected and (with rare events) idle: memory per connection is this minus the baseline.
+    let idle = probe::sample(server_pid);
+    let idle_clients = fleet.connected();
 
     // 3. Fix the window before it opens, then warm up, measure and drain.
     let mut window_start = 0;
+    let (mut at_start, mut at_end) = (None, None);
     if matches!(ended, Waited::Done) {
         let lead = scenario.warmup.max(WINDOW_LEAD);
         window_start = (protocol::now_us() + lead.as_micros() as u64).div_ceil(1000) * 1000;
@@ -390,8 +543,10 @@ async fn run_transport(
             if !matches!(ended, Waited::Done) {
                 break;
             }
-            if name == "measuring" {
-                log_server_stats(transport, &base_url).await;
+            match name {
+                "warming up" => at_start = Some(Snapshot::take(server_pid, &base_url).await),
+                "measuring" => at_end = Some(Snapshot::take(server_pid, &base_url).await),
+                _ => {}
             }
             phase_start = until;
         }
@@ -413,11 +568,26 @@ async fn run_transport(
             false
         }
     };
+    if at_start.is_some() && at_end.is_none() {
+        // Cut short: the window's costs run to the cut (if the server is still there).
+        at_end = Some(Snapshot::take(server_pid, &base_url).await);
+    }
+    // Totals since the server started, handshakes included, and the peak RSS it ever had.
+    let drained_stats = if at_start.is_some() {
+        server_process::fetch_stats(&base_url).await.ok()
+    } else {
+        None
+    };
+    let hwm = server_pid
+        .and_then(|pid| probe::read_process(Some(pid)))
+        .map(|u| u.hwm_bytes);
 
     // 4. Stop everything (bounded), then verify.
     progress.starting("stopping");
     let outcome = fleet.stop(fleet::STOP_TIMEOUT).await;
     problems.extend(outcome.problems);
+    let timeline = sampler.stop().await;
+    let lag = lag_probe.stop().await;
     if let Some(server) = server {
         match server.stop().await {
             Ok(status) => tracing::debug!(%transport, %status, "push-server stopped"),
@@ -435,7 +605,7 @@ async fn run_transport(
             None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
         }
     }
-    let result = build_result(
+    let mut result = build_result(
         transport,
         scenario,
         &schedule,
@@ -444,22 +614,170 @@ async fn run_transport(
         &totals,
         problems,
     );
+    result.repetition = repetition;
+    let costs = Costs {
+        window_start_us: window_start,
+        window_end_us: window_end,
+        local_server: server_pid.is_some(),
+        baseline,
+        idle,
+        idle_clients,
+        at_start: at_start.unwrap_or_default(),
+        at_end: at_end.unwrap_or_default(),
+        drained_stats,
+        hwm_bytes: hwm,
+        timeline: &timeline,
+        lag: Summary::from_histogram(&lag),
+        fleet_cpus: &placement.fleet_cpus,
+    };
+    result.wire = costs.wire();
+    result.server = costs.server();
+    result.fleet = costs.fleet();
+    result.server_config = [
+        costs.at_start.stats.as_ref(),
+        baseline_stats.as_ref(),
+        costs.drained_stats.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.config_raw.clone())
+    .next()
+    .unwrap_or_default();
+    result.timeline = timeline;
     progress.finish(&result);
     (Some(result), interrupted)
 }
 
-/// Fetches `/stats` at the end of the window and logs the server's byte counts.
-async fn log_server_stats(transport: TransportKind, base_url: &str) {
-    match server_process::fetch_stats(base_url).await {
-        Ok(s) => tracing::info!(
-            %transport,
-            bytes_in = s.bytes_in,
-            bytes_out = s.bytes_out,
-            events_generated = s.events_generated,
-            "server counters at the end of the window"
-        ),
-        Err(e) => tracing::warn!(%transport, "GET /stats: {e:#}"),
+/// Gives an entry its repetition number.
+fn with_repetition(mut r: TransportResult, repetition: u32) -> TransportResult {
+    r.repetition = repetition;
+    r
+}
+
+/// Everything read while a transport ran, from which its costs are derived.
+#[derive(Debug, Clone)]
+struct Costs<'a> {
+    window_start_us: u64,
+    window_end_us: u64,
+    /// Whether the server is a local process of ours (its `/proc` is the server's).
+    local_server: bool,
+    baseline: Sample,
+    idle: Sample,
+    idle_clients: usize,
+    at_start: Snapshot,
+    at_end: Snapshot,
+    drained_stats: Option<ServerStats>,
+    hwm_bytes: Option<u64>,
+    timeline: &'a [Sample],
+    lag: Summary,
+    fleet_cpus: &'a [usize],
+}
+
+impl Costs<'_> {
+    /// Samples of the timeline inside the measured window.
+    fn in_window(&self) -> impl Iterator<Item = &Sample> {
+        let (a, b) = (self.window_start_us, self.window_end_us);
+        self.timeline.iter().filter(move |s| s.t_us >= a && s.t_us <= b)
     }
+
+    /// Bytes and requests over the window and in total (`None` without `/stats` at both ends).
+    fn wire(&self) -> Option<Wire> {
+        let (start, end) = (self.at_start.stats.as_ref()?, self.at_end.stats.as_ref()?);
+        let (a, b) = (start.wire(), end.wire());
+        let total = self.drained_stats.as_ref().map_or(b, ServerStats::wire);
+        Some(Wire {
+            window: results::WireCounts {
+                bytes_in: b.bytes_in.saturating_sub(a.bytes_in),
+                bytes_out: b.bytes_out.saturating_sub(a.bytes_out),
+                requests: b.requests.saturating_sub(a.requests),
+                connections_accepted: b
+                    .connections_accepted
+                    .saturating_sub(a.connections_accepted),
+            },
+            total,
+        })
+    }
+
+    /// The server's CPU and memory (`None` when it is not our local process
+    /// or it could not be read at both ends of the window).
+    fn server(&self) -> Option<ServerUsage> {
+        if !self.local_server {
+            return None;
+        }
+        let (start, end) = (self.at_start.server?, self.at_end.server?);
+        let peak = self
+            .in_window()
+            .filter_map(|s| s.server_rss_bytes)
+            .chain([start.rss_bytes, end.rss_bytes])
+            .max()
+            .unwrap_or(0);
+        let tcp_peak = self.in_window().filter_map(|s| s.tcp_mem_bytes).max();
+        Some(ServerUsage {
+            cpu_s: (end.cpu_s - start.cpu_s).max(0.0),
+            rss_baseline_bytes: self.baseline.server_rss_bytes?,
+            rss_idle_bytes: self.idle.server_rss_bytes?,
+            idle_clients: self.idle_clients,
+            rss_peak_bytes: peak,
+            rss_hwm_bytes: self.hwm_bytes.unwrap_or(end.hwm_bytes),
+            tcp_mem_baseline_bytes: self.baseline.tcp_mem_bytes,
+            tcp_mem_idle_bytes: self.idle.tcp_mem_bytes,
+            tcp_mem_peak_bytes: tcp_peak,
+        })
+    }
+
+    /// The fleet's own cost and whether it limited the measurement.
+    fn fleet(&self) -> FleetUsage {
+        let cpu_s = match (self.at_start.fleet, self.at_end.fleet) {
+            (Some(a), Some(b)) => (b.cpu_s - a.cpu_s).max(0.0),
+            _ => 0.0,
+        };
+        let window_s = self.window_end_us.saturating_sub(self.window_start_us) as f64 / 1e6;
+        let reasons = generator_bound_reasons(cpu_s, window_s, self.fleet_cpus.len(), &self.lag);
+        FleetUsage {
+            cpu_s,
+            cpus: self.fleet_cpus.to_vec(),
+            rss_idle_bytes: self.idle.fleet_rss_bytes.unwrap_or(0),
+            rss_peak_bytes: self
+                .in_window()
+                .filter_map(|s| s.fleet_rss_bytes)
+                .max()
+                .unwrap_or(0),
+            lag: self.lag,
+            generator_bound: !reasons.is_empty(),
+            generator_bound_reasons: reasons,
+        }
+    }
+}
+
+/// Why the fleet limited the measurement, if it did: it used at least
+/// [`FLEET_CPU_BOUND`] of its `cores` over the window, or its lag probe's
+/// p99 lateness exceeded [`FLEET_LAG_BOUND_US`].
+pub fn generator_bound_reasons(
+    cpu_s: f64,
+    window_s: f64,
+    cores: usize,
+    lag: &Summary,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if window_s > 0.0 && cores > 0 {
+        let share = cpu_s / (window_s * cores as f64);
+        if share >= FLEET_CPU_BOUND {
+            why.push(format!(
+                "the fleet used {:.0}% of its {cores} core{} over the window (≥ {:.0}%)",
+                share * 100.0,
+                if cores == 1 { "" } else { "s" },
+                FLEET_CPU_BOUND * 100.0
+            ));
+        }
+    }
+    if lag.count > 0 && lag.p99 > FLEET_LAG_BOUND_US {
+        why.push(format!(
+            "the fleet's runtime woke a 10 ms timer {:.1} ms late at p99 (> {} ms): it fell behind its own schedule",
+            lag.p99 as f64 / 1000.0,
+            FLEET_LAG_BOUND_US / 1000
+        ));
+    }
+    why
 }
 
 fn round_s(d: Duration) -> Duration {
@@ -471,6 +789,7 @@ fn unstarted(transport: TransportKind, scenario: &Scenario, problem: String) -> 
     let empty = crate::recorder::total_histogram();
     TransportResult {
         transport,
+        repetition: 1,
         verified: false,
         problems: vec![problem],
         clients: scenario.clients,
@@ -485,6 +804,12 @@ fn unstarted(transport: TransportKind, scenario: &Scenario, problem: String) -> 
             latency_us: results::encode_histogram(&empty),
             connect_us: results::encode_histogram(&empty),
         },
+        wire: None,
+        server: None,
+        fleet: FleetUsage::default(),
+        timeline: Vec::new(),
+        server_config: serde_json::Value::Null,
+        floor: None,
     }
 }
 
@@ -544,6 +869,7 @@ fn build_result(
     let window_s = window_end.saturating_sub(window_start) as f64 / 1e6;
     TransportResult {
         transport,
+        repetition: 1,
         verified: problems.is_empty(),
         problems,
         clients: t.clients,
@@ -562,6 +888,12 @@ fn build_result(
             latency_us: results::encode_histogram(&t.latency),
             connect_us: results::encode_histogram(&t.connect),
         },
+        wire: None,
+        server: None,
+        fleet: FleetUsage::default(),
+        timeline: Vec::new(),
+        server_config: serde_json::Value::Null,
+        floor: None,
     }
 }
 
@@ -659,6 +991,130 @@ mod tests {
     }
 
     #[test]
+    fn repetitions_alternate_the_order() {
+        use TransportKind::*;
+        let ts = [Sse, Ws, Tcp];
+        assert_eq!(repetition_order(&ts, 1), vec![Sse, Ws, Tcp]);
+        assert_eq!(repetition_order(&ts, 2), vec![Tcp, Ws, Sse]);
+        assert_eq!(repetition_order(&ts, 3), vec![Sse, Ws, Tcp]);
+    }
+
+    #[test]
+    fn a_saturated_or_lagging_fleet_is_generator_bound() {
+        let calm = Summary {
+            count: 1000,
+            p99: 1_500,
+            ..Summary::default()
+        };
+        assert!(generator_bound_reasons(2.0, 10.0, 1, &calm).is_empty());
+        let busy = generator_bound_reasons(9.5, 10.0, 1, &calm);
+        assert_eq!(busy.len(), 1);
+        assert!(busy[0].contains("95% of its 1 core"), "{busy:?}");
+        // The same CPU over two cores is under half their capacity.
+        assert!(generator_bound_reasons(9.5, 10.0, 2, &calm).is_empty());
+        let late = Summary {
+            count: 1000,
+            p99: 35_000,
+            ..Summary::default()
+        };
+        let why = generator_bound_reasons(0.1, 10.0, 1, &late);
+        assert!(why[0].contains("35.0 ms late at p99"), "{why:?}");
+        // No window, no cores, no samples: nothing to judge, nothing claimed.
+        assert!(generator_bound_reasons(5.0, 0.0, 0, &Summary::default()).is_empty());
+    }
+
+    fn sample(t_us: u64, server_rss: u64, tcp: u64, fleet_rss: u64) -> Sample {
+        Sample {
+            t_us,
+            server_rss_bytes: Some(server_rss),
+            server_cpu_s: None,
+            fleet_rss_bytes: Some(fleet_rss),
+            fleet_cpu_s: None,
+            tcp_mem_bytes: Some(tcp),
+        }
+    }
+
+    fn stats(bytes_in: u64, bytes_out: u64, polls: u64) -> ServerStats {
+        let body = serde_json::json!({
+            "bytes_in": bytes_in, "bytes_out": bytes_out, "connections_accepted": 10,
+            "requests": {"poll": polls, "bad": 1},
+            "config": {"rate": 1.0, "topics": 1, "payload_bytes": 8, "history": 4,
+                       "start_epoch_us": 1, "buffers": {"ws_read": 4096}},
+        });
+        server_process::parse_stats(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn costs_are_differences_over_the_window() {
+        let proc_at = |cpu_s: f64, rss: u64| {
+            Some(ProcUsage {
+                cpu_s,
+                rss_bytes: rss,
+                hwm_bytes: rss,
+            })
+        };
+        let timeline = [
+            sample(500_000, 9_000_000, 1, 1),
+            sample(1_500_000, 7_000_000, 40_000, 3_000),
+            sample(2_500_000, 6_000_000, 50_000, 2_000),
+            sample(9_500_000, 99_000_000, 99, 99),
+        ];
+        let costs = Costs {
+            window_start_us: 1_000_000,
+            window_end_us: 3_000_000,
+            local_server: true,
+            baseline: sample(0, 1_000_000, 4096, 100),
+            idle: sample(900_000, 5_096_000, 12_288, 200),
+            idle_clients: 1000,
+            at_start: Snapshot {
+                stats: Some(stats(100, 1_000, 5)),
+                server: proc_at(1.0, 5_500_000),
+                fleet: proc_at(3.0, 0),
+            },
+            at_end: Snapshot {
+                stats: Some(stats(300, 51_000, 25)),
+                server: proc_at(1.25, 5_600_000),
+                fleet: proc_at(3.5, 0),
+            },
+            drained_stats: Some(stats(400, 60_000, 30)),
+            hwm_bytes: Some(12_000_000),
+            timeline: &timeline,
+            lag: Summary::default(),
+            fleet_cpus: &[1],
+        };
+        let wire = costs.wire().unwrap();
+        assert_eq!(
+            (
+                wire.window.bytes_in,
+                wire.window.bytes_out,
+                wire.window.requests
+            ),
+            (200, 50_000, 20)
+        );
+        assert_eq!(wire.total.bytes_out, 60_000, "handshakes included");
+        let server = costs.server().unwrap();
+        assert!((server.cpu_s - 0.25).abs() < 1e-9);
+        assert_eq!(server.rss_baseline_bytes, 1_000_000);
+        assert_eq!(server.rss_idle_bytes, 5_096_000);
+        // Peak only inside the window: not the 9 MB before it nor the 99 MB after.
+        assert_eq!(server.rss_peak_bytes, 7_000_000);
+        assert_eq!(server.rss_hwm_bytes, 12_000_000);
+        assert_eq!(server.tcp_mem_peak_bytes, Some(50_000));
+        let fleet = costs.fleet();
+        assert!((fleet.cpu_s - 0.5).abs() < 1e-9);
+        assert_eq!(fleet.cpus, vec![1]);
+        assert_eq!(fleet.rss_peak_bytes, 3_000);
+        // 0.5 s of 2 s on one core: 25 %, not generator-bound.
+        assert!(!fleet.generator_bound, "{:?}", fleet.generator_bound_reasons);
+
+        // A remote target has no /proc of ours; without /stats at both ends there is no wire.
+        let mut remote = costs.clone();
+        remote.local_server = false;
+        remote.at_end.stats = None;
+        assert!(remote.server().is_none() && remote.wire().is_none());
+    }
+
+    #[test]
     fn outcome_explains_failure_in_one_line() {
         let mut t = totals(&[1], true);
         t.clients = 1;
@@ -678,6 +1134,7 @@ mod tests {
                 provenance: Default::default(),
                 scenario: serde_json::Value::Null,
                 complete: false,
+                generator_bound: false,
                 transports: vec![bad],
             },
             problems: vec![],

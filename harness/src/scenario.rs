@@ -63,11 +63,18 @@ scenario_fields! {
     name: String,
     /// One sentence saying what this scenario shows.
     description: String,
-    /// Transports to measure, in this order (each at most once).
+    /// Transports to measure, in this order (each at most once); `tcp`, the
+    /// raw-TCP floor, goes last so every report can show ratios to it.
     transports: Vec<TransportKind>,
+    /// Runs of each transport; repetitions alternate the order (ABCD DCBA …).
+    repeat: u32,
+    /// Placement: `auto` (server on one core, fleet on the others), `none`,
+    /// or `server:0,fleet:1`.
+    pin: String,
     /// Simulated clients, one connection each; client `i` subscribes to topic `t{i % topics}`.
     clients: usize,
-    /// Number of topics (`t0 … t{topics-1}`).
+    /// Number of topics (`t0 … t{topics-1}`); 0 in a file means one per
+    /// client (resolved by [`Scenario::resolve_topics`] once `clients` is final).
     topics: u32,
     /// Events per second per topic (fractional allowed; 0 = no events).
     rate: f64,
@@ -147,6 +154,21 @@ impl Scenario {
         Ok(s)
     }
 
+    /// Resolves `topics = 0` (one topic per client) against the final
+    /// `clients`, so the stored scenario names the real number.
+    pub fn resolve_topics(&mut self) {
+        if self.topics == 0 {
+            self.topics = u32::try_from(self.clients).unwrap_or(u32::MAX);
+        }
+    }
+
+    /// The placement asked for (the `pin` key), parsed.
+    pub fn pin_spec(&self) -> anyhow::Result<crate::placement::PinSpec> {
+        self.pin
+            .parse()
+            .with_context(|| format!("`pin` {:?} is not auto, none or server:N,fleet:M", self.pin))
+    }
+
     /// The scenario as a JSON value (what `run.json` stores).
     pub fn to_json(&self) -> serde_json::Value {
         // Strings, numbers, lists and humantime strings: cannot fail.
@@ -192,10 +214,15 @@ impl Scenario {
         }
         if self.topics < 1 || self.topics > 1_000_000 {
             bail!(
-                "`topics` must be between 1 and 1000000, got {}",
+                "`topics` must be between 1 and 1000000 (0 in a scenario file means one per \
+                 client), got {}",
                 self.topics
             );
         }
+        if self.repeat < 1 || self.repeat > 100 {
+            bail!("`repeat` must be between 1 and 100, got {}", self.repeat);
+        }
+        self.pin_spec()?;
         if !self.rate.is_finite() || self.rate < 0.0 || self.rate > 1_000_000.0 {
             bail!(
                 "`rate` (events/s per topic) must be a number between 0 and 1000000, got {}",
@@ -377,7 +404,9 @@ mod tests {
     fn default_parses_and_validates() {
         let s = Scenario::default();
         assert_eq!(s.name, "default");
-        assert_eq!(s.transports, TransportKind::COMPARED.to_vec());
+        assert_eq!(s.transports, TransportKind::ALL.to_vec(), "the floor last");
+        assert_eq!(s.repeat, 1);
+        assert_eq!(s.pin, "auto");
         assert_eq!(s.clients, 100);
         assert_eq!(s.topics, 1);
         assert_eq!(s.rate, 10.0);
@@ -483,6 +512,8 @@ mod tests {
                 Box::new(|s| s.transports = vec![TransportKind::Sse, TransportKind::Sse]),
             ),
             ("`topics`", Box::new(|s| s.topics = 0)),
+            ("`repeat`", Box::new(|s| s.repeat = 0)),
+            ("`pin`", Box::new(|s| s.pin = "server:0".into())),
             ("`connect_rate`", Box::new(|s| s.connect_rate = 0.0)),
             ("`name`", Box::new(|s| s.name = "../etc".into())),
             (
@@ -516,6 +547,35 @@ mod tests {
             "{msg}"
         );
         assert!(open_file_limit().is_some_and(|l| l > 0));
+    }
+
+    #[test]
+    fn zero_topics_means_one_per_client() {
+        let mut s = Scenario::from_toml("topics = 0\nclients = 37\n").unwrap();
+        s.resolve_topics();
+        assert_eq!(s.topics, 37);
+        s.validate_with_fd_limit(Some(20_000)).unwrap();
+        let mut s = Scenario::default();
+        s.resolve_topics();
+        assert_eq!(s.topics, 1, "a real number stays");
+    }
+
+    #[test]
+    fn shipped_scenarios_parse_and_validate() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let mut s = Scenario::load(&path).unwrap();
+                s.resolve_topics();
+                s.validate_with_fd_limit(Some(20_000))
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                assert_eq!(s.transports.last(), Some(&TransportKind::Tcp), "{}", path.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "default, ci and notifications at least");
     }
 
     #[test]

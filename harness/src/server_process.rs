@@ -84,6 +84,8 @@ pub struct ServerSpec {
     pub max_longpoll_timeout: Duration,
     /// Also serve the raw-TCP floor (on a second free loopback port).
     pub tcp: bool,
+    /// Cores to pin the server to before it starts (empty: not pinned).
+    pub cpus: Vec<usize>,
 }
 
 impl ServerSpec {
@@ -102,6 +104,7 @@ impl ServerSpec {
             keepalive: s.keepalive,
             max_longpoll_timeout: s.longpoll_timeout,
             tcp: false,
+            cpus: Vec::new(),
         }
     }
 
@@ -179,17 +182,24 @@ impl ServerProcess {
             // Its own process group: a terminal's Ctrl-C goes to the harness
             // alone, which stops the server in order and saves the results.
             .process_group(0);
+        // Built before the fork: the child must not allocate.
+        let cpus = (!spec.cpus.is_empty()).then(|| crate::placement::cpu_set(&spec.cpus));
         // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl, which is async-signal-safe; it touches no memory of
-        // the parent.
+        // calls prctl and sched_setaffinity, which are async-signal-safe; it
+        // reads a copy of the CPU set and touches no other memory of the parent.
         #[allow(unsafe_code)]
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 // The server dies with the harness even on SIGKILL. (The
                 // signal follows the spawning *thread*; runtime worker
                 // threads live as long as the runtime, which outlives it.)
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Pinned before exec, so every thread the server starts
+                // inherits the placement and it never runs elsewhere.
+                if let Some(set) = &cpus {
+                    crate::placement::set_affinity(0, set)?;
                 }
                 Ok(())
             });
@@ -374,8 +384,40 @@ pub struct ServerStats {
     /// Events generated (all topics).
     #[serde(default)]
     pub events_generated: u64,
+    /// Requests per route since start (`bad` counts refusals on any route).
+    #[serde(default)]
+    pub requests: std::collections::BTreeMap<String, u64>,
+    /// TCP connections accepted since start.
+    #[serde(default)]
+    pub connections_accepted: u64,
     /// What the server generates.
     pub config: ServerConfigStats,
+    /// The whole `config` object as sent, read generically so a report can
+    /// state every setting the server reports (its buffers included).
+    #[serde(skip)]
+    pub config_raw: serde_json::Value,
+}
+
+impl ServerStats {
+    /// Requests on the transport routes (`bad` is excluded: a refused
+    /// request is also counted on its route).
+    pub fn route_requests(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(route, _)| route.as_str() != "bad")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The socket counters, for [`crate::results::WireCounts`].
+    pub fn wire(&self) -> crate::results::WireCounts {
+        crate::results::WireCounts {
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            requests: self.route_requests(),
+            connections_accepted: self.connections_accepted,
+        }
+    }
 }
 
 /// The generator settings reported by `GET /stats`.
@@ -424,7 +466,16 @@ pub async fn fetch_stats(base_url: &str) -> anyhow::Result<ServerStats> {
         bail!("GET {url}: status {status}");
     }
     let body = resp.bytes().await.with_context(|| format!("GET {url}"))?;
-    serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))
+    parse_stats(&body).with_context(|| format!("GET {url}: unexpected answer"))
+}
+
+/// Parses the body of `GET /stats`, keeping its `config` object whole.
+pub fn parse_stats(body: &[u8]) -> anyhow::Result<ServerStats> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    let config_raw = value.get("config").cloned().unwrap_or_default();
+    let mut stats: ServerStats = serde_json::from_value(value)?;
+    stats.config_raw = config_raw;
+    Ok(stats)
 }
 
 #[cfg(test)]
@@ -453,6 +504,25 @@ mod tests {
         let mut spec = ServerSpec::from_scenario(&s, 1);
         spec.tcp = true;
         assert!(spec.args().join(" ").contains("--tcp-listen 127.0.0.1:0"));
+    }
+
+    #[test]
+    fn stats_keep_the_config_whole_and_sum_route_requests() {
+        let body = br#"{"open":{"sse":0,"ws":0,"longpoll":0},
+            "requests":{"poll":10,"longpoll":5,"sse":2,"ws":0,"tcp":1,"bad":3},
+            "events_generated":7,"bytes_in":100,"bytes_out":2000,"connections_accepted":4,
+            "config":{"rate":10.0,"topics":1,"payload_bytes":64,"history":1024,
+                      "start_epoch_us":5,"buffers":{"ws_read":4096,"tcp_write":"vectored"}}}"#;
+        let s = parse_stats(body).unwrap();
+        assert_eq!(s.route_requests(), 18, "bad is not a route");
+        let w = s.wire();
+        assert_eq!(
+            (w.bytes_in, w.bytes_out, w.requests, w.connections_accepted),
+            (100, 2000, 18, 4)
+        );
+        assert_eq!(s.config_raw["buffers"]["ws_read"], 4096);
+        assert_eq!(s.config.schedule().rate, 10.0);
+        assert!(parse_stats(b"{}").is_err());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::path::Path;
 use harness::plot;
 use harness::report;
 use harness::results::{
-    self, Counts, Histograms, Provenance, RunFile, SCHEMA_VERSION, Summary, TransportResult,
+    self, Counts, FleetUsage, Histograms, Placement, Provenance, RunFile, SCHEMA_VERSION, Sample,
+    ServerUsage, Summary, TransportResult, Wire, WireCounts,
 };
 use hdrhistogram::Histogram;
 use protocol::TransportKind;
@@ -25,8 +26,18 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
     let connect = spread(200, 900, 100);
     let expected = latency.len();
     let missing = if verified { 0 } else { 12 };
+    let delivered = expected;
+    // Costs that grow from the floor to short polling, so ratios are easy to check.
+    let k = match kind {
+        TransportKind::Tcp => 1,
+        TransportKind::Ws => 2,
+        TransportKind::Sse => 3,
+        TransportKind::LongPoll => 4,
+        TransportKind::ShortPoll => 5,
+    };
     TransportResult {
         transport: kind,
+        repetition: 1,
         verified,
         problems: if verified {
             Vec::new()
@@ -51,6 +62,64 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
             latency_us: results::encode_histogram(latency),
             connect_us: results::encode_histogram(&connect),
         },
+        wire: Some(Wire {
+            // 100 B down and 10 B up per event, times k.
+            window: WireCounts {
+                bytes_in: delivered * 10 * k,
+                bytes_out: delivered * 100 * k,
+                requests: 0,
+                connections_accepted: 0,
+            },
+            total: WireCounts {
+                bytes_in: delivered * 10 * k + 50_000,
+                bytes_out: delivered * 100 * k + 80_000,
+                requests: 100,
+                connections_accepted: 100,
+            },
+        }),
+        server: Some(ServerUsage {
+            // 2 µs of CPU per event, times k.
+            cpu_s: delivered as f64 * 2e-6 * k as f64,
+            rss_baseline_bytes: 4 << 20,
+            // 4 KiB per connection, times k.
+            rss_idle_bytes: (4 << 20) + 100 * 4096 * k,
+            idle_clients: 100,
+            rss_peak_bytes: 6 << 20,
+            rss_hwm_bytes: 7 << 20,
+            tcp_mem_baseline_bytes: Some(4096),
+            tcp_mem_idle_bytes: Some(4096 + 100 * 8192),
+            tcp_mem_peak_bytes: Some(4096 + 100 * 8192),
+        }),
+        fleet: FleetUsage {
+            cpu_s: 2.5,
+            cpus: vec![1],
+            rss_idle_bytes: 30 << 20,
+            rss_peak_bytes: 31 << 20,
+            lag: Summary {
+                count: 1000,
+                p50: 1_100,
+                p99: 2_000,
+                ..Summary::default()
+            },
+            generator_bound: false,
+            generator_bound_reasons: Vec::new(),
+        },
+        timeline: (0..20)
+            .map(|i| Sample {
+                t_us: 1_732_390_000_000_000 - 2_000_000 + i * 750_000,
+                server_rss_bytes: Some((4 << 20) + i * 100_000 * k),
+                server_cpu_s: Some(i as f64 * 0.01),
+                fleet_rss_bytes: Some(30 << 20),
+                fleet_cpu_s: Some(i as f64 * 0.02),
+                tcp_mem_bytes: Some(4096 + i * 4096),
+            })
+            .collect(),
+        server_config: serde_json::json!({
+            "rate": 5.0,
+            "start_epoch_us": 1_732_389_990_000_000u64 + k * 20_000_000,
+            "buffers": {"ws_read": 4096, "http_max_buf": 8192, "tcp_write": "one vectored write"},
+        }),
+        floor: None,
     }
 }
 
@@ -75,6 +144,12 @@ fn synthetic_run() -> RunFile {
                 "100".into(),
             ],
             started_at: "2024-11-23T19:26:40Z".into(),
+            placement: Placement {
+                spec: "auto".into(),
+                server_cpus: vec![0],
+                fleet_cpus: vec![1],
+                note: "server on one core, fleet on the others".into(),
+            },
         },
         scenario: serde_json::json!({
             "name": "fanout-small",
@@ -88,6 +163,7 @@ fn synthetic_run() -> RunFile {
             "poll_interval": "1s",
         }),
         complete: true,
+        generator_bound: false,
         transports: vec![
             transport(
                 TransportKind::ShortPoll,
@@ -99,6 +175,27 @@ fn synthetic_run() -> RunFile {
             transport(TransportKind::Ws, &spread(100, 400, 5_000), false),
         ],
     }
+}
+
+/// The synthetic run with the raw-TCP floor (verified) measured last.
+fn run_with_floor() -> RunFile {
+    let mut run = synthetic_run();
+    run.transports.push(transport(
+        TransportKind::Tcp,
+        &spread(100, 500, 5_000),
+        true,
+    ));
+    run
+}
+
+/// The lines of the `## name` section (up to the next `## `).
+fn section<'a>(md: &'a str, name: &str) -> &'a str {
+    let start = md
+        .find(&format!("\n## {name}\n"))
+        .unwrap_or_else(|| panic!("no section {name}"));
+    let rest = &md[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |e| e + 4);
+    &rest[..end]
 }
 
 /// The table row of a transport, split into trimmed cells.
@@ -186,10 +283,12 @@ fn report_marks_the_unverified_transport_and_names_the_best_verified_one() {
     assert!(md.contains("**✗ WebSocket — not verified:**"));
     assert!(md.contains("- client 7: 12 events missing (ids 40..51)"));
 
-    // Requests per event only for polling.
-    let req = header.iter().position(|c| *c == "req/event").unwrap();
-    assert_eq!(row(&md, "short polling")[req], "2.00");
-    assert_eq!(row(&md, "SSE")[req], "–");
+    // Requests per event only for polling (in the Cost table).
+    let cost = section(&md, "Cost");
+    let cost_header = row(cost, "transport");
+    let req = cost_header.iter().position(|c| *c == "req/event").unwrap();
+    assert_eq!(row(cost, "short polling")[req], "2.00");
+    assert_eq!(row(cost, "SSE")[req], "–");
 
     // The headline names SSE (lowest verified p50 and p99), never the invalid WebSocket.
     let headline = md.lines().find(|l| l.starts_with("**Headline:**")).unwrap();
@@ -214,6 +313,13 @@ fn report_marks_the_unverified_transport_and_names_the_best_verified_one() {
     assert!(!headline.contains("**WebSocket**"), "{headline}");
 
     assert!(md.contains("\n![latency percentile spectrum](latency.svg)\n"));
+    for p in plot::PLOTS {
+        assert!(
+            md.contains(&format!("]({})", p.file)),
+            "{} not embedded",
+            p.file
+        );
+    }
     assert!(md.contains("receive time minus the event's *scheduled* emission time"));
     assert!(md.contains("half its poll interval at p50 (here ≈ 500ms)"));
     for fact in [
@@ -225,6 +331,7 @@ fn report_marks_the_unverified_transport_and_names_the_best_verified_one() {
         "rustc 1.95.0",
         "2024-11-23T19:26:40Z",
         "```sh\npushbench run --clients 100\n```",
+        "- placement: `pin auto: server on core 0, fleet on core 1 (server on one core, fleet on the others)`",
         "`pushbench report DIR`",
     ] {
         assert!(md.contains(fact), "{fact:?} missing from the report");
@@ -299,13 +406,28 @@ fn rendering_is_repeatable() {
         std::fs::read_to_string(dir.path().join("latency.svg")).unwrap(),
         svg
     );
-    // Only the three files: no temporary files left behind.
-    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+    for p in plot::PLOTS {
+        let path = dir.path().join(p.file);
+        let before = std::fs::read_to_string(&path).unwrap();
+        report::render_dir(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{}", p.file);
+    }
+    // Every chart, the report and the run, and no temporary file left behind.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    names.sort();
-    assert_eq!(names, ["latency.svg", "report.md", "run.json"]);
+    for expected in plot::PLOTS
+        .iter()
+        .map(|p| p.file)
+        .chain(["report.md", "run.json"])
+    {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing: {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.starts_with('.')),
+        "temporary files left: {names:?}"
+    );
 }
 
 #[test]
@@ -370,8 +492,12 @@ fn run_json_round_trips() {
     results::write_run(&nested, &run).unwrap();
     let text = std::fs::read_to_string(nested.join("run.json")).unwrap();
     assert!(
-        text.contains("\n  \"schema_version\": 1,"),
+        text.contains("\n  \"schema_version\": 2,"),
         "pretty JSON expected"
+    );
+    assert!(
+        !text.contains("\"floor\""),
+        "the attached floor is never stored"
     );
     let back = results::read_run(&nested).unwrap();
     assert_eq!(
@@ -415,9 +541,14 @@ fn read_run_errors_name_the_file_and_the_problem() {
     std::fs::write(&file, v.to_string()).unwrap();
     let e = error_of(dir.path());
     assert!(
-        e.contains("schema_version 99 is not supported") && e.contains("reads schema_version 1"),
+        e.contains("schema_version 99 is not supported") && e.contains("reads schema_version 2"),
         "{e}"
     );
+
+    // A version-1 file (before costs and repetitions) is refused by version, not by layout.
+    v["schema_version"] = 1.into();
+    std::fs::write(&file, v.to_string()).unwrap();
+    assert!(error_of(dir.path()).contains("schema_version 1 is not supported"));
 
     v["schema_version"] = "1".into();
     std::fs::write(&file, v.to_string()).unwrap();
@@ -431,4 +562,187 @@ fn read_run_errors_name_the_file_and_the_problem() {
         e.contains("does not match the run.json layout") && e.contains("transports"),
         "{e}"
     );
+}
+
+#[test]
+fn cost_table_shows_figures_and_ratios_to_the_floor() {
+    let (_dir, md, _svg) = render(&run_with_floor());
+    let cost = section(&md, "Cost");
+    let header = row(cost, "transport");
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {header:?}"))
+    };
+    let sse = row(cost, "SSE");
+    // k = 3 for SSE: 12 KiB per connection, 6 µs and 300 B down / 30 B up per event.
+    // SSE is the cheapest verified contender, so its figures are bold.
+    assert_eq!(sse[col("RSS/conn (KiB)")], "**12.0**");
+    assert_eq!(sse[col("CPU/event (µs)")], "**6.00**");
+    assert_eq!(sse[col("down/event (B)")], "**300**");
+    assert_eq!(sse[col("up/event (B)")], "**30.0**");
+    // Every transport has the same kernel memory: no comparison, no bold.
+    assert_eq!(sse[col("kernel TCP/conn (KiB)")], "8.00");
+    // Ratios to the floor (k = 1): 3× for CPU and bytes.
+    assert_eq!(sse[col("CPU ×floor")], "**3.00×**");
+    assert_eq!(sse[col("bytes ×floor")], "**3.00×**");
+    assert_eq!(row(cost, "long polling")[col("CPU ×floor")], "4.00×");
+    assert_eq!(row(cost, "raw TCP (floor)")[col("CPU ×floor")], "1.00×");
+    // The floor is the reference, never the best, though it is cheapest; the
+    // unverified WebSocket's 4 µs is struck, not bold.
+    assert!(row(cost, "raw TCP (floor)").iter().all(|c| !c.starts_with("**")));
+    assert_eq!(row(cost, "WebSocket")[col("CPU/event (µs)")], "~~4.00~~");
+    assert_eq!(row(cost, "long polling")[col("CPU/event (µs)")], "8.00");
+    // Latency ratios in the summary table: SSE's p50 over the floor's.
+    let summary = section(&md, "Summary");
+    let sh = row(summary, "transport");
+    let p50x = sh.iter().position(|c| *c == "p50 ×floor").unwrap();
+    let ratio: f64 = row(summary, "SSE")[p50x]
+        .trim_matches(|c| c == '*' || c == '×')
+        .parse()
+        .unwrap();
+    assert!((2.5..3.5).contains(&ratio), "{ratio}");
+    assert!(!md.contains("No raw-TCP floor"));
+    // Keep-alive cost per connection per minute and the fleet's own load.
+    assert_eq!(sse[col("fleet CPU (%)")], "25.0");
+    assert_eq!(sse[col("fleet lag p99 (ms)")], "2.00");
+    let per_min: f64 = sse[col("down/conn/min (B)")]
+        .trim_matches('*')
+        .parse()
+        .unwrap();
+    // 5000 delivered × 300 B / 100 clients / (10 s / 60).
+    assert!((per_min - 90_000.0).abs() < 1.0, "{per_min}");
+
+    // Every cost metric is defined; the server's stated settings are listed.
+    for m in report::METRICS {
+        assert!(md.contains(m.description), "no definition for {}", m.key);
+    }
+    assert!(md.contains("### Server settings"));
+    assert!(md.contains("| buffers.ws\\_read | `4096` |"), "{md}");
+    assert!(md.contains("| buffers.tcp\\_write | `one vectored write` |"));
+    assert!(md.contains("| start\\_epoch\\_us | differs per server"));
+}
+
+#[test]
+fn without_a_floor_ratios_are_dashes_with_a_note() {
+    let (_dir, md, _svg) = render(&synthetic_run());
+    let cost = section(&md, "Cost");
+    let header = row(cost, "transport");
+    let cpu_x = header.iter().position(|c| *c == "CPU ×floor").unwrap();
+    assert_eq!(row(cost, "SSE")[cpu_x], "–");
+    assert!(md.contains("No raw-TCP floor (`tcp`) in this run"));
+
+    // An unverified floor gives no ratios either, and says so.
+    let mut run = run_with_floor();
+    run.transports[4].verified = false;
+    run.transports[4].problems = vec!["3 events missing".into()];
+    let (_dir, md, svg_md) = render(&run);
+    let _ = svg_md;
+    let cost = section(&md, "Cost");
+    assert_eq!(row(cost, "SSE")[cpu_x], "–");
+    assert!(md.contains("The raw-TCP floor did not verify"));
+}
+
+#[test]
+fn repetitions_show_the_median_and_the_range() {
+    let mut run = run_with_floor();
+    let first: Vec<TransportResult> = run.transports.clone();
+    for rep in [2u32, 3] {
+        for t in first.iter().rev() {
+            let mut t = t.clone();
+            t.repetition = rep;
+            if let Some(s) = t.server.as_mut() {
+                // Repetition 2 costs double, 3 costs half: median = repetition 1.
+                s.cpu_s *= if rep == 2 { 2.0 } else { 0.5 };
+            }
+            run.transports.push(t);
+        }
+    }
+    let rows = report::rows(&run);
+    assert_eq!(rows.len(), 5, "one row per transport");
+    assert!(rows.iter().all(|r| r.entries.len() == 3));
+    let cpu = report::metric("cpu_us_per_event").unwrap();
+    let sse = rows.iter().find(|r| r.transport == TransportKind::Sse).unwrap();
+    let f = sse.figure(cpu).unwrap();
+    assert_eq!((f.median, f.min, f.max, f.n), (6.0, 3.0, 12.0, 3));
+    // The floor scales alike in each repetition, so the ratio is 3× in all three.
+    let x = sse.figure(report::metric("cpu_x_floor").unwrap()).unwrap();
+    assert!((x.min - 3.0).abs() < 1e-9 && (x.max - 3.0).abs() < 1e-9);
+
+    let (_dir, md, _svg) = render(&run);
+    let cost = section(&md, "Cost");
+    let header = row(cost, "transport");
+    let c = header.iter().position(|c| *c == "CPU/event (µs)").unwrap();
+    assert_eq!(row(cost, "SSE")[c], "**6.00 (3.00–12.0)**");
+    assert_eq!(row(cost, "long polling")[c], "8.00 (4.00–16.0)");
+    assert!(md.contains("3 repetitions"));
+    assert!(md.contains("in alternating order (ABCD, then DCBA"));
+    // Problems name the repetition that failed.
+    assert!(md.contains("- repetition 2: client 7: 12 events missing"));
+}
+
+#[test]
+fn a_generator_bound_transport_is_marked_and_not_a_winner() {
+    let mut run = run_with_floor();
+    // SSE has the best verified latency; make its fleet the bottleneck.
+    run.transports[2].fleet.generator_bound = true;
+    run.transports[2].fleet.generator_bound_reasons =
+        vec!["the fleet used 97% of its 1 core over the window (≥ 90%)".into()];
+    run.generator_bound = true;
+    let (_dir, md, _svg) = render(&run);
+    assert!(row(&md, "SSE")[1].contains("⚠ generator-bound"));
+    let headline = md.lines().find(|l| l.starts_with("**Headline:**")).unwrap();
+    assert!(!headline.contains("**SSE**"), "{headline}");
+    assert!(headline.contains("**long polling**"), "{headline}");
+    assert!(md.contains("**⚠ Generator-bound:**"));
+    assert!(md.contains("### Load generator"));
+    assert!(md.contains("- SSE (repetition 1): the fleet used 97% of its 1 core"));
+}
+
+/// Whether the SVG has a text element reading exactly `text`.
+fn has_text(svg: &str, text: &str) -> bool {
+    svg.contains(&format!(">{text}<")) || svg.contains(&format!(">\n{text}\n<"))
+}
+
+#[test]
+fn cost_charts_draw_a_bar_per_transport_and_the_floor_line() {
+    let run = run_with_floor();
+    for (svg, unit) in [
+        (plot::cpu_svg(&run).unwrap(), "µs"),
+        (plot::memory_svg(&run).unwrap(), "KiB"),
+    ] {
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for t in TransportKind::COMPARED {
+            let fill = format!(r#"fill="{}""#, plot::colour_hex(t));
+            // Verified bars are solid; the unverified WebSocket is pale (opacity).
+            assert!(svg.contains(&fill), "no bar for {} in the {unit} chart", t.label());
+            assert!(has_text(&svg, t.label()), "no label {}", t.label());
+        }
+        assert!(svg.contains("dashed line: raw TCP floor:"), "no floor in the legend ({unit})");
+        assert!(svg.contains(" ✗"), "the unverified bar is marked");
+    }
+    let cpu = plot::cpu_svg(&run).unwrap();
+    assert!(has_text(&cpu, "6 µs"), "SSE's value above its bar");
+    assert!(has_text(&cpu, "dashed line: raw TCP floor: 2 µs"));
+    let bytes = plot::bytes_svg(&run).unwrap();
+    assert!(has_text(&bytes, "300 + 30 B"), "down + up for SSE");
+    assert!(has_text(&bytes, "dashed line: raw TCP floor: 110 B"));
+    let timeline = plot::timeline_svg(&run).unwrap();
+    assert!(timeline.contains("server RSS (MiB)"));
+    for t in TransportKind::ALL {
+        assert!(timeline.contains(&plot::colour_hex(t)), "{} line", t.label());
+    }
+
+    // No floor: no line, and a note says why.
+    let cpu = plot::cpu_svg(&synthetic_run()).unwrap();
+    assert!(!cpu.contains("raw TCP floor:"));
+    assert!(cpu.contains("no raw-TCP floor in this run"));
+    // No data at all still renders.
+    let mut empty = synthetic_run();
+    empty.transports.clear();
+    for p in plot::PLOTS {
+        let svg = (p.render)(&empty).unwrap();
+        assert!(svg.contains("no data"), "{}", p.file);
+    }
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use harness::placement::{self, PinSpec, Placement};
 use harness::progress::{Mode, Progress};
+use harness::report;
 use harness::results::{self, RunFile, SCHEMA_VERSION};
 use harness::runner::{self, RunOptions};
 use harness::scenario::Scenario;
@@ -33,7 +35,7 @@ fn tiny_scenario() -> Scenario {
     let mut s = Scenario::from_toml(
         r#"
         name = "tiny"
-        description = "End-to-end test: every transport at toy scale."
+        description = "End-to-end test: every transport and the floor at toy scale."
         clients = 4
         rate = 20.0
         duration = "2s"
@@ -42,7 +44,7 @@ fn tiny_scenario() -> Scenario {
         "#,
     )
     .unwrap();
-    s.transports = TransportKind::COMPARED.to_vec();
+    s.transports = TransportKind::ALL.to_vec();
     s.validate().unwrap();
     s
 }
@@ -53,6 +55,9 @@ async fn every_transport_verifies_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tiny");
     let scenario = tiny_scenario();
+    // The server is pinned as `auto` asks; the fleet (this test process) is
+    // not, which the recorded placement must say.
+    let placement = placement::resolve(&PinSpec::Auto, &placement::allowed_cpus()).unwrap();
     let opts = RunOptions {
         out_dir: out.clone(),
         target: None,
@@ -60,6 +65,7 @@ async fn every_transport_verifies_end_to_end() {
         command_line: vec!["pushbench-test".into()],
         interrupt: CancellationToken::new(),
         progress: Progress::new(Mode::Plain),
+        placement: placement.clone(),
     };
     let outcome = tokio::time::timeout(Duration::from_secs(90), runner::run(&scenario, &opts))
         .await
@@ -75,7 +81,11 @@ async fn every_transport_verifies_end_to_end() {
     assert_eq!(run.scenario["name"], "tiny");
     assert_eq!(run.provenance.command_line, vec!["pushbench-test"]);
     let kinds: Vec<_> = run.transports.iter().map(|t| t.transport).collect();
-    assert_eq!(kinds, TransportKind::COMPARED.to_vec());
+    assert_eq!(kinds, TransportKind::ALL.to_vec());
+    let pl = &run.provenance.placement;
+    assert_eq!(pl.spec, "auto");
+    assert_eq!(pl.server_cpus, placement.server_cpus);
+    assert_eq!(pl.fleet_cpus, placement::allowed_cpus(), "observed, not asked");
 
     let poll_interval_us = 200_000;
     for t in &run.transports {
@@ -100,16 +110,82 @@ async fn every_transport_verifies_end_to_end() {
             _ => assert!(t.latency.p50 < 50_000, "{}: {:?}", t.transport, t.latency),
         }
         assert!(out.join(format!("server-{}.log", t.transport)).is_file());
+        assert_eq!(t.repetition, 1);
+        check_costs(t, c.delivered);
+    }
+
+    // Ratios to the floor, which ran last and verified.
+    let rows = report::rows(&run);
+    for key in ["latency_p50_x_floor", "latency_p99_x_floor", "bytes_x_floor"] {
+        let m = report::metric(key).unwrap();
+        for row in &rows {
+            let f = row.figure(m);
+            assert!(
+                f.is_some_and(|f| f.median > 0.0 && f.median.is_finite()),
+                "{key} of {}: {f:?}",
+                row.transport
+            );
+        }
+    }
+    // The floor's CPU over a 2 s toy window may round to 0 ticks; a ratio
+    // is then absent rather than infinite.
+    let cpu_x = report::metric("cpu_x_floor").unwrap();
+    for row in &rows {
+        if let Some(f) = row.figure(cpu_x) {
+            assert!(f.median.is_finite() && f.median >= 0.0, "{f:?}");
+        }
     }
 
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    for t in TransportKind::COMPARED {
+    for t in TransportKind::ALL {
         assert!(md.contains(t.label()), "report names {}", t.label());
+    }
+    assert!(md.contains("## Cost") && md.contains("### Server settings"));
+    assert!(!md.contains("No raw-TCP floor"), "the floor ran");
+    for p in harness::plot::PLOTS {
+        let svg = std::fs::read_to_string(out.join(p.file)).unwrap();
+        assert!(svg.contains("<svg") && !svg.contains("no data"), "{}", p.file);
     }
     let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
     assert!(svg.starts_with("<svg") || svg.contains("<svg"));
     let lines = svg.matches("<polyline").count() + svg.matches("<path").count();
     assert!(lines >= 4, "one line per transport, found {lines}");
+}
+
+/// Every cost figure of a verified toy transport is present and plausible.
+fn check_costs(t: &results::TransportResult, delivered: u64) {
+    let name = t.transport;
+    let wire = t.wire.expect("bytes counted");
+    // Each event carries its whole JSON (payload of 64 B plus id, topic, time).
+    let down = wire.window.bytes_out as f64 / delivered as f64;
+    assert!(down > 64.0, "{name}: {down} B down per event");
+    assert!(wire.total.bytes_out >= wire.window.bytes_out, "{name}");
+    assert!(wire.total.connections_accepted >= 4, "{name}: {wire:?}");
+    if t.transport.is_polling() {
+        assert!(wire.window.bytes_in > 0 && wire.window.requests > 0, "{name}: {wire:?}");
+    }
+    let s = t.server.expect("server usage read from /proc");
+    assert!(s.rss_baseline_bytes > 0 && s.rss_idle_bytes > 0, "{name}: {s:?}");
+    assert!(s.rss_peak_bytes > 0 && s.rss_hwm_bytes >= s.rss_peak_bytes, "{name}: {s:?}");
+    assert!(s.cpu_s >= 0.0 && s.cpu_s < 10.0, "{name}: {s:?}");
+    assert_eq!(s.idle_clients, 4, "{name}");
+    assert!(s.tcp_mem_baseline_bytes.is_some(), "{name}");
+    let f = &t.fleet;
+    assert!(!f.cpus.is_empty() && f.cpu_s >= 0.0, "{name}: {f:?}");
+    assert!(f.rss_idle_bytes > 0, "{name}");
+    // ~200 wake-ups of a 10 ms timer in a 2 s window.
+    assert!(f.lag.count > 100, "{name}: lag samples {}", f.lag.count);
+    assert!(
+        t.timeline.len() >= 8,
+        "{name}: {} samples",
+        t.timeline.len()
+    );
+    assert!(t.timeline.iter().all(|x| x.server_rss_bytes.is_some()), "{name}");
+    assert!(
+        t.server_config["buffers"].is_object(),
+        "{name}: the server states its buffers: {}",
+        t.server_config
+    );
 }
 
 fn options(out: &Path, server_bin: PathBuf, interrupt: CancellationToken) -> RunOptions {
@@ -120,6 +196,7 @@ fn options(out: &Path, server_bin: PathBuf, interrupt: CancellationToken) -> Run
         command_line: vec!["pushbench-test".into()],
         interrupt,
         progress: Progress::new(Mode::Plain),
+        placement: Placement::default(),
     }
 }
 

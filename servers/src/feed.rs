@@ -3,8 +3,9 @@
 //! A [`Feed`] is one connection's position in one topic's log plus its
 //! wakeup. [`Feed::next`] says what the connection must do next: write
 //! everything it owes (all of it, in one write), send a keep-alive after a
-//! silence, or end (server shutdown, or the stream reached
-//! [`stream_max_age`](crate::ServerConfig::stream_max_age)). The transports
+//! silence, or end (server shutdown, the stream reached
+//! [`stream_max_age`](crate::ServerConfig::stream_max_age), or the client
+//! fell further behind than the log holds). The transports
 //! differ only in how they put those bytes on the wire, so the cursor, the
 //! wakeup and the end conditions exist once.
 
@@ -28,6 +29,10 @@ pub(crate) enum End {
     Shutdown,
     /// The stream reached `stream_max_age`.
     MaxAge,
+    /// The client fell further behind than the log holds: events it was
+    /// owed are gone. Its connection is to be aborted (already counted as
+    /// `closed_slow`).
+    Slow,
 }
 
 /// What a streaming connection must do next.
@@ -54,6 +59,10 @@ pub(crate) struct Feed {
     owed: Vec<Arc<EncodedEvent>>,
     last_write: Instant,
     ends_at: Option<Instant>,
+    /// Whether the log was read once. The first read may skip ahead (a
+    /// client resuming from a cursor older than the log sees the gap and
+    /// counts it); a later skip means this connection fell behind.
+    started: bool,
 }
 
 impl Feed {
@@ -74,6 +83,7 @@ impl Feed {
             owed: Vec::new(),
             last_write: now,
             ends_at: state.config().stream_max_age.map(|age| now + age),
+            started: false,
             state: state.clone(),
         }
     }
@@ -91,11 +101,22 @@ impl Feed {
                 return Next::End(End::MaxAge);
             }
             self.clear_owed();
+            let before = self.cursor;
             self.cursor =
                 self.state
                     .hub()
                     .read(self.topic, self.cursor, usize::MAX, &mut self.owed);
-            if !self.owed.is_empty() {
+            let started = std::mem::replace(&mut self.started, true);
+            if let Some(first) = self.owed.first() {
+                if started && first.id > before.saturating_add(1) {
+                    // Skipping ahead would hide the loss from everyone but
+                    // the client; closing makes the server's side of it
+                    // visible (`closed_slow`), and the client's resume
+                    // still counts the gap.
+                    self.clear_owed();
+                    self.state.stats().slow_backlog();
+                    return Next::End(End::Slow);
+                }
                 return Next::Events;
             }
             let keepalive_at = self.last_write + self.state.config().keepalive;

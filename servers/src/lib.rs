@@ -18,6 +18,14 @@
 //!   [`sse`] (`GET /sse`), [`ws`] (`GET /ws`), and [`tcp`] (the floor:
 //!   length-prefixed frames on a second port).
 //! - [`stats`]: counters, `GET /stats`, `GET /healthz`.
+//! - [`conns`]: the registry of open connections and how one is aborted;
+//!   [`admin`] (`/admin/…`, off without a token): fault injection over it.
+//!
+//! Slow readers: every socket bounds how long a write may make no progress
+//! ([`ServerConfig::write_timeout`]), and a streaming connection whose
+//! client fell further behind than the history holds is closed rather than
+//! silently skipped ahead; both reset the connection and count in `/stats`
+//! (`closed_slow`).
 //!
 //! [`serve`] runs the generator and both ports until a [`CancellationToken`]
 //! fires, driving hyper directly so that its per-connection buffer is
@@ -31,9 +39,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::http::{Method, StatusCode};
-use axum::routing::get;
+use axum::routing::{any, get};
 use bytes::Bytes;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
@@ -42,6 +52,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 
+pub mod admin;
+pub mod conns;
 mod feed;
 pub mod hub;
 pub mod longpoll;
@@ -80,6 +92,14 @@ pub struct ServerConfig {
     /// Where [`Listeners::bind`] opens the raw-TCP floor's port (`None`, the
     /// default: no raw-TCP port).
     pub tcp_listen: Option<SocketAddr>,
+    /// A connection whose write makes no progress for this long (its
+    /// client stopped reading) is reset and counted as `closed_slow`, on
+    /// every transport alike (default 10 s).
+    pub write_timeout: Duration,
+    /// Turns the `/admin` fault-injection routes on; each request must then
+    /// carry `Authorization: Bearer <token>` (default `None`: every `/admin`
+    /// route answers 404).
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +113,8 @@ impl Default for ServerConfig {
             stream_max_age: None,
             buffers: Buffers::default(),
             tcp_listen: None,
+            write_timeout: Duration::from_secs(10),
+            admin_token: None,
         }
     }
 }
@@ -184,6 +206,8 @@ struct Shared {
     config: ServerConfig,
     hub: Arc<Hub>,
     stats: Arc<Stats>,
+    /// Every open connection, for the admin routes.
+    connections: Arc<conns::Connections>,
     shutdown: CancellationToken,
     /// Every connection's task (HTTP, upgraded WebSocket, raw TCP), so
     /// that [`serve`] can wait for them to finish at shutdown.
@@ -201,6 +225,7 @@ impl AppState {
         Self(Arc::new(Shared {
             hub: Arc::new(Hub::new(config.hub.clone())),
             stats: Arc::new(Stats::default()),
+            connections: Arc::default(),
             sse_retry: protocol::encode::sse_retry(config.retry_ms),
             sse_keepalive: protocol::encode::sse_comment("keep-alive"),
             config,
@@ -222,6 +247,11 @@ impl AppState {
     /// The server's counters.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.0.stats
+    }
+
+    /// The registry of open connections (filled by [`serve`]'s listeners).
+    pub fn connections(&self) -> &Arc<conns::Connections> {
+        &self.0.connections
     }
 
     /// Fires when the server shuts down.
@@ -251,9 +281,17 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(ws::handler))
         .route("/healthz", get(stats::healthz))
         .route("/stats", get(stats::stats))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .route("/admin", any(admin::handler))
+        .route("/admin/{*rest}", any(admin::handler))
+        .fallback(|| async { not_found() })
         .layer(cors)
         .with_state(state)
+}
+
+/// The answer to a path the server does not have (and to `/admin` when
+/// it is off).
+pub(crate) fn not_found() -> (StatusCode, &'static str) {
+    (StatusCode::NOT_FOUND, "not found")
 }
 
 /// The sockets a server accepts on: the HTTP port (every HTTP transport)
@@ -327,9 +365,14 @@ pub async fn serve(
     let generator = state.hub().clone().spawn_generator(shutdown.clone())?;
     let tracker = state.tracker().clone();
     let counters = state.stats().bytes.clone();
+    let listener = |inner| {
+        net::CountingListener::new(inner, counters.clone())
+            .with_registry(state.connections().clone())
+            .with_write_timeout(state.config().write_timeout)
+    };
 
     let http = net::accept_loop(
-        net::CountingListener::new(listeners.http, counters.clone()),
+        listener(listeners.http),
         shutdown.clone(),
         tracker.clone(),
         {
@@ -340,9 +383,9 @@ pub async fn serve(
         },
     );
     let tcp = async {
-        if let Some(listener) = listeners.tcp {
+        if let Some(tcp_listener) = listeners.tcp {
             net::accept_loop(
-                net::CountingListener::new(listener, counters.clone()),
+                listener(tcp_listener),
                 shutdown.clone(),
                 tracker.clone(),
                 |stream| tcp::connection(stream, state.clone()),
@@ -393,18 +436,34 @@ fn http_builder(buffers: &Buffers) -> http1::Builder {
 /// Serves one HTTP connection (upgrades included) until it closes; when
 /// `shutdown` fires, lets the request in flight finish and closes the
 /// connection instead of keeping it alive, waiting at most [`SHUTDOWN_GRACE`].
+///
+/// Every request carries the connection's [`ConnHandle`](conns::ConnHandle)
+/// as an extension, so a streaming handler can mark what the connection
+/// streams; when the handle is aborted, the connection is dropped on the
+/// spot (reset, no end of body).
 async fn serve_http(
     builder: http1::Builder,
     router: Router,
     stream: net::CountingStream,
     shutdown: CancellationToken,
 ) {
+    let conn_handle = stream.conn().clone();
+    let service = {
+        let router = TowerToHyperService::new(router);
+        let conn_handle = conn_handle.clone();
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(conn_handle.clone());
+            router.call(request)
+        })
+    };
     let conn = builder
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
+        .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
+        // Dropping the connection drops the socket, which resets it.
+        () = conn_handle.aborted() => return,
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {

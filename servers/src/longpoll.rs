@@ -5,12 +5,15 @@
 //! [`ServerConfig::max_longpoll_timeout`](crate::ServerConfig)) or the
 //! server shuts down; then it is answered, possibly empty.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::conns::ConnHandle;
 use crate::request::{RawParams, Subscription};
 use crate::stats::{Open, Route};
 
@@ -18,13 +21,20 @@ use crate::stats::{Open, Route};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /longpoll`.
-pub(crate) async fn handler(State(state): State<AppState>, query: RawParams) -> Response {
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    conn: Option<Extension<Arc<ConnHandle>>>,
+    query: RawParams,
+) -> Response {
     state.stats().request(Route::LongPoll);
     let sub = match Subscription::parse(&state, query, None) {
         Ok(sub) => sub,
         Err(bad) => return bad.into_response(),
     };
-    let _open = state.stats().open(Open::LongPoll);
+    // While held, the connection counts as a long poll (an admin drop may pick it).
+    let _open = state
+        .stats()
+        .open(Open::LongPoll, conn.as_ref().map(|Extension(c)| c));
     let hub = state.hub();
     let config = state.config();
     let timeout = sub

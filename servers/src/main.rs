@@ -81,6 +81,15 @@ struct Args {
     /// buffer starts, so the default keeps it at 8 KiB.
     #[arg(long, default_value_t = Buffers::default().http_max_buf)]
     http_max_buf: usize,
+    /// Reset a connection whose write makes no progress for this long (its
+    /// client stopped reading), on every transport (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s")]
+    write_timeout: humantime::Duration,
+    /// Turn on the /admin fault-injection routes; each request must carry
+    /// `Authorization: Bearer TOKEN`. Prefer the environment variable: a
+    /// command line is visible to every user [default: off, /admin is 404].
+    #[arg(long, env = "PUSH_SERVER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Log filter for stderr (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, default_value = "info")]
     log: String,
@@ -102,6 +111,15 @@ impl Args {
         }
         if self.keepalive.is_zero() {
             bail!("--keepalive must be more than 0");
+        }
+        if self.write_timeout.is_zero() {
+            bail!("--write-timeout must be more than 0");
+        }
+        if let Some(token) = &self.admin_token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            // It must fit an HTTP header value after "Bearer " to be usable at all.
+            bail!("--admin-token must be non-empty printable ASCII without spaces");
         }
         if let Some(ty) = &self.event_type
             && (ty.is_empty() || ty.contains(['\r', '\n']))
@@ -136,6 +154,8 @@ impl Args {
             stream_max_age: self.stream_max_age.map(Duration::from),
             buffers,
             tcp_listen: self.tcp_listen,
+            write_timeout: *self.write_timeout,
+            admin_token: self.admin_token.clone(),
         })
     }
 }

@@ -12,6 +12,14 @@
 //! accept loop of both ports: it hands every connection to its own task,
 //! tracked so that shutdown can wait for it.
 //!
+//! Every stream also carries its connection's [`ConnHandle`] (entered in
+//! the server's [`Connections`] registry, when the listener has one), and
+//! bounds how long a write may make no progress ([`CountingListener::with_write_timeout`]):
+//! a client that stops reading gets its connection reset after that long,
+//! whatever the transport, rather than holding kernel buffers for ever. A
+//! stream whose connection was aborted resets the connection
+//! (`SO_LINGER 0`) when it is dropped.
+//!
 //! Accept errors such as `EMFILE` (out of file descriptors: the machine's
 //! hard limit is 20,000 per process) are logged and retried with an
 //! exponential back-off instead of ending the server.
@@ -27,8 +35,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::conns::{ConnHandle, Connections, Registration};
 
 /// Server-wide socket counters, updated by every [`CountingStream`].
 #[derive(Debug, Default)]
@@ -42,6 +53,8 @@ pub struct ByteCounters {
     /// Accept calls that failed with something other than a dropped peer
     /// (e.g. `EMFILE`); each one cost a back-off pause.
     pub accept_errors: AtomicU64,
+    /// Connections reset because a write made no progress for the write timeout.
+    pub write_timeouts: AtomicU64,
 }
 
 /// First pause after a failed accept; doubles up to [`MAX_BACKOFF`].
@@ -56,16 +69,35 @@ pub struct CountingListener {
     inner: TcpListener,
     counters: Arc<ByteCounters>,
     backoff: Duration,
+    registry: Option<Arc<Connections>>,
+    write_timeout: Option<Duration>,
 }
 
 impl CountingListener {
-    /// Wraps a bound listener; its connections feed `counters`.
+    /// Wraps a bound listener; its connections feed `counters`. No
+    /// registry and no write timeout until set.
     pub fn new(inner: TcpListener, counters: Arc<ByteCounters>) -> Self {
         Self {
             inner,
             counters,
             backoff: MIN_BACKOFF,
+            registry: None,
+            write_timeout: None,
         }
+    }
+
+    /// Enters every accepted connection in `registry` while it is open.
+    pub fn with_registry(mut self, registry: Arc<Connections>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Resets a connection whose write makes no progress for `timeout`
+    /// (the client stopped reading), counting it in
+    /// [`ByteCounters::write_timeouts`].
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
     }
 
     /// The next connection, with `TCP_NODELAY` set and its bytes counted.
@@ -81,10 +113,16 @@ impl CountingListener {
                         tracing::debug!(%addr, "set TCP_NODELAY failed: {e}");
                     }
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    let registration = match &self.registry {
+                        Some(registry) => registry.register(),
+                        None => Registration::detached(),
+                    };
                     return (
                         CountingStream {
                             inner: stream,
                             counters: self.counters.clone(),
+                            registration,
+                            stall: WriteStall::new(self.write_timeout),
                         },
                         addr,
                     );
@@ -156,11 +194,102 @@ impl axum::serve::Listener for CountingListener {
     }
 }
 
-/// A TCP stream that adds the bytes it reads and writes to [`ByteCounters`].
+/// A TCP stream that adds the bytes it reads and writes to [`ByteCounters`],
+/// bounds how long a write may stall, and resets the connection when
+/// dropped after an abort.
 #[derive(Debug)]
 pub struct CountingStream {
     inner: TcpStream,
     counters: Arc<ByteCounters>,
+    /// Unregisters the connection when the stream is dropped.
+    registration: Registration,
+    stall: WriteStall,
+}
+
+impl CountingStream {
+    /// This connection's handle (to abort it, or mark what it streams).
+    pub fn conn(&self) -> &Arc<ConnHandle> {
+        self.registration.handle()
+    }
+
+    /// Applies the write-stall bound to a write's result: a write that
+    /// made progress disarms it, one that is pending arms it (at the first
+    /// pending write since the last progress) and fails with `TimedOut`
+    /// once it has been armed for the write timeout.
+    fn stall_check(&mut self, res: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        match res {
+            Poll::Ready(Ok(n)) => {
+                self.counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                self.stall.progress();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                if self.stall.expired(cx) {
+                    self.counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+                    // Reset, not close: the kernel drops the unsent backlog now.
+                    self.conn().abort();
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client accepted no bytes for the write timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for CountingStream {
+    fn drop(&mut self) {
+        if self.conn().is_aborted() {
+            // An RST rather than a FIN: the abrupt close the admin drop
+            // promises, and no orphaned socket holding unsent bytes. Zero
+            // linger never blocks the close.
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+/// The write-stall bound of one stream. Costs nothing while writes
+/// complete: the timer is allocated at the first stall and only re-armed
+/// when a write is refused after progress.
+#[derive(Debug)]
+struct WriteStall {
+    timeout: Option<Duration>,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl WriteStall {
+    fn new(timeout: Option<Duration>) -> Self {
+        Self {
+            timeout,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    fn progress(&mut self) {
+        self.armed = false;
+    }
+
+    /// Called when a write is pending: arms the timer if needed and says
+    /// whether it has run out (registering `cx` to be woken when it does).
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(timeout) = self.timeout else {
+            return false;
+        };
+        let deadline = Instant::now() + timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            self.armed = true;
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl AsyncRead for CountingStream {
@@ -188,12 +317,7 @@ impl AsyncWrite for CountingStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = res {
-            self.counters
-                .bytes_out
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
-        res
+        self.stall_check(res, cx)
     }
 
     // Forwarded so hyper keeps writing headers and body chunks with one
@@ -204,12 +328,7 @@ impl AsyncWrite for CountingStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = res {
-            self.counters
-                .bytes_out
-                .fetch_add(n as u64, Ordering::Relaxed);
-        }
-        res
+        self.stall_check(res, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

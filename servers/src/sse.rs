@@ -13,13 +13,23 @@
 //! The stream ends (a clean end of body) when the server shuts down or the
 //! stream reaches [`stream_max_age`]; a browser's `EventSource` then
 //! reconnects after `retry` ms with `Last-Event-ID`, and resumes losslessly.
+//! A client that fell further behind than the log holds gets its connection
+//! aborted instead (reset, no end of body), as does one dropped by
+//! `/admin/drop`.
+//!
+//! Backpressure: hyper asks for the next chunk only when its write buffer
+//! (stated by `http_max_buf`) has room, so a client that reads slowly holds
+//! at most one chunk (everything it was owed at one wake-up) in user space;
+//! the cursor waits meanwhile, and the socket's write timeout bounds a
+//! client that stopped reading.
 //!
 //! [`keepalive`]: crate::ServerConfig::keepalive
 //! [`stream_max_age`]: crate::ServerConfig::stream_max_age
 
-use std::convert::Infallible;
+use std::io;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -27,7 +37,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 
 use crate::AppState;
-use crate::feed::{Feed, Next};
+use crate::conns::ConnHandle;
+use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
 use crate::stats::{Open, OpenGuard, Route};
@@ -35,6 +46,7 @@ use crate::stats::{Open, OpenGuard, Route};
 /// `GET /sse`.
 pub(crate) async fn handler(
     State(state): State<AppState>,
+    conn: Option<Extension<Arc<ConnHandle>>>,
     headers: HeaderMap,
     query: RawParams,
 ) -> Response {
@@ -43,15 +55,17 @@ pub(crate) async fn handler(
         Ok(sub) => sub,
         Err(bad) => return bad.into_response(),
     };
+    let conn = conn.map(|Extension(c)| c);
     let stream = SseStream {
-        _open: state.stats().open(Open::Sse),
+        _open: state.stats().open(Open::Sse, conn.as_ref()),
+        conn,
         feed: Feed::new(&state, sub.topic, sub.after),
         sent_retry: false,
         state,
     };
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), s))
+        Some((chunk, s))
     });
     (
         [
@@ -70,25 +84,34 @@ struct SseStream {
     state: AppState,
     feed: Feed,
     sent_retry: bool,
+    /// The connection (unknown when the router is driven without `serve`).
+    conn: Option<Arc<ConnHandle>>,
     /// Counts this stream in `/stats` until the body is dropped.
     _open: OpenGuard,
 }
 
 impl SseStream {
-    /// The next chunk of the body, or `None` to end it.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The next chunk of the body, `None` to end it, or an error to abort
+    /// the connection (hyper then closes it without ending the body).
+    async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
         if !self.sent_retry {
             self.sent_retry = true;
             self.feed.written();
-            return Some(self.state.0.sse_retry.clone());
+            return Some(Ok(self.state.0.sse_retry.clone()));
         }
         let chunk = match self.feed.next().await {
             Next::Events => concat(self.feed.owed()),
             Next::KeepAlive => self.state.0.sse_keepalive.clone(),
-            Next::End(_) => return None,
+            Next::End(End::Slow) => {
+                if let Some(conn) = &self.conn {
+                    conn.abort();
+                }
+                return Some(Err(io::Error::other("client fell behind the history")));
+            }
+            Next::End(End::Shutdown | End::MaxAge) => return None,
         };
         self.feed.written();
-        Some(chunk)
+        Some(Ok(chunk))
     }
 }
 

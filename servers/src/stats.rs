@@ -11,6 +11,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::conns::ConnHandle;
 use crate::net::ByteCounters;
 
 /// Live counters of one server.
@@ -29,15 +30,32 @@ pub struct Stats {
     req_tcp: AtomicU64,
     req_bad: AtomicU64,
     ws_messages_in: AtomicU64,
+    slow_backlog: AtomicU64,
+    admin_dropped: AtomicU64,
 }
 
-/// Which open-connection gauge a [`OpenGuard`] holds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Open {
+/// What a streaming connection streams: which open-connection gauge an
+/// [`OpenGuard`] holds, and what an admin drop may select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// An SSE stream.
     Sse,
+    /// A WebSocket connection.
     Ws,
+    /// A long poll being held.
     LongPoll,
+    /// A raw-TCP stream.
     Tcp,
+}
+
+impl Open {
+    /// Every kind, in discriminant order.
+    const ALL: [Open; 4] = [Open::Sse, Open::Ws, Open::LongPoll, Open::Tcp];
+
+    /// The kind whose discriminant is `v`, if any.
+    pub(crate) fn from_u8(v: u8) -> Option<Open> {
+        Self::ALL.get(usize::from(v)).copied()
+    }
 }
 
 /// Which route a request counts against.
@@ -82,27 +100,53 @@ impl Stats {
         self.ws_messages_in.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an open connection until the guard is dropped (whichever way
-    /// the connection ends, including a client that vanishes mid-request).
-    pub(crate) fn open(self: &Arc<Self>, which: Open) -> OpenGuard {
+    /// Counts a connection closed because its client fell further behind
+    /// than the history holds.
+    pub(crate) fn slow_backlog(&self) {
+        self.slow_backlog.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts connections aborted by `POST /admin/drop`.
+    pub(crate) fn admin_dropped(&self, n: u64) {
+        self.admin_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts an open stream until the guard is dropped (whichever way the
+    /// connection ends, including a client that vanishes mid-request), and
+    /// marks its connection (`conn`, when it is known) as streaming `which`
+    /// meanwhile, so that an admin drop can find it.
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        which: Open,
+        conn: Option<&Arc<ConnHandle>>,
+    ) -> OpenGuard {
         self.gauge(which).fetch_add(1, Ordering::Relaxed);
+        if let Some(conn) = conn {
+            conn.set_kind(Some(which));
+        }
         OpenGuard {
             stats: self.clone(),
             which,
+            conn: conn.cloned(),
         }
     }
 }
 
-/// Decrements an open-connection gauge when dropped.
+/// Decrements an open-connection gauge (and marks the connection idle)
+/// when dropped.
 #[derive(Debug)]
 pub(crate) struct OpenGuard {
     stats: Arc<Stats>,
     which: Open,
+    conn: Option<Arc<ConnHandle>>,
 }
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.stats.gauge(self.which).fetch_sub(1, Ordering::Relaxed);
+        if let Some(conn) = &self.conn {
+            conn.set_kind(None);
+        }
     }
 }
 
@@ -129,6 +173,18 @@ pub struct StatsSnapshot {
     pub accept_errors: u64,
     /// Messages received from WebSocket clients.
     pub ws_messages_in: u64,
+    /// Connections closed (reset) because their client read too slowly:
+    /// a write made no progress for `write_timeout`, or the client fell
+    /// further behind than the history holds (`closed_slow_backlog`).
+    #[serde(default)]
+    pub closed_slow: u64,
+    /// Of `closed_slow`, those closed for falling further behind than the
+    /// history holds (the rest are write timeouts).
+    #[serde(default)]
+    pub closed_slow_backlog: u64,
+    /// Connections aborted by `POST /admin/drop`.
+    #[serde(default)]
+    pub admin_dropped: u64,
     /// What this server generates and how it streams.
     pub config: ConfigSnapshot,
 }
@@ -186,6 +242,12 @@ pub struct ConfigSnapshot {
     pub keepalive_ms: u64,
     /// Streams are ended after this age, ms (`None`: never).
     pub stream_max_age_ms: Option<u64>,
+    /// A connection whose write makes no progress for this long is reset, ms.
+    #[serde(default)]
+    pub write_timeout_ms: u64,
+    /// Whether the `/admin` routes are on (an admin token is set).
+    #[serde(default)]
+    pub admin: bool,
     /// The per-connection buffers of every transport, as set.
     pub buffers: BuffersSnapshot,
 }
@@ -251,6 +313,9 @@ impl StatsSnapshot {
             connections_accepted: load(&s.bytes.accepted),
             accept_errors: load(&s.bytes.accept_errors),
             ws_messages_in: load(&s.ws_messages_in),
+            closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
+            closed_slow_backlog: load(&s.slow_backlog),
+            admin_dropped: load(&s.admin_dropped),
             config: ConfigSnapshot {
                 rate: cfg.hub.schedule.rate,
                 topics: cfg.hub.schedule.topics,
@@ -261,6 +326,8 @@ impl StatsSnapshot {
                 retry_ms: cfg.retry_ms,
                 keepalive_ms: cfg.keepalive.as_millis() as u64,
                 stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
+                write_timeout_ms: cfg.write_timeout.as_millis() as u64,
+                admin: cfg.admin_token.is_some(),
                 buffers: BuffersSnapshot {
                     ws_read: cfg.buffers.ws_read,
                     ws_write: cfg.buffers.ws_write,

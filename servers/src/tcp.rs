@@ -19,7 +19,10 @@
 //!
 //! The stream ends when the server shuts down or at [`stream_max_age`]: the
 //! server closes the connection (so it, not the client, holds TIME_WAIT)
-//! and the client resumes with `SUB <topic> <last id>`.
+//! and the client resumes with `SUB <topic> <last id>`. It is reset instead
+//! when aborted (`/admin/drop`, or a client that fell further behind than
+//! the log holds), and when a write makes no progress for the socket's
+//! write timeout.
 //!
 //! [`keepalive`]: crate::ServerConfig::keepalive
 //! [`stream_max_age`]: crate::ServerConfig::stream_max_age
@@ -33,7 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::AppState;
-use crate::feed::{Feed, Next};
+use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::net::CountingStream;
 use crate::request::{parse_u64, topic};
@@ -45,8 +48,6 @@ pub const MAX_REQUEST_LINE: usize = 256;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The keep-alive: an empty frame.
 pub const KEEPALIVE: [u8; protocol::encode::TCP_PREFIX_LEN] = [0; protocol::encode::TCP_PREFIX_LEN];
-/// A client that accepts no bytes for this long is dropped (as on WebSocket).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on writing an `ERR` line or closing.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -66,25 +67,30 @@ pub(crate) async fn connection(mut stream: CountingStream, state: AppState) {
         }
         Err(Refusal::Gone) => return,
     };
-    let _open = state.stats().open(Open::Tcp);
+    let conn = stream.conn().clone();
+    let _open = state.stats().open(Open::Tcp, Some(&conn));
     let mut feed = Feed::new(&state, topic, after);
+    // Created once: registering for the abort takes a lock.
+    let aborted = conn.aborted();
+    tokio::pin!(aborted);
     // The client must not speak again: a read only notices that it left.
     let mut scratch = [0u8; 16];
     loop {
         tokio::select! {
             biased;
+            // Dropping the stream resets the connection.
+            () = &mut aborted => return,
             next = feed.next() => {
+                // A write that makes no progress fails after the socket's write timeout.
                 let written = match next {
-                    Next::Events => timeout(WRITE_TIMEOUT, write_frames(&mut stream, feed.owed())).await,
-                    Next::KeepAlive => timeout(WRITE_TIMEOUT, stream.write_all(&KEEPALIVE)).await,
-                    Next::End(_) => break,
+                    Next::Events => write_frames(&mut stream, feed.owed()).await,
+                    Next::KeepAlive => stream.write_all(&KEEPALIVE).await,
+                    Next::End(End::Slow) => return conn.abort(),
+                    Next::End(End::Shutdown | End::MaxAge) => break,
                 };
                 match written {
-                    Ok(Ok(())) => feed.written(),
-                    Ok(Err(e)) => return tracing::debug!("tcp write failed: {e}"),
-                    Err(_) => {
-                        return tracing::debug!("tcp client accepted nothing for {WRITE_TIMEOUT:?}");
-                    }
+                    Ok(()) => feed.written(),
+                    Err(e) => return tracing::debug!("tcp write failed: {e}"),
                 }
             }
             read = stream.read(&mut scratch) => match read {

@@ -23,10 +23,17 @@
 //! at [`stream_max_age`](crate::ServerConfig::stream_max_age) the server
 //! sends Close 1001 (going away) and waits briefly for the reply, so the
 //! server side closes the TCP connection.
+//!
+//! Aborted connections (`/admin/drop`, or a client that fell further behind
+//! than the log holds) get no Close frame: the socket is dropped and reset.
+//! A client that stops reading is bounded by the socket's write timeout
+//! ([`ServerConfig::write_timeout`](crate::ServerConfig::write_timeout)): a
+//! blocked write fails, and the connection is reset.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::{IntoResponse, Response};
@@ -36,19 +43,19 @@ use tokio::time::timeout;
 use tokio_tungstenite::tungstenite;
 
 use crate::AppState;
+use crate::conns::ConnHandle;
 use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
 use crate::stats::{Open, Route};
 
-/// A client that accepts no bytes for this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `GET /ws`.
 pub(crate) async fn handler(
     State(state): State<AppState>,
+    conn: Option<Extension<Arc<ConnHandle>>>,
     query: RawParams,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -72,7 +79,7 @@ pub(crate) async fn handler(
         .max_frame_size(buffers.ws_max_message)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
-            run(socket, state, feed).await;
+            run(socket, state, feed, conn.map(|Extension(c)| c)).await;
         })
 }
 
@@ -91,26 +98,38 @@ const MAX_AGE: Closing = Closing {
     reason: "stream max age reached",
 };
 
-async fn run(mut socket: WebSocket, state: AppState, mut feed: Feed) {
-    let _open = state.stats().open(Open::Ws);
+async fn run(mut socket: WebSocket, state: AppState, mut feed: Feed, conn: Option<Arc<ConnHandle>>) {
+    let _open = state.stats().open(Open::Ws, conn.as_ref());
+    // Created once: registering for the abort takes a lock.
+    let aborted = async {
+        match &conn {
+            Some(conn) => conn.aborted().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(aborted);
     let closing = loop {
         tokio::select! {
             biased;
+            // Dropping the socket resets the connection: no Close frame.
+            () = &mut aborted => return,
             next = feed.next() => {
+                // A write that makes no progress fails after the socket's write timeout.
                 let sent = match next {
-                    Next::Events => timeout(WRITE_TIMEOUT, send_all(&mut socket, feed.owed())).await,
-                    Next::KeepAlive => {
-                        timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Bytes::new()))).await
-                    }
+                    Next::Events => send_all(&mut socket, feed.owed()).await,
+                    Next::KeepAlive => socket.send(Message::Ping(Bytes::new())).await,
                     Next::End(End::Shutdown) => break SHUTTING_DOWN,
                     Next::End(End::MaxAge) => break MAX_AGE,
+                    Next::End(End::Slow) => {
+                        if let Some(conn) = &conn {
+                            conn.abort();
+                        }
+                        return;
+                    }
                 };
                 match sent {
-                    Ok(Ok(())) => feed.written(),
-                    Ok(Err(e)) => return tracing::debug!("ws write failed: {e}"),
-                    Err(_) => {
-                        return tracing::debug!("ws client accepted nothing for {WRITE_TIMEOUT:?}");
-                    }
+                    Ok(()) => feed.written(),
+                    Err(e) => return tracing::debug!("ws write failed: {e}"),
                 }
             }
             msg = socket.recv() => match msg {

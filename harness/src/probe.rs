@@ -1,0 +1,385 @@
+//! Process probes: what the server and the fleet cost, read from `/proc`.
+//!
+//! - `/proc/<pid>/status`: resident set size (`VmRSS`) and its high-water
+//!   mark (`VmHWM`);
+//! - `/proc/<pid>/stat`: user and system CPU time (`utime`, `stime`, in clock
+//!   ticks, converted with `sysconf(_SC_CLK_TCK)`, read once);
+//! - `/proc/net/sockstat`: the kernel's memory for all TCP sockets (pages).
+//!
+//! The parsers take text, not paths, so tests feed them recorded samples.
+//! [`Sampler`] samples all of them every 250 ms in a background task (the
+//! timeline); [`LagProbe`] measures how late the fleet's runtime wakes a
+//! sleeping task, to tell a saturated load generator from a slow server.
+//! Reading a `/proc` file costs tens of microseconds, so sampling is done
+//! inline on the runtime rather than on a blocking thread.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::recorder::{Phase, Window};
+use crate::results::Sample;
+
+/// How often the timeline is sampled.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// How long the lag probe sleeps between wake-ups.
+pub const LAG_PERIOD: Duration = Duration::from_millis(10);
+
+/// Bound on stopping a background probe.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Memory figures of `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcStatus {
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+    /// Peak resident set size so far (`VmHWM`), bytes (0 if not reported).
+    pub hwm_bytes: u64,
+}
+
+/// Parses `/proc/<pid>/status`. `None` without a `VmRSS` line (a kernel
+/// thread, a zombie, or not a status file at all).
+pub fn parse_status(text: &str) -> Option<ProcStatus> {
+    let kib = |key: &str| -> Option<u64> {
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+            let mut parts = rest.split_whitespace();
+            let n: u64 = parts.next()?.parse().ok()?;
+            // The kernel always writes "kB" (meaning KiB); refuse anything else.
+            (parts.next() == Some("kB")).then_some(n * 1024)
+        })
+    };
+    Some(ProcStatus {
+        rss_bytes: kib("VmRSS")?,
+        hwm_bytes: kib("VmHWM").unwrap_or(0),
+    })
+}
+
+/// CPU time of a process from `/proc/<pid>/stat`, in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    /// User-mode time (field 14).
+    pub utime: u64,
+    /// Kernel-mode time (field 15).
+    pub stime: u64,
+}
+
+impl CpuTicks {
+    /// User + system time in seconds, at `hz` ticks per second.
+    pub fn seconds(self, hz: u64) -> f64 {
+        (self.utime + self.stime) as f64 / hz.max(1) as f64
+    }
+}
+
+/// Parses `/proc/<pid>/stat`.
+///
+/// The second field is the command name in parentheses, and it may itself
+/// contain spaces and parentheses (`(tokio (rt) 1)`), so fields are counted
+/// from the *last* `)`: after it come field 3 (state) onwards, which holds
+/// `utime` at field 14 and `stime` at field 15.
+pub fn parse_stat(text: &str) -> Option<CpuTicks> {
+    let after = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // fields[0] is field 3, so field N is fields[N - 3].
+    Some(CpuTicks {
+        utime: fields.get(14 - 3)?.parse().ok()?,
+        stime: fields.get(15 - 3)?.parse().ok()?,
+    })
+}
+
+/// The `TCP:` line of `/proc/net/sockstat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SockStat {
+    /// TCP sockets in use.
+    pub inuse: u64,
+    /// Orphaned sockets (closed by the application, still in the kernel).
+    pub orphan: u64,
+    /// Sockets in TIME_WAIT.
+    pub tw: u64,
+    /// Allocated TCP sockets.
+    pub alloc: u64,
+    /// Memory of all TCP sockets, pages.
+    pub mem_pages: u64,
+}
+
+/// Parses `/proc/net/sockstat` (its `TCP:` line: `inuse N orphan N tw N alloc N mem N`).
+pub fn parse_sockstat(text: &str) -> Option<SockStat> {
+    let line = text.lines().find_map(|l| l.strip_prefix("TCP:"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let get = |key: &str| -> Option<u64> {
+        words
+            .chunks(2)
+            .find(|kv| kv.first() == Some(&key))
+            .and_then(|kv| kv.get(1)?.parse().ok())
+    };
+    Some(SockStat {
+        inuse: get("inuse")?,
+        orphan: get("orphan").unwrap_or(0),
+        tw: get("tw").unwrap_or(0),
+        alloc: get("alloc").unwrap_or(0),
+        mem_pages: get("mem")?,
+    })
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, read once; 100 if unknown).
+pub fn clock_ticks() -> u64 {
+    static HZ: OnceLock<u64> = OnceLock::new();
+    *HZ.get_or_init(|| sysconf(libc::_SC_CLK_TCK).unwrap_or(100))
+}
+
+/// The page size in bytes (`sysconf(_SC_PAGESIZE)`, read once; 4096 if unknown).
+pub fn page_size() -> u64 {
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    *PAGE.get_or_init(|| sysconf(libc::_SC_PAGESIZE).unwrap_or(4096))
+}
+
+fn sysconf(name: libc::c_int) -> Option<u64> {
+    // SAFETY: sysconf only reads a system constant; any name is allowed
+    // (an unknown one returns -1).
+    #[allow(unsafe_code)]
+    let v = unsafe { libc::sysconf(name) };
+    u64::try_from(v).ok().filter(|&v| v > 0)
+}
+
+/// CPU time and memory of one process, now.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcUsage {
+    /// User + system CPU seconds since the process started.
+    pub cpu_s: f64,
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+    /// Peak resident set size so far, bytes.
+    pub hwm_bytes: u64,
+}
+
+/// Reads `/proc/<pid>` (`None`: this process). `None` if the process is gone
+/// or its files are unreadable.
+pub fn read_process(pid: Option<u32>) -> Option<ProcUsage> {
+    let dir = match pid {
+        Some(pid) => format!("/proc/{pid}"),
+        None => "/proc/self".to_string(),
+    };
+    let stat = parse_stat(&std::fs::read_to_string(format!("{dir}/stat")).ok()?)?;
+    let status = parse_status(&std::fs::read_to_string(format!("{dir}/status")).ok()?)?;
+    Some(ProcUsage {
+        cpu_s: stat.seconds(clock_ticks()),
+        rss_bytes: status.rss_bytes,
+        hwm_bytes: status.hwm_bytes,
+    })
+}
+
+/// Kernel memory of all TCP sockets now, bytes (`None` if unreadable).
+pub fn read_tcp_mem_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    Some(parse_sockstat(&text)?.mem_pages * page_size())
+}
+
+/// One timeline sample of the server (`server_pid`), the fleet (this
+/// process) and the kernel's TCP memory, now.
+pub fn sample(server_pid: Option<u32>) -> Sample {
+    let server = server_pid.and_then(|pid| read_process(Some(pid)));
+    let fleet = read_process(None);
+    Sample {
+        t_us: protocol::now_us(),
+        server_rss_bytes: server.map(|s| s.rss_bytes),
+        server_cpu_s: server.map(|s| s.cpu_s),
+        fleet_rss_bytes: fleet.map(|f| f.rss_bytes),
+        fleet_cpu_s: fleet.map(|f| f.cpu_s),
+        tcp_mem_bytes: read_tcp_mem_bytes(),
+    }
+}
+
+/// Samples the timeline every [`SAMPLE_EVERY`] in a background task until stopped.
+#[derive(Debug)]
+pub struct Sampler {
+    cancel: CancellationToken,
+    task: JoinHandle<Vec<Sample>>,
+}
+
+impl Sampler {
+    /// Starts sampling `server_pid` (and this process) now.
+    pub fn start(server_pid: Option<u32>, every: Duration) -> Self {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut tick = tokio::time::interval(every);
+            // A sampler that fell behind samples late, never in a burst.
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = tick.tick() => samples.push(sample(server_pid)),
+                }
+            }
+            samples
+        });
+        Self { cancel, task }
+    }
+
+    /// Stops sampling and returns the timeline (empty if the task failed).
+    pub async fn stop(self) -> Vec<Sample> {
+        self.cancel.cancel();
+        match tokio::time::timeout(STOP_TIMEOUT, self.task).await {
+            Ok(Ok(samples)) => samples,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Measures the fleet runtime's scheduling lag: a task sleeps [`LAG_PERIOD`]
+/// in a loop and records how late it wakes (µs), for wake-ups inside the
+/// measured window only.
+///
+/// A runtime whose workers are busy with client tasks wakes it late; that
+/// lateness is also added to every latency the fleet records, so a large
+/// lag means the latency figures describe the fleet, not the server.
+#[derive(Debug)]
+pub struct LagProbe {
+    cancel: CancellationToken,
+    task: JoinHandle<Histogram<u64>>,
+}
+
+impl LagProbe {
+    /// Starts the probe on the current runtime.
+    pub fn start(window: Arc<Window>) -> Self {
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            let mut lag = crate::recorder::total_histogram();
+            loop {
+                let due = Instant::now() + LAG_PERIOD;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep_until(due) => {}
+                }
+                let late = Instant::now().saturating_duration_since(due);
+                if window.phase(protocol::now_us()) == Phase::Measured {
+                    let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+                    if lag.record(us).is_err() {
+                        lag.saturating_record(us);
+                    }
+                }
+            }
+            lag
+        });
+        Self { cancel, task }
+    }
+
+    /// Stops the probe and returns the lateness histogram, µs.
+    pub async fn stop(self) -> Histogram<u64> {
+        self.cancel.cancel();
+        match tokio::time::timeout(STOP_TIMEOUT, self.task).await {
+            Ok(Ok(h)) => h,
+            _ => crate::recorder::total_histogram(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recorded from a push-server on Linux 6.x (trimmed).
+    const STATUS: &str = "Name:\tpush-server\nUmask:\t0022\nState:\tS (sleeping)\n\
+        Tgid:\t41234\nPid:\t41234\nVmPeak:\t  570164 kB\nVmSize:\t  570100 kB\n\
+        VmLck:\t       0 kB\nVmHWM:\t   48812 kB\nVmRSS:\t   40960 kB\n\
+        RssAnon:\t   36000 kB\nThreads:\t3\nCpus_allowed_list:\t0\n";
+
+    #[test]
+    fn status_gives_rss_and_high_water_mark_in_bytes() {
+        let s = parse_status(STATUS).unwrap();
+        assert_eq!(s.rss_bytes, 40_960 * 1024);
+        assert_eq!(s.hwm_bytes, 48_812 * 1024);
+        // `RssAnon` must not be mistaken for `VmRSS`, nor `VmHWM` required.
+        let s = parse_status("VmRSS:\t12 kB\n").unwrap();
+        assert_eq!((s.rss_bytes, s.hwm_bytes), (12 * 1024, 0));
+        // A kernel thread has no VmRSS; garbage is not a status file.
+        assert_eq!(parse_status("Name:\tkworker/0:1\nState:\tI (idle)\n"), None);
+        assert_eq!(parse_status("VmRSS:\tlots kB\n"), None);
+        assert_eq!(parse_status("VmRSS:\t12 MB\n"), None);
+        assert_eq!(parse_status(""), None);
+    }
+
+    #[test]
+    fn stat_counts_fields_after_the_last_parenthesis() {
+        // utime 1234, stime 567 (fields 14 and 15).
+        let plain = "41234 (push-server) S 41200 41234 41200 0 -1 4194560 1000 0 0 0 \
+                     1234 567 0 0 20 0 3 0 384373 570100000 10240 18446744073709551615";
+        assert_eq!(
+            parse_stat(plain),
+            Some(CpuTicks {
+                utime: 1234,
+                stime: 567
+            })
+        );
+        // A command name with spaces and parentheses shifts nothing.
+        let odd = "7 (tokio (rt) 1) x) R 1 7 7 0 -1 0 0 0 0 0 9 8 0 0 20 0 1 0 5 100 10 0";
+        assert_eq!(parse_stat(odd), Some(CpuTicks { utime: 9, stime: 8 }));
+        let t = CpuTicks {
+            utime: 150,
+            stime: 50,
+        };
+        assert!((t.seconds(100) - 2.0).abs() < 1e-12);
+        // Truncated or garbled lines are refused, not misread.
+        assert_eq!(parse_stat("41234 (push-server) S 1 2 3"), None);
+        assert_eq!(parse_stat("no parenthesis at all"), None);
+        assert_eq!(
+            parse_stat("1 (x) S 1 1 1 0 -1 0 0 0 0 0 abc 5 0 0 20 0 1 0 5 100 10 0"),
+            None
+        );
+    }
+
+    #[test]
+    fn sockstat_gives_the_tcp_line() {
+        let text = "sockets: used 15\nTCP: inuse 5003 orphan 2 tw 110 alloc 5010 mem 1234\n\
+                    UDP: inuse 0 mem 0\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n";
+        assert_eq!(
+            parse_sockstat(text),
+            Some(SockStat {
+                inuse: 5003,
+                orphan: 2,
+                tw: 110,
+                alloc: 5010,
+                mem_pages: 1234
+            })
+        );
+        // The UDP line's `mem` is not TCP's.
+        assert_eq!(parse_sockstat("UDP: inuse 0 mem 7\n"), None);
+        assert_eq!(parse_sockstat("TCP: inuse 1 orphan 0\n"), None);
+    }
+
+    #[test]
+    fn this_process_can_be_read() {
+        let me = read_process(None).unwrap();
+        assert!(me.rss_bytes > 0 && me.hwm_bytes >= me.rss_bytes);
+        assert!(me.cpu_s >= 0.0);
+        assert_eq!(clock_ticks(), 100, "Linux reports USER_HZ = 100");
+        assert!(page_size() >= 4096);
+        assert!(read_tcp_mem_bytes().is_some());
+        assert_eq!(read_process(Some(u32::MAX)), None, "no such process");
+        let s = sample(Some(std::process::id()));
+        assert!(s.server_rss_bytes.is_some() && s.fleet_rss_bytes.is_some());
+    }
+
+    #[tokio::test]
+    async fn sampler_and_lag_probe_report_and_stop() {
+        let sampler = Sampler::start(Some(std::process::id()), Duration::from_millis(20));
+        let window = Arc::new(Window::new());
+        let now = protocol::now_us();
+        window.set(now, now + 60_000_000);
+        let lag = LagProbe::start(window);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let samples = sampler.stop().await;
+        let lag = lag.stop().await;
+        assert!(samples.len() >= 3, "{}", samples.len());
+        assert!(samples.windows(2).all(|w| w[0].t_us <= w[1].t_us));
+        assert!(lag.len() >= 5, "{} wake-ups", lag.len());
+    }
+}
