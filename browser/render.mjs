@@ -71,7 +71,8 @@ function measureSvgs() {
       }
       const style = getComputedStyle(el);
       const stroked = style.stroke !== 'none' && parseFloat(style.strokeWidth || '0') > 0;
-      const filled = style.fill !== 'none';
+      // A white fill is the chart's background, not something drawn on it.
+      const filled = style.fill !== 'none' && style.fill !== 'rgb(255, 255, 255)';
       // A horizontal or vertical line has a zero-width or zero-height box; only both zero is empty.
       const nonEmpty = b.width > 0 || b.height > 0;
       if (!nonEmpty || !(stroked || filled) || style.visibility === 'hidden') continue;

@@ -5,8 +5,10 @@
 //! Each transport implements [`Transport`]: one *session* (a connection, or
 //! for polling one run of successful requests) that ends cleanly, fails, or
 //! stops. [`drive`] turns sessions into a subscriber: it reports failures,
-//! reports the disconnection, waits, and starts the next session, until the
-//! stop token is cancelled. So the retry policy exists once, not four times.
+//! reports the disconnection, waits a backoff pause, and starts the next
+//! session, until the stop token is cancelled; and it times each outage
+//! from the disconnection to the first event after it. So the reconnect
+//! policy and its measurement exist once, not five times.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -18,9 +20,9 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
-use crate::{ClientConfig, Observer};
+use crate::{Backoff, ClientConfig, Observer};
 
-/// Floor of the pause between sessions, so that a zero `reconnect_delay` or
+/// Floor of the pause between sessions, so that a zero `backoff_initial` or
 /// `retry: 0` against a server that refuses at once cannot become a busy loop.
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(10);
 
@@ -39,37 +41,66 @@ pub(crate) trait Transport {
         stop: &CancellationToken,
     ) -> anyhow::Result<()>;
 
-    /// Pause before the next session (SSE honours the server's `retry:`).
-    fn reconnect_delay(&self) -> Duration;
+    /// The subscriber's reconnect policy.
+    fn backoff(&mut self) -> &mut Backoff;
+
+    /// The initial pause the server asked for, if any (SSE's `retry:`).
+    fn server_retry(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Runs sessions of `transport` back to back until `stop` is cancelled.
 ///
 /// A failed session is reported with `observer.error`; a session that had
 /// connected is followed by `observer.disconnected`. Then it waits the
-/// transport's reconnect delay (cut short by `stop`) and starts again.
+/// backoff pause (cut short by `stop`), reports a reconnect attempt and
+/// starts again. A session that delivered an event resets the backoff.
+///
+/// The outage is timed from the end of the first session that had
+/// connected since the last event (the moment the loss was detected) to
+/// the first event after it, across any failed attempts in between; both
+/// ends read the same clock as event receive times ([`protocol::now_us`]).
 pub(crate) async fn drive<T: Transport, O: Observer>(
     transport: &mut T,
     observer: &mut O,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut disconnected_at_us = None;
+    let mut first = true;
     while !stop.is_cancelled() {
+        if !std::mem::take(&mut first) {
+            observer.reconnect_attempt();
+        }
         let mut tracked = Tracked {
             inner: &mut *observer,
             connected: false,
+            got_event: false,
+            disconnected_at_us,
         };
         let outcome = transport.session(&mut tracked, &stop).await;
-        let connected = tracked.connected;
+        let (connected, got_event) = (tracked.connected, tracked.got_event);
+        disconnected_at_us = tracked.disconnected_at_us;
         if stop.is_cancelled() {
             break; // whatever the session was doing, stopping is not a failure
         }
         if let Err(err) = outcome {
             observer.error(&format!("{err:#}"));
         }
+        if got_event {
+            transport.backoff().reset();
+        }
         if connected {
             observer.disconnected();
+            // A session that connected but delivered nothing does not end
+            // the outage that began before it.
+            disconnected_at_us.get_or_insert_with(protocol::now_us);
         }
-        let delay = transport.reconnect_delay().max(MIN_RECONNECT_DELAY);
+        let retry = transport.server_retry();
+        let delay = transport
+            .backoff()
+            .next_delay(retry)
+            .max(MIN_RECONNECT_DELAY);
         tokio::select! {
             () = stop.cancelled() => break,
             () = tokio::time::sleep(delay) => {}
@@ -78,11 +109,15 @@ pub(crate) async fn drive<T: Transport, O: Observer>(
     Ok(())
 }
 
-/// Forwards to the real observer and remembers whether the session
-/// connected, so [`drive`] knows whether to report a disconnection.
+/// Forwards to the real observer and remembers what the session did, so
+/// [`drive`] knows whether to report a disconnection and reset the
+/// backoff, and reports the end of an outage at its first event.
 struct Tracked<'a, O> {
     inner: &'a mut O,
     connected: bool,
+    got_event: bool,
+    /// When the current outage was detected (`None`: no outage).
+    disconnected_at_us: Option<u64>,
 }
 
 impl<O: Observer> Observer for Tracked<'_, O> {
@@ -92,7 +127,17 @@ impl<O: Observer> Observer for Tracked<'_, O> {
     }
     #[inline]
     fn event(&mut self, event: &Event, received_at_us: u64) {
+        if let Some(since) = self.disconnected_at_us.take() {
+            self.inner.reconnected(received_at_us.saturating_sub(since));
+        }
+        self.got_event = true;
         self.inner.event(event, received_at_us);
+    }
+    fn reconnect_attempt(&mut self) {
+        self.inner.reconnect_attempt();
+    }
+    fn reconnected(&mut self, disconnect_to_first_event_us: u64) {
+        self.inner.reconnected(disconnect_to_first_event_us);
     }
     fn request(&mut self) {
         self.inner.request();

@@ -9,8 +9,18 @@
 //!
 //! Layout: [`Observer`] and [`ClientConfig`] (what a subscriber reports and
 //! needs), one module per transport ([`short_poll`], [`long_poll`], [`sse`],
-//! [`ws`], and [`tcp`], the raw-TCP floor), `common` (the reconnect loop and the helpers they share), and
+//! [`ws`], and [`tcp`], the raw-TCP floor), `common` (the reconnect loop and
+//! the helpers they share), [`backoff`] (the reconnect policy), and
 //! [`Subscriber`], the enum the harness drives.
+//!
+//! Reconnecting is the same for every transport: after a session ends
+//! (failed, dropped, or ended by the server) the subscriber waits a backoff
+//! pause (exponential with jitter, reset by an event; SSE starts from the
+//! server's `retry:`) and resumes from the last event it received: SSE with
+//! `Last-Event-ID`, WebSocket and polling with `after=`, raw TCP with
+//! `SUB <topic> <id>`. The observer hears of every attempt
+//! ([`Observer::reconnect_attempt`]) and of how long the outage lasted
+//! ([`Observer::reconnected`]).
 //!
 //! ```no_run
 //! # async fn demo(observer: &mut impl clients::Observer) -> anyhow::Result<()> {
@@ -24,9 +34,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use anyhow::ensure;
 use protocol::{Event, TransportKind};
 use tokio_util::sync::CancellationToken;
 
+pub use backoff::Backoff;
+
+pub mod backoff;
 mod common;
 pub mod long_poll;
 pub mod short_poll;
@@ -54,6 +68,11 @@ impl Subscriber {
     /// config that cannot work (bad base URL, zero poll interval, raw TCP
     /// without [`ClientConfig::tcp_addr`], …).
     pub fn new(config: ClientConfig) -> anyhow::Result<Self> {
+        ensure!(
+            (0.0..=1.0).contains(&config.backoff_jitter),
+            "backoff_jitter must be a fraction from 0 to 1, got {}",
+            config.backoff_jitter
+        );
         Ok(match config.transport {
             TransportKind::ShortPoll => Self::ShortPoll(short_poll::ShortPoll::new(&config)?),
             TransportKind::LongPoll => Self::LongPoll(long_poll::LongPoll::new(&config)?),
@@ -75,8 +94,9 @@ impl Subscriber {
     }
 
     /// Subscribes, reporting to `observer`, and keeps reconnecting after
-    /// failures (each reported with [`Observer::error`]) until `stop` is
-    /// cancelled; then returns `Ok` promptly (well under a second).
+    /// failures (each reported with [`Observer::error`]) with the backoff
+    /// of [`ClientConfig`], until `stop` is cancelled; then returns `Ok`
+    /// promptly (well under a second).
     pub async fn run<O: Observer>(
         &mut self,
         observer: &mut O,
@@ -107,9 +127,23 @@ pub trait Observer: Send {
     /// The connection was lost and the subscriber will reconnect.
     fn disconnected(&mut self) {}
     /// Something went wrong (connect refused, bad status, undecodable event…).
-    /// The subscriber keeps going (reconnecting after `reconnect_delay`).
+    /// The subscriber keeps going (reconnecting after a backoff pause).
     fn error(&mut self, message: &str) {
         let _ = message;
+    }
+    /// The subscriber is about to try again: called before every session
+    /// but the first (after a failure, a drop or a server-ended stream, and
+    /// the backoff pause), so a subscriber that needs three tries after an
+    /// outage reports three.
+    fn reconnect_attempt(&mut self) {}
+    /// The first event since the connection was lost arrived:
+    /// `disconnect_to_first_event_us` runs from detecting the loss (the end
+    /// of the last session that had connected) to that event's receive
+    /// time, so it includes the backoff pauses, failed attempts, connecting
+    /// and waiting for the event. Called once per loss, right before that
+    /// event's [`event`](Self::event).
+    fn reconnected(&mut self, disconnect_to_first_event_us: u64) {
+        let _ = disconnect_to_first_event_us;
     }
 }
 
@@ -136,8 +170,18 @@ pub struct ClientConfig {
     pub local_addr: Option<IpAddr>,
     /// Bound on establishing a connection / receiving response headers.
     pub connect_timeout: Duration,
-    /// Pause before reconnecting after a failure (SSE: unless the server sent `retry:`).
-    pub reconnect_delay: Duration,
+    /// Reconnect backoff: the pause after a first failure or disconnect
+    /// (default 100 ms). SSE uses the server's `retry:` instead when it sent
+    /// one. See [`Backoff`].
+    pub backoff_initial: Duration,
+    /// Each consecutive failure (a session that ended without an event)
+    /// doubles the pause, up to this (default 5 s). An event resets it.
+    pub backoff_max: Duration,
+    /// Jitter, as a fraction of each pause: the pause is drawn uniformly
+    /// from `pause × [1 − j, 1 + j)`, never above `backoff_max` (default
+    /// 0.5; must be 0 to 1), so clients dropped together do not return in
+    /// lockstep.
+    pub backoff_jitter: f64,
     /// SSE, WebSocket and raw TCP: a connection that receives nothing (no event, no
     /// keep-alive, no ping) for this long is deemed dead and reconnected, so
     /// no read waits forever on a peer that vanished. Must exceed the
@@ -159,7 +203,9 @@ impl ClientConfig {
             longpoll_timeout: Duration::from_secs(30),
             local_addr: None,
             connect_timeout: Duration::from_secs(10),
-            reconnect_delay: Duration::from_millis(200),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            backoff_jitter: 0.5,
             idle_timeout: Duration::from_secs(60),
         }
     }

@@ -2,13 +2,11 @@
 //! server holds a request until an event after the cursor exists or
 //! `timeout_ms` passes.
 
-use std::time::Duration;
-
 use anyhow::ensure;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{Poller, Transport};
-use crate::{ClientConfig, Observer};
+use crate::{Backoff, ClientConfig, Observer};
 
 /// A long-polling subscriber.
 #[derive(Debug)]
@@ -16,7 +14,7 @@ pub struct LongPoll {
     poller: Poller,
     /// `timeout_ms` asked of the server per request.
     hold_ms: u64,
-    reconnect_delay: Duration,
+    backoff: Backoff,
 }
 
 impl LongPoll {
@@ -33,7 +31,7 @@ impl LongPoll {
         Ok(Self {
             poller: Poller::new(config, request_timeout)?,
             hold_ms,
-            reconnect_delay: config.reconnect_delay,
+            backoff: Backoff::from_config(config),
         })
     }
 }
@@ -60,7 +58,7 @@ impl Transport for LongPoll {
         }
     }
 
-    fn reconnect_delay(&self) -> Duration {
-        self.reconnect_delay
+    fn backoff(&mut self) -> &mut Backoff {
+        &mut self.backoff
     }
 }

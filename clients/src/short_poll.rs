@@ -8,7 +8,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{Poller, Transport};
-use crate::{ClientConfig, Observer};
+use crate::{Backoff, ClientConfig, Observer};
 
 /// A short-polling subscriber.
 #[derive(Debug)]
@@ -16,7 +16,7 @@ pub struct ShortPoll {
     poller: Poller,
     interval: Duration,
     phase: Duration,
-    reconnect_delay: Duration,
+    backoff: Backoff,
     /// Created when the subscriber starts running, then kept across
     /// reconnections so a failure never shifts this client's slot in the
     /// fleet's spread of polls.
@@ -32,7 +32,7 @@ impl ShortPoll {
             poller: Poller::new(config, config.connect_timeout)?,
             interval: config.poll_interval,
             phase: config.poll_phase,
-            reconnect_delay: config.reconnect_delay,
+            backoff: Backoff::from_config(config),
             schedule: None,
         })
     }
@@ -65,7 +65,7 @@ impl Transport for ShortPoll {
         }
     }
 
-    fn reconnect_delay(&self) -> Duration {
-        self.reconnect_delay
+    fn backoff(&mut self) -> &mut Backoff {
+        &mut self.backoff
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{IdleWatch, Target, Transport, deliver, elapsed_us, http_client, status_error};
-use crate::{ClientConfig, Observer};
+use crate::{Backoff, ClientConfig, Observer};
 
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
@@ -27,7 +27,7 @@ pub struct Sse {
     parser: SseParser,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    reconnect_delay: Duration,
+    backoff: Backoff,
 }
 
 impl Sse {
@@ -39,7 +39,7 @@ impl Sse {
             parser: SseParser::new(),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
-            reconnect_delay: config.reconnect_delay,
+            backoff: Backoff::from_config(config),
         })
     }
 
@@ -115,9 +115,11 @@ impl Transport for Sse {
         outcome
     }
 
-    fn reconnect_delay(&self) -> Duration {
-        self.parser
-            .retry_ms()
-            .map_or(self.reconnect_delay, Duration::from_millis)
+    fn backoff(&mut self) -> &mut Backoff {
+        &mut self.backoff
+    }
+
+    fn server_retry(&self) -> Option<Duration> {
+        self.parser.retry_ms().map(Duration::from_millis)
     }
 }

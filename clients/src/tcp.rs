@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{IdleWatch, Transport, connect, deliver, elapsed_us};
-use crate::{ClientConfig, Observer};
+use crate::{Backoff, ClientConfig, Observer};
 
 /// Space made free before each read; a frame larger than this still
 /// arrives (the buffer grows), as with the WebSocket client's 4 KiB buffer.
@@ -41,7 +41,7 @@ pub struct Tcp {
     buf: BytesMut,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    reconnect_delay: Duration,
+    backoff: Backoff,
 }
 
 impl Tcp {
@@ -72,7 +72,7 @@ impl Tcp {
             buf: BytesMut::new(),
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
-            reconnect_delay: config.reconnect_delay,
+            backoff: Backoff::from_config(config),
         })
     }
 
@@ -173,7 +173,7 @@ impl Transport for Tcp {
         }
     }
 
-    fn reconnect_delay(&self) -> Duration {
-        self.reconnect_delay
+    fn backoff(&mut self) -> &mut Backoff {
+        &mut self.backoff
     }
 }

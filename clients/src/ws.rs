@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::{IdleWatch, Target, Transport, connect, deliver, elapsed_us};
-use crate::{ClientConfig, Observer};
+use crate::{Backoff, ClientConfig, Observer};
 
 /// tungstenite's buffers default to 128 KiB each and the read buffer is
 /// allocated up front: at 10,000 clients that is over a gigabyte of fleet
@@ -36,7 +36,7 @@ pub struct Ws {
     after: Option<u64>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    reconnect_delay: Duration,
+    backoff: Backoff,
 }
 
 impl Ws {
@@ -48,7 +48,7 @@ impl Ws {
             after: None,
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
-            reconnect_delay: config.reconnect_delay,
+            backoff: Backoff::from_config(config),
         })
     }
 
@@ -143,7 +143,7 @@ impl Transport for Ws {
         Ok(())
     }
 
-    fn reconnect_delay(&self) -> Duration {
-        self.reconnect_delay
+    fn backoff(&mut self) -> &mut Backoff {
+        &mut self.backoff
     }
 }

@@ -124,7 +124,7 @@ fn config(transport: TransportKind, addr: SocketAddr) -> ClientConfig {
     c.poll_interval = Duration::from_millis(100);
     c.longpoll_timeout = Duration::from_secs(30);
     c.connect_timeout = Duration::from_secs(3);
-    c.reconnect_delay = Duration::from_millis(50);
+    c.backoff_initial = Duration::from_millis(50);
     c.local_addr = Some("127.0.0.1".parse().unwrap());
     c
 }
@@ -188,7 +188,7 @@ async fn sse_resumes_with_last_event_id_without_loss_or_duplicates() {
         .with_state(seen.clone());
     let addr = serve_router(router).await;
     let mut cfg = config(TransportKind::Sse, addr);
-    cfg.reconnect_delay = Duration::from_secs(5); // only `retry: 20` makes this quick
+    cfg.backoff_initial = Duration::from_secs(5); // only `retry: 20` makes this quick
     let running = start(cfg);
     assert!(
         running
@@ -419,7 +419,7 @@ async fn a_missing_server_is_reported_and_retried_until_stopped() {
         .map(|t| (t, start(config(t, addr))))
         .collect();
     for (transport, run) in running {
-        // 50 ms reconnect delay: several attempts within a second.
+        // Backoff from 50 ms: several attempts within a second.
         let retried = run
             .probe
             .wait_until(Duration::from_secs(2), |r| r.errors.len() >= 3)

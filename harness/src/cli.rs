@@ -42,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (the embedded default unless --scenario) and write results/NAME/.
     Run(RunArgs),
-    /// Re-render DIR/report.md and DIR/latency.svg from DIR/run.json alone.
+    /// Re-render DIR/report.md, DIR/report.html and the charts from DIR/run.json alone.
     Report {
         /// A results directory holding run.json.
         dir: PathBuf,

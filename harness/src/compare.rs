@@ -287,12 +287,18 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
 
     for r in &base_rows {
         if find(&new_rows, r.transport).is_none() {
-            notes.push(format!("{} is only in BASE: not compared", r.transport.label()));
+            notes.push(format!(
+                "{} is only in BASE: not compared",
+                r.transport.label()
+            ));
         }
     }
     for r in &new_rows {
         if find(&base_rows, r.transport).is_none() {
-            notes.push(format!("{} is only in NEW: not compared", r.transport.label()));
+            notes.push(format!(
+                "{} is only in NEW: not compared",
+                r.transport.label()
+            ));
         }
     }
 
@@ -306,17 +312,15 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
                 transport: t,
                 base: b.verified,
                 new: n.verified,
-                problems: if n.verified {
-                    Vec::new()
-                } else {
-                    problems(n)
-                },
+                problems: if n.verified { Vec::new() } else { problems(n) },
             });
         }
         let speed_ok = valid(b) && valid(n);
         if !speed_ok {
             let side = match (valid(b), valid(n)) {
-                (false, false) => format!("{} in BASE and {} in NEW", why_invalid(b), why_invalid(n)),
+                (false, false) => {
+                    format!("{} in BASE and {} in NEW", why_invalid(b), why_invalid(n))
+                }
                 (false, true) => format!("{} in BASE", why_invalid(b)),
                 _ => format!("{} in NEW", why_invalid(n)),
             };
@@ -398,7 +402,10 @@ fn cell(s: &str) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     let mut out = String::with_capacity(one_line.len());
     for c in one_line.chars() {
-        if matches!(c, '\\' | '|' | '`' | '*' | '_' | '<' | '>' | '[' | ']' | '~') {
+        if matches!(
+            c,
+            '\\' | '|' | '`' | '*' | '_' | '<' | '>' | '[' | ']' | '~'
+        ) {
             out.push('\\');
         }
         out.push(c);
@@ -508,7 +515,9 @@ pub fn render_markdown(
     }
 
     if !c.verification.is_empty() {
-        md.push_str("| transport | verified in BASE | verified in NEW | verdict |\n|---|---|---|---|\n");
+        md.push_str(
+            "| transport | verified in BASE | verified in NEW | verdict |\n|---|---|---|---|\n",
+        );
         for v in &c.verification {
             let mark = |ok: bool| if ok { "✓" } else { "✗" };
             let verdict = if v.new {
@@ -657,7 +666,10 @@ mod tests {
         assert_eq!(judge(Better::Higher, 0.0, 3.0, 0.1), Some(Change::Better));
         // A negative figure moving up is still "up": worse for lower-is-better.
         assert_eq!(judge(Better::Lower, -40.0, -20.0, 0.1), Some(Change::Worse));
-        assert_eq!(judge(Better::Lower, -40.0, -60.0, 0.1), Some(Change::Better));
+        assert_eq!(
+            judge(Better::Lower, -40.0, -60.0, 0.1),
+            Some(Change::Better)
+        );
         assert_eq!(judge(Better::Neither, 1.0, 5.0, 0.1), None);
         assert_eq!(judge(Better::Lower, f64::NAN, 5.0, 0.1), None);
         assert_eq!(judge(Better::Lower, 1.0, f64::INFINITY, 0.1), None);

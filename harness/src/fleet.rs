@@ -43,7 +43,7 @@ pub fn client_configs(
             c.poll_phase = scenario.poll_interval.mul_f64(i as f64 / n as f64);
             c.longpoll_timeout = scenario.longpoll_timeout;
             c.connect_timeout = scenario.connect_timeout;
-            c.reconnect_delay = scenario.reconnect_delay;
+            c.backoff_initial = scenario.reconnect_delay;
             c.idle_timeout = scenario.idle_timeout;
             c
         })

@@ -9,9 +9,11 @@
 //!
 //! - the **verdict** ([`verdict`]): for each aspect (latency, throughput, cost,
 //!   bytes, resilience) and each metric of [`report::METRICS`] with a direction,
-//!   the best *verified* transport and its figure, the runner-up and the
-//!   raw-TCP floor for reference. The floor never wins; an unverified transport
-//!   never wins; an aspect without figures says "not measured in this run";
+//!   the best transport with valid figures (verified, load generator not
+//!   saturated) and its figure, the runner-up and the raw-TCP floor for
+//!   reference. The floor never wins; an unverified or generator-bound
+//!   transport never wins; an aspect without figures says "not measured in
+//!   this run"; repetitions count by their median, as in the tables;
 //! - every `*.svg` of the run directory inlined where `report.md` shows it as an
 //!   image (plots it does not mention follow in a section of their own);
 //! - classes that make invalid figures (struck through in Markdown) stand out.
@@ -46,7 +48,7 @@ pub struct SvgFile {
 /// Reads every `*.svg` of `dir`, sorted by file name (so the page is the same
 /// on every render). Unreadable files are skipped: a report must not fail
 /// because of one broken chart, and the page then says it is missing.
-pub fn read_plots(dir: &Path) -> anyhow::Result<Vec<SvgFile>> {
+pub fn read_svgs(dir: &Path) -> anyhow::Result<Vec<SvgFile>> {
     let mut plots = Vec::new();
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
@@ -69,7 +71,7 @@ pub fn read_plots(dir: &Path) -> anyhow::Result<Vec<SvgFile>> {
 /// and the `*.svg` files already in `dir`. Called by [`report::render_dir`]
 /// after it wrote the Markdown and the plots.
 pub fn write_html(dir: &Path, run: &RunFile, markdown: &str) -> anyhow::Result<()> {
-    let plots = read_plots(dir)?;
+    let plots = read_svgs(dir)?;
     let html = render_html(run, markdown, &plots);
     let path = dir.join(REPORT_HTML);
     results::write_atomic(&path, html.as_bytes())
@@ -195,7 +197,7 @@ impl AspectVerdict {
             }
         }
         // Stable: equal counts stay in run order.
-        wins.sort_by(|a, b| b.1.cmp(&a.1));
+        wins.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
         wins
     }
 
@@ -498,12 +500,28 @@ fn aspect_sentence(av: &AspectVerdict, v: &Verdict) -> String {
     if !others.is_empty() {
         let _ = write!(s, " ({})", esc(&others.join(", ")));
     }
-    // The first metric a leader won, with the runner-up and the floor: the figures behind the word.
-    if let Some(mv) = av
+    // The figures behind the word: the first metric a leader won clearly
+    // (by 10 % or more over the runner-up), else the one it won by most. A
+    // zero or negative figure (a memory delta lost in noise) has no ratio
+    // and makes a poor example.
+    let won: Vec<(&MetricVerdict, f64)> = av
         .metrics
         .iter()
-        .find(|mv| mv.decided() && mv.winners.iter().any(|w| leaders.contains(w)))
-    {
+        .filter(|mv| mv.decided() && mv.winners.iter().any(|w| leaders.contains(w)))
+        .map(|mv| {
+            let f = mv
+                .runner_up
+                .filter(|_| mv.best > 0.0)
+                .and_then(|(_, r)| factor(mv.metric, mv.best, r))
+                .unwrap_or(0.0);
+            (mv, f)
+        })
+        .collect();
+    let example = won
+        .iter()
+        .find(|&&(_, f)| f >= 1.1)
+        .or_else(|| won.iter().max_by(|a, b| a.1.total_cmp(&b.1)));
+    if let Some(&(mv, _)) = example {
         let m = mv.metric;
         let _ = write!(s, ": {} {}", esc(m.label), esc(&figure(m, mv.best)));
         if let Some((t, r)) = mv.runner_up {
@@ -516,11 +534,7 @@ fn aspect_sentence(av: &AspectVerdict, v: &Verdict) -> String {
             let _ = write!(s, "; raw-TCP floor {}", esc(&figure(m, fl)));
         }
         if mv.contenders < v.contenders.len() {
-            let _ = write!(
-                s,
-                " (among the {} transports it applies to)",
-                mv.contenders
-            );
+            let _ = write!(s, " (among the {} transports it applies to)", mv.contenders);
         }
     }
     s.push('.');
@@ -641,7 +655,8 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 /// report does not mention, and a footer.
 pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
     let name = report::scenario_name(&run.scenario).unwrap_or_else(|| "unnamed scenario".into());
-    let mut out = String::with_capacity(64 * 1024 + plots.iter().map(|p| p.svg.len()).sum::<usize>());
+    let mut out =
+        String::with_capacity(64 * 1024 + plots.iter().map(|p| p.svg.len()).sum::<usize>());
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -657,6 +672,7 @@ pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
     let mut used = vec![false; plots.len()];
     let mut verdict_done = false;
     let mut in_cell = false;
+    let mut reopen_paragraph = false;
     // Markdown events waiting to be rendered, so our own HTML can be put between them.
     let mut pending: Vec<Event<'_>> = Vec::new();
 
@@ -675,8 +691,14 @@ pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
                 verdict_done = true;
                 pending.push(event);
             }
-            // A local SVG image: the SVG itself, inline.
+            // A local SVG image: the SVG itself, inline, as a figure. A
+            // figure may not sit in a paragraph, so an image alone in one
+            // (as report.md writes them) takes its paragraph's place.
             Event::Start(Tag::Image { dest_url, .. }) => {
+                if matches!(pending.last(), Some(Event::Start(Tag::Paragraph))) {
+                    pending.pop();
+                    reopen_paragraph = true;
+                }
                 // The alt text is the caption; consume it up to the end of the image.
                 let mut alt = String::new();
                 for inner in events.by_ref() {
@@ -687,7 +709,8 @@ pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
                     }
                 }
                 flush(&mut out, &mut pending);
-                match plots.iter().position(|p| p.file_name == *dest_url) {
+                let file = dest_url.trim_start_matches("./");
+                match plots.iter().position(|p| p.file_name == file) {
                     Some(i) => {
                         used[i] = true;
                         figure_html(&mut out, &plots[i], &alt);
@@ -703,28 +726,15 @@ pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
                     }
                 }
             }
-            // Raw HTML in the Markdown is shown as text, never interpreted.
-            Event::Html(t) | Event::InlineHtml(t) => pending.push(Event::Text(t)),
-            Event::Start(Tag::TableCell) => {
-                in_cell = true;
-                pending.push(event);
+            // The paragraph an image was alone in ends with it.
+            Event::End(TagEnd::Paragraph) if reopen_paragraph => reopen_paragraph = false,
+            // More after the image in its paragraph: open the paragraph again for it.
+            _ if reopen_paragraph => {
+                reopen_paragraph = false;
+                pending.push(Event::Start(Tag::Paragraph));
+                handle_event(event, &mut pending, &mut in_cell);
             }
-            Event::End(TagEnd::TableCell) => {
-                in_cell = false;
-                pending.push(event);
-            }
-            // Status cells get a class, so "✗ not verified" is red in every table.
-            Event::Text(t) if in_cell && (t.starts_with('✗') || t.starts_with('✓')) => {
-                let class = if t.starts_with('✗') { "bad" } else { "ok" };
-                pending.push(Event::InlineHtml(CowStr::from(format!(
-                    "<span class=\"{class}\">{}</span>",
-                    esc(&t)
-                ))));
-            }
-            Event::Start(Tag::Strikethrough) => pending.push(Event::InlineHtml(CowStr::Borrowed(
-                "<del class=\"invalid\" title=\"invalid: this transport did not verify\">",
-            ))),
-            other => pending.push(other),
+            other => handle_event(other, &mut pending, &mut in_cell),
         }
     }
     flush(&mut out, &mut pending);
@@ -753,6 +763,37 @@ pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
         env!("CARGO_PKG_VERSION")
     );
     out
+}
+
+/// Queues one Markdown event, restyled where the report's Markdown means
+/// more than its markup: raw HTML becomes text, status cells get a class,
+/// struck (invalid) figures say why.
+fn handle_event<'a>(event: Event<'a>, pending: &mut Vec<Event<'a>>, in_cell: &mut bool) {
+    match event {
+        // Raw HTML in the Markdown is shown as text, never interpreted.
+        Event::Html(t) | Event::InlineHtml(t) => pending.push(Event::Text(t)),
+        Event::Start(Tag::TableCell) => {
+            *in_cell = true;
+            pending.push(event);
+        }
+        Event::End(TagEnd::TableCell) => {
+            *in_cell = false;
+            pending.push(event);
+        }
+        // Status cells get a class, so "✗ not verified" is red in every table.
+        Event::Text(t) if *in_cell && (t.starts_with('✗') || t.starts_with('✓')) => {
+            let class = if t.starts_with('✗') { "bad" } else { "ok" };
+            pending.push(Event::InlineHtml(CowStr::from(format!(
+                "<span class=\"{class}\">{}</span>",
+                esc(&t)
+            ))));
+        }
+        // report.md strikes exactly the speed figures of unverified transports.
+        Event::Start(Tag::Strikethrough) => pending.push(Event::InlineHtml(CowStr::Borrowed(
+            "<del class=\"invalid\" title=\"invalid: this transport did not verify\">",
+        ))),
+        other => pending.push(other),
+    }
 }
 
 /// Renders the Markdown events waiting in `pending` and empties it.
@@ -806,8 +847,8 @@ pub fn inline_svg(text: &str) -> Result<&str, &'static str> {
             None => return Err("malformed prolog"),
         }
     }
-    let opens = s.starts_with("<svg")
-        && s[4..].starts_with(|c: char| c.is_ascii_whitespace() || c == '>');
+    let opens =
+        s.starts_with("<svg") && s[4..].starts_with(|c: char| c.is_ascii_whitespace() || c == '>');
     if !opens || !s.ends_with("</svg>") {
         return Err("not an SVG document");
     }
@@ -860,13 +901,62 @@ mod tests {
     #[test]
     fn svg_is_inlined_without_prolog_and_refused_when_unsafe() {
         let svg = "<svg width=\"1\" height=\"1\"><rect/></svg>";
-        let with_prolog = format!("\u{feff}<?xml version=\"1.0\"?>\n<!-- made -->\n<!DOCTYPE svg>\n{svg}\n");
+        let with_prolog =
+            format!("\u{feff}<?xml version=\"1.0\"?>\n<!-- made -->\n<!DOCTYPE svg>\n{svg}\n");
         assert_eq!(inline_svg(&with_prolog), Ok(svg));
         assert!(inline_svg("<svgx></svgx>").is_err());
         assert!(inline_svg("<div>hi</div>").is_err());
         assert!(inline_svg("<svg><SCRIPT>alert(1)</SCRIPT></svg>").is_err());
         assert!(inline_svg("<svg><foreignObject><p/></foreignObject></svg>").is_err());
         assert!(inline_svg("<?xml version=\"1.0\"").is_err());
+    }
+
+    /// A run without transports: the page around the Markdown is what is tested.
+    fn empty_run() -> RunFile {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": results::SCHEMA_VERSION,
+            "provenance": results::Provenance::default(),
+            "scenario": { "name": "t" },
+            "complete": true,
+            "generator_bound": false,
+            "transports": [],
+        }))
+        .unwrap()
+    }
+
+    fn svg(name: &str) -> SvgFile {
+        SvgFile {
+            file_name: name.to_string(),
+            svg: format!("<svg width=\"10\" height=\"10\"><title>{name}</title></svg>"),
+        }
+    }
+
+    #[test]
+    fn images_become_figures_and_unmentioned_plots_follow() {
+        let md = "# t\n\n## Plot\n\n![the a chart](a.svg)\n\n![gone](missing.svg)\n\n\
+                  ![b](./b.svg) and text after\n\n<b>raw</b>\n";
+        let page = render_html(
+            &empty_run(),
+            md,
+            &[svg("a.svg"), svg("b.svg"), svg("c.svg")],
+        );
+        // Inline, captioned, never inside a paragraph.
+        assert!(
+            page.contains("<figure>\n<svg width=\"10\" height=\"10\"><title>a.svg</title></svg>")
+        );
+        assert!(page.contains("<figcaption>the a chart <span class=\"note\">(a.svg)</span>"));
+        assert!(!page.contains("<p><figure>"), "{page}");
+        assert!(page.contains("</figure>\n<p> and text after</p>"), "{page}");
+        assert!(page.contains("[gone: missing.svg is not in this run directory"));
+        // c.svg is not in the Markdown: it gets a section of its own; a and b are not repeated.
+        let plots = &page[page.find("<section id=\"plots\">").unwrap()..];
+        assert!(plots.contains("<title>c.svg</title>") && !plots.contains("<title>a.svg</title>"));
+        assert_eq!(page.matches("<title>b.svg</title>").count(), 1);
+        // Raw HTML in the Markdown is text.
+        assert!(page.contains("&lt;b&gt;raw&lt;/b&gt;") && !page.contains("<b>raw</b>"));
+        // The verdict sits before the first section even with nothing measured.
+        assert!(page.find("id=\"verdict\"").unwrap() < page.find("<h2>Plot</h2>").unwrap());
+        assert!(page.contains("No transport was measured in this run."));
     }
 
     #[test]
@@ -879,7 +969,11 @@ mod tests {
         assert_eq!(figure(p50, 1.294), "1.29 ms");
         assert_eq!(figure(rate, 400.0), "400/s");
         assert_eq!(
-            names(&[TransportKind::Sse, TransportKind::Ws, TransportKind::LongPoll]),
+            names(&[
+                TransportKind::Sse,
+                TransportKind::Ws,
+                TransportKind::LongPoll
+            ]),
             "SSE, WebSocket and long polling"
         );
     }

@@ -176,8 +176,32 @@ pub fn read_process(pid: Option<u32>) -> Option<ProcUsage> {
 
 /// Kernel memory of all TCP sockets now, bytes (`None` if unreadable).
 pub fn read_tcp_mem_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
-    Some(parse_sockstat(&text)?.mem_pages * page_size())
+    Some(read_sockstat()?.mem_pages * page_size())
+}
+
+/// The `TCP:` line of `/proc/net/sockstat` now.
+pub fn read_sockstat() -> Option<SockStat> {
+    parse_sockstat(&std::fs::read_to_string("/proc/net/sockstat").ok()?)
+}
+
+/// Waits (at most `bound`) until the kernel's TCP sockets stop draining:
+/// the previous run's thousands of connections take a moment to close and
+/// free their buffers, and a baseline sampled meanwhile would count their
+/// memory against the next transport. Returns once neither the sockets in
+/// use nor their memory fell over the last 100 ms.
+pub async fn settle_sockets(bound: Duration) {
+    let deadline = Instant::now() + bound;
+    let mut last = read_sockstat();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = read_sockstat();
+        let draining = matches!((last, now), (Some(a), Some(b))
+            if b.inuse < a.inuse || b.mem_pages < a.mem_pages);
+        if !draining {
+            return;
+        }
+        last = now;
+    }
 }
 
 /// One timeline sample of the server (`server_pid`), the fleet (this
@@ -366,6 +390,13 @@ mod tests {
         assert_eq!(read_process(Some(u32::MAX)), None, "no such process");
         let s = sample(Some(std::process::id()));
         assert!(s.server_rss_bytes.is_some() && s.fleet_rss_bytes.is_some());
+    }
+
+    #[tokio::test]
+    async fn settling_is_bounded() {
+        let t = std::time::Instant::now();
+        settle_sockets(Duration::from_millis(300)).await;
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 
     #[tokio::test]

@@ -518,7 +518,8 @@ pub fn metric(key: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.key == key)
 }
 
-/// Reads `dir/run.json` and (re)writes `dir/report.md` and every chart of [`plot::PLOTS`].
+/// Reads `dir/run.json` and (re)writes `dir/report.md`, every chart of [`plot::PLOTS`] and
+/// `dir/report.html` (which inlines the charts, so it comes last).
 ///
 /// This is all `pushbench report DIR` does, so a report can be regenerated
 /// (after a change to the report code, say) without re-running anything.
@@ -526,7 +527,8 @@ pub fn render_dir(dir: &Path) -> anyhow::Result<()> {
     let run = results::read_run(dir)?;
     let md = render_markdown(&run);
     results::write_atomic(&dir.join(REPORT_MD), md.as_bytes())?;
-    plot::write_all(&run, dir).with_context(|| format!("writing the charts in {}", dir.display()))?;
+    plot::write_all(&run, dir)
+        .with_context(|| format!("writing the charts in {}", dir.display()))?;
     crate::html::write_html(dir, &run, &md)
 }
 

@@ -67,6 +67,9 @@ const WINDOW_LEAD: Duration = Duration::from_millis(50);
 /// Drain after the window for push transports (and beyond the poll interval for short polling).
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// Bound on waiting for the previous run's sockets to close before a baseline.
+const SETTLE: Duration = Duration::from_secs(5);
+
 /// A fleet that used at least this share of its cores over the window is
 /// saturated: its own queueing is in every latency it records.
 pub const FLEET_CPU_BOUND: f64 = 0.90;
@@ -477,7 +480,9 @@ async fn run_transport(
         }
     };
     let server_pid = server.as_ref().map(ServerProcess::pid);
-    // Before any client: the baseline of memory, and the settings the server states.
+    // Before any client: the baseline of memory (once the previous run's
+    // sockets have closed), and the settings the server states.
+    probe::settle_sockets(SETTLE).await;
     let baseline = probe::sample(server_pid);
     let baseline_stats = server_process::fetch_stats(&base_url).await.ok();
     let sampler = Sampler::start(server_pid, probe::SAMPLE_EVERY);

@@ -209,16 +209,36 @@ fn page_is_self_contained_escaped_and_holds_every_table_and_plot() {
     ));
     // Nothing executable or fetched, however hostile the run's text.
     let lower = page.to_ascii_lowercase();
-    for bad in ["<script", "<img", "<link", "<iframe", "src=\"http", "@import"] {
+    for bad in [
+        "<script",
+        "<img",
+        "<link",
+        "<iframe",
+        "src=\"http",
+        "@import",
+    ] {
         assert!(!lower.contains(bad), "{bad} in the page");
     }
-    assert!(page.contains("<title>pushbench: fanout &lt;b&gt;&amp;&lt;/b&gt; &quot;small&quot;</title>"));
-    assert!(page.contains("&lt;script&gt;alert(&#39;description&#39;)&lt;/script&gt;") || page.contains("&lt;script&gt;alert('description')&lt;/script&gt;"));
-    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "problem text escaped");
+    assert!(
+        page.contains(
+            "<title>pushbench: fanout &lt;b&gt;&amp;&lt;/b&gt; &quot;small&quot;</title>"
+        )
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(&#39;description&#39;)&lt;/script&gt;")
+            || page.contains("&lt;script&gt;alert('description')&lt;/script&gt;")
+    );
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "problem text escaped"
+    );
 
     // Every chart of the directory is inline, once, byte for byte.
     let svgs = svg_files(dir.path());
-    assert!(svgs.len() >= 2, "render_dir writes several charts: {svgs:?}");
+    assert!(
+        svgs.len() >= 2,
+        "render_dir writes several charts: {svgs:?}"
+    );
     assert_eq!(page.matches("<svg ").count(), svgs.len());
     for path in &svgs {
         let svg = std::fs::read_to_string(path).unwrap();
@@ -233,18 +253,30 @@ fn page_is_self_contained_escaped_and_holds_every_table_and_plot() {
     let verdict_tables = 1;
     assert_eq!(page.matches("<table").count(), md_tables + verdict_tables);
     for t in TransportKind::ALL {
-        assert!(page.contains(&format!("<td>{}</td>", html::esc(t.label()))), "{}", t.label());
+        assert!(
+            page.contains(&format!("<td>{}</td>", html::esc(t.label()))),
+            "{}",
+            t.label()
+        );
     }
     // The unverified transport is marked, and its speed figures are struck as invalid.
     assert!(page.contains("<span class=\"bad\">✗ not verified</span>"));
-    assert!(page.contains("<del class=\"invalid\" title=\"invalid: this transport did not verify\">"));
+    assert!(
+        page.contains("<del class=\"invalid\" title=\"invalid: this transport did not verify\">")
+    );
     // The metric definitions and the provenance.
     for m in report::METRICS {
         // pulldown-cmark leaves quotes as they are; `esc` escapes them too.
-        let text = html::esc(m.description).replace("&#39;", "'").replace("&quot;", "\"");
+        let text = html::esc(m.description)
+            .replace("&#39;", "'")
+            .replace("&quot;", "\"");
         assert!(page.contains(&text), "no definition of {}", m.key);
     }
-    for fact in ["6d7f51af2637339aee06af568011d018e6f89b27-dirty", "bench-host", "AMD EPYC 7B13"] {
+    for fact in [
+        "6d7f51af2637339aee06af568011d018e6f89b27-dirty",
+        "bench-host",
+        "AMD EPYC 7B13",
+    ] {
         assert!(page.contains(fact), "{fact} missing");
     }
     // The verdict comes before the first table of the report.
@@ -267,8 +299,14 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     let run = synthetic_run();
     let sse_p50 = report::format_ms(run.transports[2].latency.p50 as f64 / 1000.0);
     let floor_p50 = report::format_ms(run.transports[4].latency.p50 as f64 / 1000.0);
-    assert!(latency.contains(&format!("p50 {sse_p50} ms vs long polling")), "{latency}");
-    assert!(latency.contains(&format!("raw-TCP floor {floor_p50} ms")), "{latency}");
+    assert!(
+        latency.contains(&format!("p50 {sse_p50} ms vs long polling")),
+        "{latency}"
+    );
+    assert!(
+        latency.contains(&format!("raw-TCP floor {floor_p50} ms")),
+        "{latency}"
+    );
     assert!(!verdict.contains("class=\"winner\">WebSocket"), "{verdict}");
     assert!(!verdict.contains("class=\"winner\">raw TCP"), "{verdict}");
 
@@ -277,7 +315,10 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     let cost = aspect_line(verdict, "Cost");
     assert!(cost.contains("<span class=\"winner\">SSE</span>"), "{cost}");
     let bytes = aspect_line(verdict, "Bytes");
-    assert!(bytes.contains("<span class=\"winner\">SSE</span>"), "{bytes}");
+    assert!(
+        bytes.contains("<span class=\"winner\">SSE</span>"),
+        "{bytes}"
+    );
     assert!(bytes.contains("raw-TCP floor"), "{bytes}");
     // No reconnect metric in this run.
     assert!(aspect_line(verdict, "Resilience").contains("not measured in this run"));
@@ -285,7 +326,10 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     assert!(aspect_line(verdict, "Throughput").contains("no difference"));
 
     let correctness = aspect_line(verdict, "Correctness");
-    assert!(correctness.contains("✗ 1 of 5 did not verify"), "{correctness}");
+    assert!(
+        correctness.contains("✗ 1 of 5 did not verify"),
+        "{correctness}"
+    );
     assert!(correctness.contains("<span class=\"bad\">✗ WebSocket</span>: client 7"));
 
     // The table: one row per metric with a direction that a contender has.
@@ -295,13 +339,25 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     assert!(rows >= 10, "{rows}");
     for av in &v.aspects {
         for mv in &av.metrics {
-            assert!(!mv.winners.contains(&TransportKind::Ws), "{}", mv.metric.key);
-            assert!(!mv.winners.contains(&TransportKind::Tcp), "{}", mv.metric.key);
+            assert!(
+                !mv.winners.contains(&TransportKind::Ws),
+                "{}",
+                mv.metric.key
+            );
+            assert!(
+                !mv.winners.contains(&TransportKind::Tcp),
+                "{}",
+                mv.metric.key
+            );
         }
     }
     assert_eq!(
         v.contenders,
-        [TransportKind::ShortPoll, TransportKind::LongPoll, TransportKind::Sse]
+        [
+            TransportKind::ShortPoll,
+            TransportKind::LongPoll,
+            TransportKind::Sse
+        ]
     );
 }
 
@@ -315,7 +371,10 @@ fn verdict_without_valid_figures_and_with_a_saturated_generator() {
     }
     let (_dir, page) = render(&run);
     let verdict = verdict_section(&page);
-    assert!(verdict.contains("No compared transport has valid figures"), "{verdict}");
+    assert!(
+        verdict.contains("No compared transport has valid figures"),
+        "{verdict}"
+    );
     assert!(!verdict.contains("class=\"winner\""), "{verdict}");
     assert!(verdict.contains("✗ 5 of 5 did not verify"));
 
@@ -325,8 +384,14 @@ fn verdict_without_valid_figures_and_with_a_saturated_generator() {
     run.transports[2].fleet.generator_bound_reasons = vec!["fleet CPU 97 %".into()];
     run.generator_bound = true;
     let v = html::verdict(&run);
-    assert_eq!(v.contenders, [TransportKind::ShortPoll, TransportKind::LongPoll]);
-    assert_eq!(v.generator_bound, [(TransportKind::Sse, vec!["fleet CPU 97 %".to_string()])]);
+    assert_eq!(
+        v.contenders,
+        [TransportKind::ShortPoll, TransportKind::LongPoll]
+    );
+    assert_eq!(
+        v.generator_bound,
+        [(TransportKind::Sse, vec!["fleet CPU 97 %".to_string()])]
+    );
     let (_dir, page) = render(&run);
     let verdict = verdict_section(&page);
     assert!(verdict.contains("Generator-bound"), "{verdict}");
@@ -360,7 +425,11 @@ fn repetitions_are_judged_by_their_median() {
     let v = html::verdict(&run);
     assert_eq!(v.repetitions, 3);
     let latency = &v.aspects[0];
-    let p50 = latency.metrics.iter().find(|m| m.metric.key == "latency_p50").unwrap();
+    let p50 = latency
+        .metrics
+        .iter()
+        .find(|m| m.metric.key == "latency_p50")
+        .unwrap();
     assert_eq!(p50.winners, [TransportKind::Sse]);
     assert_eq!(p50.best, base[2].latency.p50 as f64 / 1000.0);
 }
@@ -460,7 +529,11 @@ fn require_node_chromium_and_packages(root: &Path) {
          rendering test loads the page in a real browser)"
     );
     let browser = root.join("browser");
-    if !browser.join("node_modules").join("playwright-core").is_dir() {
+    if !browser
+        .join("node_modules")
+        .join("playwright-core")
+        .is_dir()
+    {
         let run = run_bounded(
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])
@@ -497,8 +570,12 @@ fn report_renders_in_chromium_without_errors_or_blank_plots() {
         "browser/render.mjs failed:\n{}",
         run.report()
     );
-    let summary: Value = serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("render.mjs printed no JSON summary ({e}):\n{}", run.report()));
+    let summary: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "render.mjs printed no JSON summary ({e}):\n{}",
+            run.report()
+        )
+    });
     assert_eq!(summary["ok"], true, "{}", run.report());
     for list in ["console_errors", "page_errors", "requests", "failures"] {
         assert_eq!(
@@ -515,20 +592,34 @@ fn report_renders_in_chromium_without_errors_or_blank_plots() {
     assert_eq!(svgs.len(), svg_files(dir.path()).len(), "{svgs:?}");
     for s in svgs {
         let n = |k: &str| s[k].as_u64().unwrap_or(0);
-        assert!(n("width") > 100 && n("height") > 100, "tiny or empty box: {s}");
-        assert!(n("lines") > 0 && n("drawn") > n("lines").min(1), "blank plot: {s}");
+        assert!(
+            n("width") > 100 && n("height") > 100,
+            "tiny or empty box: {s}"
+        );
+        assert!(
+            n("lines") > 0 && n("drawn") > n("lines").min(1),
+            "blank plot: {s}"
+        );
         assert!(n("texts") > 2, "no axis labels: {s}");
     }
     // The latency spectrum: a line per drawn transport at least (the unverified one dashed).
     let latency = svgs
         .iter()
-        .find(|s| s["caption"].as_str().is_some_and(|c| c.contains("latency.svg")))
+        .find(|s| {
+            s["caption"]
+                .as_str()
+                .is_some_and(|c| c.contains("latency.svg"))
+        })
         .expect("latency.svg drawn");
     assert!(latency["lines"].as_u64().unwrap() >= 5, "{latency}");
 
     // A real PNG of the whole page.
     let bytes = std::fs::read(&png).expect("screenshot written");
     assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(bytes.len() > 50_000, "suspiciously small screenshot: {} bytes", bytes.len());
+    assert!(
+        bytes.len() > 50_000,
+        "suspiciously small screenshot: {} bytes",
+        bytes.len()
+    );
     println!("{}", run.stdout);
 }

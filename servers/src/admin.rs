@@ -188,7 +188,10 @@ mod tests {
             })
         };
         assert_eq!(p(Some("0.5"), None), Ok((0.5, Filter::All)));
-        assert_eq!(p(Some("1"), Some("sse")), Ok((1.0, Filter::Only(Open::Sse))));
+        assert_eq!(
+            p(Some("1"), Some("sse")),
+            Ok((1.0, Filter::Only(Open::Sse)))
+        );
         assert_eq!(
             p(Some("0"), Some("long-poll")),
             Ok((0.0, Filter::Only(Open::LongPoll)))
@@ -202,7 +205,10 @@ mod tests {
             (Some("0.5"), Some("poll"), "transport must be one of"),
         ] {
             let err = p(f, t).unwrap_err();
-            assert!(err.contains(why) && !err.contains('\n'), "{f:?} {t:?}: {err}");
+            assert!(
+                err.contains(why) && !err.contains('\n'),
+                "{f:?} {t:?}: {err}"
+            );
         }
     }
 }

@@ -285,14 +285,23 @@ mod tests {
         }
         regs[4].handle().set_kind(Some(Open::Ws));
         let counts = registry.counts();
-        assert_eq!((counts.total, counts.idle, counts.sse, counts.ws), (6, 1, 4, 1));
+        assert_eq!(
+            (counts.total, counts.idle, counts.sse, counts.ws),
+            (6, 1, 4, 1)
+        );
 
         let waiter = {
             let h = regs[0].handle().clone();
             tokio::spawn(async move { h.aborted().await })
         };
         let report = registry.drop_fraction(0.5, Filter::Only(Open::Sse));
-        assert_eq!(report, DropReport { dropped: 2, open_before: 4 });
+        assert_eq!(
+            report,
+            DropReport {
+                dropped: 2,
+                open_before: 4
+            }
+        );
         let aborted: Vec<bool> = regs.iter().map(|r| r.handle().is_aborted()).collect();
         assert_eq!(aborted, [true, false, true, false, false, false]);
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
@@ -301,7 +310,13 @@ mod tests {
             .unwrap();
         // Aborted connections are not chosen twice; idle ones never.
         let report = registry.drop_fraction(1.0, Filter::All);
-        assert_eq!(report, DropReport { dropped: 3, open_before: 3 });
+        assert_eq!(
+            report,
+            DropReport {
+                dropped: 3,
+                open_before: 3
+            }
+        );
         drop(regs);
         assert_eq!(registry.counts(), ConnectionCounts::default());
     }

@@ -59,10 +59,11 @@ pub(crate) struct Feed {
     owed: Vec<Arc<EncodedEvent>>,
     last_write: Instant,
     ends_at: Option<Instant>,
-    /// Whether the log was read once. The first read may skip ahead (a
-    /// client resuming from a cursor older than the log sees the gap and
-    /// counts it); a later skip means this connection fell behind.
-    started: bool,
+    /// The live edge when the connection started. Skipping events up to it
+    /// is a resume gap (a client resuming from a cursor older than the log,
+    /// or than a restarted server's first event, sees the gap and counts
+    /// it); skipping later ones means this connection fell behind.
+    edge: u64,
 }
 
 impl Feed {
@@ -83,7 +84,7 @@ impl Feed {
             owed: Vec::new(),
             last_write: now,
             ends_at: state.config().stream_max_age.map(|age| now + age),
-            started: false,
+            edge: live_edge,
             state: state.clone(),
         }
     }
@@ -106,9 +107,9 @@ impl Feed {
                 self.state
                     .hub()
                     .read(self.topic, self.cursor, usize::MAX, &mut self.owed);
-            let started = std::mem::replace(&mut self.started, true);
             if let Some(first) = self.owed.first() {
-                if started && first.id > before.saturating_add(1) {
+                // Events were skipped that this connection saw generated.
+                if first.id > before.max(self.edge).saturating_add(1) {
                     // Skipping ahead would hide the loss from everyone but
                     // the client; closing makes the server's side of it
                     // visible (`closed_slow`), and the client's resume

@@ -216,10 +216,16 @@ impl CountingStream {
     /// made progress disarms it, one that is pending arms it (at the first
     /// pending write since the last progress) and fails with `TimedOut`
     /// once it has been armed for the write timeout.
-    fn stall_check(&mut self, res: Poll<io::Result<usize>>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn stall_check(
+        &mut self,
+        res: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
         match res {
             Poll::Ready(Ok(n)) => {
-                self.counters.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                self.counters
+                    .bytes_out
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 self.stall.progress();
                 Poll::Ready(Ok(n))
             }

@@ -34,8 +34,8 @@ pub struct Stats {
     admin_dropped: AtomicU64,
 }
 
-/// What a streaming connection streams: which open-connection gauge an
-/// [`OpenGuard`] holds, and what an admin drop may select.
+/// What a streaming connection streams: which open-connection gauge of
+/// `/stats` it counts in, and what an admin drop may select.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Open {
     /// An SSE stream.
@@ -115,11 +115,7 @@ impl Stats {
     /// connection ends, including a client that vanishes mid-request), and
     /// marks its connection (`conn`, when it is known) as streaming `which`
     /// meanwhile, so that an admin drop can find it.
-    pub(crate) fn open(
-        self: &Arc<Self>,
-        which: Open,
-        conn: Option<&Arc<ConnHandle>>,
-    ) -> OpenGuard {
+    pub(crate) fn open(self: &Arc<Self>, which: Open, conn: Option<&Arc<ConnHandle>>) -> OpenGuard {
         self.gauge(which).fetch_add(1, Ordering::Relaxed);
         if let Some(conn) = conn {
             conn.set_kind(Some(which));

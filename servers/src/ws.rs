@@ -98,7 +98,12 @@ const MAX_AGE: Closing = Closing {
     reason: "stream max age reached",
 };
 
-async fn run(mut socket: WebSocket, state: AppState, mut feed: Feed, conn: Option<Arc<ConnHandle>>) {
+async fn run(
+    mut socket: WebSocket,
+    state: AppState,
+    mut feed: Feed,
+    conn: Option<Arc<ConnHandle>>,
+) {
     let _open = state.stats().open(Open::Ws, conn.as_ref());
     // Created once: registering for the abort takes a lock.
     let aborted = async {

