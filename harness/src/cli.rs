@@ -218,9 +218,21 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
             // clap explains over several lines; the contract is one line.
+            // Keep the explanation (e.g. the names of missing arguments), drop
+            // the usage block and the "for more information" hint.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: bad command line");
-            eprintln!("{first} (see --help)");
+            let explanation: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty())
+                .collect();
+            let line = if explanation.is_empty() {
+                "error: bad command line".to_string()
+            } else {
+                explanation.join(" ")
+            };
+            eprintln!("{line} (see --help)");
             return ExitCode::from(EXIT_USAGE);
         }
     };
