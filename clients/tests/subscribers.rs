@@ -463,6 +463,13 @@ async fn bad_configs_are_errors_not_panics() {
         bad_topic.topic = topic.to_string();
         assert!(Subscriber::new(bad_topic).is_err(), "{topic:?}");
     }
+    // The backoff's jitter is a fraction.
+    for jitter in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+        let mut bad_jitter = config(TransportKind::Sse, addr);
+        bad_jitter.backoff_jitter = jitter;
+        let err = Subscriber::new(bad_jitter).unwrap_err().to_string();
+        assert!(err.contains("backoff_jitter"), "{jitter}: {err}");
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! The `pushbench` command line.
 //!
 //! `pushbench run` measures (the embedded default scenario unless
-//! `--scenario FILE`; flags override the scenario), `pushbench report DIR`
+//! `--scenario FILE`; flags override the scenario; the harness pins itself
+//! to the fleet's cores before it starts its runtime), `pushbench report DIR`
 //! re-renders a report from `DIR/run.json`. Every error is one line on
 //! stderr, `error: …`. Exit status: 0 when the run completed and every
 //! transport verified, 1 when a run failed or did not verify, 2 for usage and

@@ -518,7 +518,13 @@ fn single_metric_chart<'a>(
             }
             continue;
         }
-        chart.bars.push(bar(row, vec![(f.median, colour(row.transport).to_rgba())], f.min, f.max, fmt(f.median)));
+        chart.bars.push(bar(
+            row,
+            vec![(f.median, colour(row.transport).to_rgba())],
+            f.min,
+            f.max,
+            fmt(f.median),
+        ));
     }
     if !rows.iter().any(|r| r.transport.is_floor()) {
         chart.notes.push("no raw-TCP floor in this run".into());
@@ -671,7 +677,10 @@ fn draw_bars_into(svg: &mut String, c: &BarChart<'_>) -> Result<(), DrawError> {
         legend.push((BLACK.mix(0.6), "whisker: min–max over repetitions".into()));
     }
     if c.bars.iter().any(|b| !b.valid) {
-        legend.push((BLACK.mix(0.2), "pale: ✗ not verified / ⚠ generator-bound".into()));
+        legend.push((
+            BLACK.mix(0.2),
+            "pale: ✗ not verified / ⚠ generator-bound".into(),
+        ));
     }
     draw_footer(&footer, &legend, &c.notes)?;
 
@@ -709,7 +718,9 @@ fn draw_bars_into(svg: &mut String, c: &BarChart<'_>) -> Result<(), DrawError> {
     let x_label = |x: &f64| -> String {
         let i = x.round();
         if (x - i).abs() < 1e-6 && i >= 0.0 {
-            labels.get(i as usize).map_or(String::new(), |l| (*l).to_string())
+            labels
+                .get(i as usize)
+                .map_or(String::new(), |l| (*l).to_string())
         } else {
             String::new()
         }
@@ -856,7 +867,10 @@ fn draw_timeline(
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
     let mut legend: Vec<(RGBAColor, String)> = Vec::new();
     for c in lines {
-        let item = (colour(c.transport).to_rgba(), c.transport.label().to_string());
+        let item = (
+            colour(c.transport).to_rgba(),
+            c.transport.label().to_string(),
+        );
         if !legend.iter().any(|l| l.1 == item.1) {
             legend.push(item);
         }
@@ -880,10 +894,9 @@ fn draw_timeline(
         return Ok(());
     }
     let all = lines.iter().flat_map(|l| l.points.iter());
-    let (x_lo, x_hi, y_hi) = all.fold(
-        (0.0f64, window_s, 0.0f64),
-        |(a, b, c), &(x, y)| (a.min(x), b.max(x), c.max(y)),
-    );
+    let (x_lo, x_hi, y_hi) = all.fold((0.0f64, window_s, 0.0f64), |(a, b, c), &(x, y)| {
+        (a.min(x), b.max(x), c.max(y))
+    });
     let y_hi = if y_hi > 0.0 { y_hi * 1.15 } else { 1.0 };
     let x_hi = if x_hi > x_lo { x_hi } else { x_lo + 1.0 };
     let mut chart = ChartBuilder::on(&chart_area)

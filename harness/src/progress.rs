@@ -324,6 +324,9 @@ mod tests {
             line.contains("CPU 3.0 µs/event, RSS +7.0 KiB/conn"),
             "{line}"
         );
-        assert!(line.ends_with("GENERATOR-BOUND: the fleet used 97%"), "{line}");
+        assert!(
+            line.ends_with("GENERATOR-BOUND: the fleet used 97%"),
+            "{line}"
+        );
     }
 }

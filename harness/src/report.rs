@@ -1184,7 +1184,12 @@ fn scenario_line(run: &RunFile) -> String {
     if let Some(p) = lookup_duration(s, "poll_interval").filter(|_| polls) {
         items.push(format!("poll interval {}", escape_md(&p)));
     }
-    let reps = run.transports.iter().map(|r| r.repetition).max().unwrap_or(1);
+    let reps = run
+        .transports
+        .iter()
+        .map(|r| r.repetition)
+        .max()
+        .unwrap_or(1);
     if reps > 1 {
         items.push(format!("{reps} repetitions"));
     }
@@ -1273,17 +1278,18 @@ pub fn format_ms(ms: f64) -> String {
     }
 }
 
-/// Formats a rate or ratio with about three significant digits.
+/// Formats a rate or ratio with about three significant digits (the
+/// precision is chosen on the rounded value, so 0.9999 reads `1.00`, not `1.000`).
 fn format_significant(v: f64) -> String {
     if !v.is_finite() {
         return "–".to_string();
     }
     let a = v.abs();
-    if a >= 100.0 || a == 0.0 {
+    if a >= 99.95 || a == 0.0 {
         format!("{v:.0}")
-    } else if a >= 10.0 {
+    } else if a >= 9.995 {
         format!("{v:.1}")
-    } else if a >= 1.0 {
+    } else if a >= 0.9995 {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
@@ -1355,6 +1361,29 @@ mod tests {
         assert_eq!(format_ms(41.23), "41.2");
         assert_eq!(format_ms(4123.4), "4123");
         assert_eq!(format_ms(f64::NAN), "–");
+    }
+
+    #[test]
+    fn significant_digits_follow_the_rounded_value() {
+        assert_eq!(format_significant(0.99999), "1.00");
+        assert_eq!(format_significant(0.4123), "0.412");
+        assert_eq!(format_significant(9.999), "10.0");
+        assert_eq!(format_significant(99.96), "100");
+        assert_eq!(format_significant(183.4), "183");
+        assert_eq!(Unit::Multiple.format(2.5), "2.50×");
+    }
+
+    #[test]
+    fn figures_are_medians_with_ranges() {
+        let f = Figure::of(&[3.0, 1.0, f64::NAN, 2.0, 10.0]).unwrap();
+        assert_eq!((f.median, f.min, f.max, f.n), (2.5, 1.0, 10.0, 4));
+        assert_eq!(f.format(Unit::Us), "2.50 (1.00–10.0)");
+        let one = Figure::of(&[7.0]).unwrap();
+        assert_eq!(one.format(Unit::Bytes), "7.00");
+        // A range that rounds to one number is shown as that number.
+        let flat = Figure::of(&[134.1, 134.2, 134.3]).unwrap();
+        assert_eq!(flat.format(Unit::Bytes), "134");
+        assert_eq!(Figure::of(&[]), None);
     }
 
     #[test]

@@ -682,7 +682,9 @@ impl Costs<'_> {
     /// Samples of the timeline inside the measured window.
     fn in_window(&self) -> impl Iterator<Item = &Sample> {
         let (a, b) = (self.window_start_us, self.window_end_us);
-        self.timeline.iter().filter(move |s| s.t_us >= a && s.t_us <= b)
+        self.timeline
+            .iter()
+            .filter(move |s| s.t_us >= a && s.t_us <= b)
     }
 
     /// Bytes and requests over the window and in total (`None` without `/stats` at both ends).
@@ -1110,7 +1112,11 @@ mod tests {
         assert_eq!(fleet.cpus, vec![1]);
         assert_eq!(fleet.rss_peak_bytes, 3_000);
         // 0.5 s of 2 s on one core: 25 %, not generator-bound.
-        assert!(!fleet.generator_bound, "{:?}", fleet.generator_bound_reasons);
+        assert!(
+            !fleet.generator_bound,
+            "{:?}",
+            fleet.generator_bound_reasons
+        );
 
         // A remote target has no /proc of ours; without /stats at both ends there is no wire.
         let mut remote = costs.clone();

@@ -571,7 +571,12 @@ mod tests {
                 s.resolve_topics();
                 s.validate_with_fd_limit(Some(20_000))
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-                assert_eq!(s.transports.last(), Some(&TransportKind::Tcp), "{}", path.display());
+                assert_eq!(
+                    s.transports.last(),
+                    Some(&TransportKind::Tcp),
+                    "{}",
+                    path.display()
+                );
                 n += 1;
             }
         }

@@ -410,7 +410,12 @@ fn rendering_is_repeatable() {
         let path = dir.path().join(p.file);
         let before = std::fs::read_to_string(&path).unwrap();
         report::render_dir(dir.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "{}", p.file);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            before,
+            "{}",
+            p.file
+        );
     }
     // Every chart, the report and the run, and no temporary file left behind.
     let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -422,7 +427,10 @@ fn rendering_is_repeatable() {
         .map(|p| p.file)
         .chain(["report.md", "run.json"])
     {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
     }
     assert!(
         !names.iter().any(|n| n.starts_with('.')),
@@ -591,7 +599,11 @@ fn cost_table_shows_figures_and_ratios_to_the_floor() {
     assert_eq!(row(cost, "raw TCP (floor)")[col("CPU ×floor")], "1.00×");
     // The floor is the reference, never the best, though it is cheapest; the
     // unverified WebSocket's 4 µs is struck, not bold.
-    assert!(row(cost, "raw TCP (floor)").iter().all(|c| !c.starts_with("**")));
+    assert!(
+        row(cost, "raw TCP (floor)")
+            .iter()
+            .all(|c| !c.starts_with("**"))
+    );
     assert_eq!(row(cost, "WebSocket")[col("CPU/event (µs)")], "~~4.00~~");
     assert_eq!(row(cost, "long polling")[col("CPU/event (µs)")], "8.00");
     // Latency ratios in the summary table: SSE's p50 over the floor's.
@@ -663,7 +675,10 @@ fn repetitions_show_the_median_and_the_range() {
     assert_eq!(rows.len(), 5, "one row per transport");
     assert!(rows.iter().all(|r| r.entries.len() == 3));
     let cpu = report::metric("cpu_us_per_event").unwrap();
-    let sse = rows.iter().find(|r| r.transport == TransportKind::Sse).unwrap();
+    let sse = rows
+        .iter()
+        .find(|r| r.transport == TransportKind::Sse)
+        .unwrap();
     let f = sse.figure(cpu).unwrap();
     assert_eq!((f.median, f.min, f.max, f.n), (6.0, 3.0, 12.0, 3));
     // The floor scales alike in each repetition, so the ratio is 3× in all three.
@@ -716,10 +731,17 @@ fn cost_charts_draw_a_bar_per_transport_and_the_floor_line() {
         for t in TransportKind::COMPARED {
             let fill = format!(r#"fill="{}""#, plot::colour_hex(t));
             // Verified bars are solid; the unverified WebSocket is pale (opacity).
-            assert!(svg.contains(&fill), "no bar for {} in the {unit} chart", t.label());
+            assert!(
+                svg.contains(&fill),
+                "no bar for {} in the {unit} chart",
+                t.label()
+            );
             assert!(has_text(&svg, t.label()), "no label {}", t.label());
         }
-        assert!(svg.contains("dashed line: raw TCP floor:"), "no floor in the legend ({unit})");
+        assert!(
+            svg.contains("dashed line: raw TCP floor:"),
+            "no floor in the legend ({unit})"
+        );
         assert!(svg.contains(" ✗"), "the unverified bar is marked");
     }
     let cpu = plot::cpu_svg(&run).unwrap();
@@ -731,7 +753,11 @@ fn cost_charts_draw_a_bar_per_transport_and_the_floor_line() {
     let timeline = plot::timeline_svg(&run).unwrap();
     assert!(timeline.contains("server RSS (MiB)"));
     for t in TransportKind::ALL {
-        assert!(timeline.contains(&plot::colour_hex(t)), "{} line", t.label());
+        assert!(
+            timeline.contains(&plot::colour_hex(t)),
+            "{} line",
+            t.label()
+        );
     }
 
     // No floor: no line, and a note says why.

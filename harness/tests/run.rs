@@ -85,7 +85,11 @@ async fn every_transport_verifies_end_to_end() {
     let pl = &run.provenance.placement;
     assert_eq!(pl.spec, "auto");
     assert_eq!(pl.server_cpus, placement.server_cpus);
-    assert_eq!(pl.fleet_cpus, placement::allowed_cpus(), "observed, not asked");
+    assert_eq!(
+        pl.fleet_cpus,
+        placement::allowed_cpus(),
+        "observed, not asked"
+    );
 
     let poll_interval_us = 200_000;
     for t in &run.transports {
@@ -116,7 +120,11 @@ async fn every_transport_verifies_end_to_end() {
 
     // Ratios to the floor, which ran last and verified.
     let rows = report::rows(&run);
-    for key in ["latency_p50_x_floor", "latency_p99_x_floor", "bytes_x_floor"] {
+    for key in [
+        "latency_p50_x_floor",
+        "latency_p99_x_floor",
+        "bytes_x_floor",
+    ] {
         let m = report::metric(key).unwrap();
         for row in &rows {
             let f = row.figure(m);
@@ -144,7 +152,11 @@ async fn every_transport_verifies_end_to_end() {
     assert!(!md.contains("No raw-TCP floor"), "the floor ran");
     for p in harness::plot::PLOTS {
         let svg = std::fs::read_to_string(out.join(p.file)).unwrap();
-        assert!(svg.contains("<svg") && !svg.contains("no data"), "{}", p.file);
+        assert!(
+            svg.contains("<svg") && !svg.contains("no data"),
+            "{}",
+            p.file
+        );
     }
     let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
     assert!(svg.starts_with("<svg") || svg.contains("<svg"));
@@ -162,11 +174,20 @@ fn check_costs(t: &results::TransportResult, delivered: u64) {
     assert!(wire.total.bytes_out >= wire.window.bytes_out, "{name}");
     assert!(wire.total.connections_accepted >= 4, "{name}: {wire:?}");
     if t.transport.is_polling() {
-        assert!(wire.window.bytes_in > 0 && wire.window.requests > 0, "{name}: {wire:?}");
+        assert!(
+            wire.window.bytes_in > 0 && wire.window.requests > 0,
+            "{name}: {wire:?}"
+        );
     }
     let s = t.server.expect("server usage read from /proc");
-    assert!(s.rss_baseline_bytes > 0 && s.rss_idle_bytes > 0, "{name}: {s:?}");
-    assert!(s.rss_peak_bytes > 0 && s.rss_hwm_bytes >= s.rss_peak_bytes, "{name}: {s:?}");
+    assert!(
+        s.rss_baseline_bytes > 0 && s.rss_idle_bytes > 0,
+        "{name}: {s:?}"
+    );
+    assert!(
+        s.rss_peak_bytes > 0 && s.rss_hwm_bytes >= s.rss_peak_bytes,
+        "{name}: {s:?}"
+    );
     assert!(s.cpu_s >= 0.0 && s.cpu_s < 10.0, "{name}: {s:?}");
     assert_eq!(s.idle_clients, 4, "{name}");
     assert!(s.tcp_mem_baseline_bytes.is_some(), "{name}");
@@ -180,7 +201,10 @@ fn check_costs(t: &results::TransportResult, delivered: u64) {
         "{name}: {} samples",
         t.timeline.len()
     );
-    assert!(t.timeline.iter().all(|x| x.server_rss_bytes.is_some()), "{name}");
+    assert!(
+        t.timeline.iter().all(|x| x.server_rss_bytes.is_some()),
+        "{name}"
+    );
     assert!(
         t.server_config["buffers"].is_object(),
         "{name}: the server states its buffers: {}",

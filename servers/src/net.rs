@@ -286,15 +286,17 @@ impl WriteStall {
         let Some(timeout) = self.timeout else {
             return false;
         };
-        let deadline = Instant::now() + timeout;
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.armed {
             self.armed = true;
-            timer.as_mut().reset(deadline);
+            let deadline = Instant::now() + timeout;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
         }
-        timer.as_mut().poll(cx).is_ready()
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 }
 
