@@ -9,10 +9,12 @@
 //! differ only in how they put those bytes on the wire, so the cursor, the
 //! wakeup and the end conditions exist once.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::AppState;
 use crate::hub::EncodedEvent;
@@ -48,6 +50,12 @@ pub(crate) enum Next {
 }
 
 /// One connection's cursor over one topic.
+///
+/// The futures it waits on besides the wakeup (shutdown, keep-alive, max
+/// age) live as long as the connection: creating them per wake-up would
+/// register a timer and take the shutdown token's lock once per event per
+/// connection, which is exactly the per-client work per event the hub is
+/// built to avoid.
 #[derive(Debug)]
 pub(crate) struct Feed {
     state: AppState,
@@ -59,6 +67,13 @@ pub(crate) struct Feed {
     owed: Vec<Arc<EncodedEvent>>,
     last_write: Instant,
     ends_at: Option<Instant>,
+    /// Resolves when the server shuts down.
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Armed at or before `last_write + keepalive`; re-armed lazily when it
+    /// fires early (writes do not touch it).
+    keepalive: Pin<Box<Sleep>>,
+    /// Fires at `ends_at` (never armed when there is no max age).
+    max_age: Option<Pin<Box<Sleep>>>,
     /// The live edge when the connection started. Skipping events up to it
     /// is a resume gap (a client resuming from a cursor older than the log,
     /// or than a restarted server's first event, sees the gap and counts
@@ -77,13 +92,17 @@ impl Feed {
         let mut wake = state.hub().subscribe(topic);
         let live_edge = *wake.borrow_and_update();
         let now = Instant::now();
+        let ends_at = state.config().stream_max_age.map(|age| now + age);
         Self {
             topic,
             cursor: after.unwrap_or(live_edge),
             wake,
             owed: Vec::new(),
             last_write: now,
-            ends_at: state.config().stream_max_age.map(|age| now + age),
+            ends_at,
+            shutdown: Box::pin(state.shutdown().clone().cancelled_owned()),
+            keepalive: Box::pin(tokio::time::sleep_until(now + state.config().keepalive)),
+            max_age: ends_at.map(|t| Box::pin(tokio::time::sleep_until(t))),
             edge: live_edge,
             state: state.clone(),
         }
@@ -120,16 +139,26 @@ impl Feed {
                 }
                 return Next::Events;
             }
-            let keepalive_at = self.last_write + self.state.config().keepalive;
             tokio::select! {
                 biased;
-                () = self.state.shutdown().cancelled() => return Next::End(End::Shutdown),
-                () = until(self.ends_at) => return Next::End(End::MaxAge),
+                () = self.shutdown.as_mut() => return Next::End(End::Shutdown),
+                () = until(self.max_age.as_mut()) => return Next::End(End::MaxAge),
                 changed = self.wake.changed() => if changed.is_err() {
                     // The hub is gone: only happens as the server stops.
                     return Next::End(End::Shutdown);
                 },
-                () = tokio::time::sleep_until(keepalive_at) => return Next::KeepAlive,
+                () = self.keepalive.as_mut() => {
+                    let keepalive = self.state.config().keepalive;
+                    let due = self.last_write + keepalive;
+                    let now = Instant::now();
+                    if now >= due {
+                        // Re-armed for after the keep-alive the caller now writes.
+                        self.keepalive.as_mut().reset(now + keepalive);
+                        return Next::KeepAlive;
+                    }
+                    // Something was written since it was armed: wait the rest.
+                    self.keepalive.as_mut().reset(due);
+                }
             }
         }
     }
@@ -154,10 +183,10 @@ impl Feed {
     }
 }
 
-/// Sleeps until `t`, or forever when there is none.
-async fn until(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
+/// Waits for `sleep`, or forever when there is none.
+async fn until(sleep: Option<&mut Pin<Box<Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.as_mut().await,
         None => std::future::pending().await,
     }
 }
