@@ -64,6 +64,18 @@ pub struct CompareArgs {
     /// Also write the Markdown to FILE.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Judge only these metrics (comma-separated keys, e.g.
+    /// latency_p50,bytes_down_per_event,requests_per_event); default: every
+    /// metric with a direction. Verification failures are judged regardless.
+    #[arg(long, value_name = "KEYS", value_delimiter = ',', value_parser = parse_metric)]
+    pub metrics: Vec<&'static str>,
+}
+
+fn parse_metric(s: &str) -> Result<&'static str, String> {
+    report::metric(s).map(|m| m.key).ok_or_else(|| {
+        let keys: Vec<&str> = report::METRICS.iter().map(|m| m.key).collect();
+        format!("unknown metric {s:?} (known: {})", keys.join(", "))
+    })
 }
 
 fn parse_tolerance(s: &str) -> Result<f64, String> {
@@ -79,12 +91,14 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
 }
 
 /// How to compare.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// Relative change within which a figure is "the same" (0.10 = 10 %).
     pub tolerance: f64,
     /// Divide speed figures by this transport's in the same run.
     pub relative_to: Option<TransportKind>,
+    /// Judge only these metric keys; empty = all.
+    pub metrics: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -92,6 +106,7 @@ impl Default for Options {
         Self {
             tolerance: 0.10,
             relative_to: None,
+            metrics: Vec::new(),
         }
     }
 }
@@ -331,6 +346,9 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
         }
         let is_reference = reference.is_some() && options.relative_to == Some(t);
         for m in report::METRICS {
+            if !options.metrics.is_empty() && !options.metrics.contains(&m.key) {
+                continue;
+            }
             if m.speed && (!speed_ok || is_reference) {
                 // Invalid figures are not compared; the reference's relative figures are all 1.
                 continue;
@@ -608,6 +626,7 @@ fn run(args: &CompareArgs) -> anyhow::Result<bool> {
         relative_to: args
             .relative_to
             .or(args.relative.then_some(TransportKind::Ws)),
+        metrics: args.metrics.clone(),
     };
     let c = compare(&base, &new, options)?;
     let md = render_markdown(&c, (&args.base, &base), (&args.new, &new), args.all);

@@ -234,6 +234,20 @@ fn a_slower_transport_and_an_unverified_one_are_regressions() {
     assert_eq!(code(&o), 1, "{out}");
     assert!(row(&out, "SSE", "p99").is_none(), "{out}");
     assert!(out.contains("**✗ regression: not verified**"));
+
+    // --metrics judges only the named figures (verification always).
+    let o = pushbench(&["compare", &base, &new, "--metrics", "latency_p50"]);
+    let (out, _) = text(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(row(&out, "SSE", "p50").is_some(), "{out}");
+    assert!(row(&out, "SSE", "p99").is_none(), "{out}");
+    let o = pushbench(&["compare", &base, &new, "--metrics", "latency_p5O"]);
+    let (_, err) = text(&o);
+    assert_eq!(code(&o), 2, "{err}");
+    assert!(
+        err.contains("unknown metric") && err.contains("latency_p50"),
+        "{err}"
+    );
 }
 
 #[test]
