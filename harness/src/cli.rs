@@ -3,10 +3,16 @@
 //! `pushbench run` measures (the embedded default scenario unless
 //! `--scenario FILE`; flags override the scenario; the harness pins itself
 //! to the fleet's cores before it starts its runtime), `pushbench report DIR`
-//! re-renders a report from `DIR/run.json`. Every error is one line on
-//! stderr, `error: …`. Exit status: 0 when the run completed and every
-//! transport verified, 1 when a run failed or did not verify, 2 for usage and
-//! configuration errors (nothing was measured).
+//! re-renders a report from `DIR/run.json`, `pushbench schema` prints the
+//! JSON Schema of `run.json` (or of the `--json` summary). Every error is one
+//! line on stderr, `error: …`. Exit status: 0 when the run completed and
+//! every transport verified, 1 when a run failed or did not verify, 2 for
+//! usage and configuration errors (nothing was measured).
+//!
+//! For scripts: `run --quiet` prints nothing but that error line;
+//! `run --json` prints exactly one JSON object on stdout when the run ends
+//! ([`RunSummary`], schema in `schemas/summary.schema.json`), whatever the
+//! outcome, once the command line parsed; progress stays on stderr.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,13 +20,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use protocol::TransportKind;
+use schemars::JsonSchema;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::placement::{self, PinSpec, Placement};
-use crate::progress::Progress;
-use crate::runner::{self, RunOptions};
+use crate::progress::{Mode, Progress};
+use crate::report;
+use crate::results::{self, TransportResult};
+use crate::runner::{self, RunOptions, RunOutcome};
 use crate::scenario::{Scenario, ScenarioPatch};
 use crate::server_process::{self, SERVER_BIN_ENV};
 
@@ -50,12 +60,28 @@ pub enum Command {
     },
     /// Compare run NEW with run BASE; exit 1 if a figure regressed beyond the tolerance.
     Compare(crate::compare::CompareArgs),
+    /// Print a JSON Schema (draft 2020-12) on stdout: of run.json, or of the summary `run --json` prints.
+    Schema {
+        /// Which document.
+        #[arg(value_enum, default_value_t = SchemaKind::Run)]
+        which: SchemaKind,
+    },
+}
+
+/// The documents `pushbench schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// run.json, what every run writes.
+    Run,
+    /// The one JSON object `run --json` prints.
+    Summary,
 }
 
 /// Flags of `pushbench run`; each overrides the scenario's value.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Scenario file (TOML); keys it leaves out keep the default scenario's values.
+    /// Scenario file (TOML); keys it leaves out keep the default scenario's values
+    /// [default: the embedded default scenario, scenarios/default.toml].
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws,
@@ -63,7 +89,7 @@ pub struct RunArgs {
     /// [default: short-poll,long-poll,sse,ws,tcp].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub transports: Option<Vec<TransportKind>>,
-    /// Runs of each transport; repetitions alternate the order (ABCD DCBA …) and
+    /// Runs of each transport (a count); repetitions alternate the order (ABCD DCBA …) and
     /// the report shows the median and min–max of every figure [default: 1].
     #[arg(long, value_name = "K")]
     pub repeat: Option<u32>,
@@ -97,12 +123,22 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     /// Measure a push-server that is already running at this base URL
     /// (e.g. http://10.0.0.5:8080) instead of starting one per transport;
-    /// its rate, topics and payload (from GET /stats) replace the scenario's.
+    /// its rate, topics and payload (from GET /stats) replace the scenario's
+    /// [default: none: a fresh push-server per transport].
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// The push-server binary [default: push-server beside the pushbench executable].
     #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
     pub server_bin: Option<PathBuf>,
+    /// Print nothing but errors: no progress, no per-transport lines, no
+    /// "results:" line; the exit status tells the outcome [default: off].
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// When the run ends, print one JSON object summarising it on stdout and
+    /// nothing else there (schema: `pushbench schema summary`); progress
+    /// still goes to stderr, silenced by --quiet [default: off].
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl RunArgs {
@@ -201,7 +237,6 @@ pub fn main() -> ExitCode {
 
 /// Runs the command line `args` (the program name first) and returns the exit status.
 pub fn run_cli(args: Vec<OsString>) -> ExitCode {
-    init_tracing();
     let command_line: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -237,25 +272,79 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // `--quiet` means errors only, from the logs as from everything else.
+    init_tracing(matches!(&cli.command, Command::Run(a) if a.quiet));
     let result = match cli.command {
-        Command::Run(args) => cmd_run(&args, command_line),
+        Command::Run(args) => return run_and_summarise(&args, command_line),
         // Its own exit statuses (1 regression, 2 bad input) and output.
         Command::Compare(args) => return crate::compare::cmd_compare(&args),
         Command::Report { dir } => crate::report::render_dir(&dir)
             .with_context(|| format!("cannot render the report of {}", dir.display()))
             .map_err(failed),
+        Command::Schema { which } => {
+            let schema = match which {
+                SchemaKind::Run => results::run_schema(),
+                SchemaKind::Summary => summary_schema(),
+            };
+            let text = serde_json::to_string_pretty(&schema).expect("a JSON value serialises");
+            print_stdout(&text);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            let msg = format!("{:#}", f.error).replace('\n', " ");
-            eprintln!("error: {msg}");
-            ExitCode::from(f.code)
-        }
+        Err(f) => exit_with(&f),
     }
 }
 
-fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<(), Failure> {
+/// Prints `text` and a newline on stdout. A reader that went away (`| head`)
+/// is not an error worth a panic, which `println!` would make of it.
+fn print_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+/// Prints the one-line error of `f` and returns its exit status.
+fn exit_with(f: &Failure) -> ExitCode {
+    eprintln!("error: {}", one_line(&f.error));
+    ExitCode::from(f.code)
+}
+
+fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").replace('\n', " ")
+}
+
+/// `pushbench run`: runs, then reports the outcome as the flags ask (the
+/// `--json` summary on stdout, the one-line error on stderr, the exit status).
+fn run_and_summarise(args: &RunArgs, command_line: Vec<String>) -> ExitCode {
+    let (outcome, failure) = match cmd_run(args, command_line) {
+        Ok(outcome) => {
+            let failure = outcome.failure().map(|why| {
+                failed(anyhow::anyhow!(
+                    "{why} (results in {})",
+                    outcome.out_dir.display()
+                ))
+            });
+            (Some(outcome), failure)
+        }
+        Err(f) => (None, Some(f)),
+    };
+    if args.json {
+        let summary = RunSummary::new(outcome.as_ref(), failure.as_ref());
+        match serde_json::to_string(&summary) {
+            Ok(text) => print_stdout(&text),
+            // Only non-string map keys fail to serialise, and there are none.
+            Err(e) => eprintln!("error: cannot serialise the summary: {e}"),
+        }
+    }
+    match failure {
+        None => ExitCode::SUCCESS,
+        Some(f) => exit_with(&f),
+    }
+}
+
+fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Failure> {
     let scenario = args.scenario().map_err(usage)?;
     scenario.validate().map_err(usage)?;
     let server_bin = match &args.target {
@@ -294,23 +383,21 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<(), Failure> {
         server_bin,
         command_line,
         interrupt: interrupt.clone(),
-        progress: Progress::auto(),
+        progress: if args.quiet {
+            Progress::new(Mode::Quiet)
+        } else {
+            Progress::auto()
+        },
         placement,
     };
+    let quiet = args.quiet;
     let outcome = rt.block_on(async {
-        tokio::spawn(cancel_on_signal(interrupt));
+        tokio::spawn(cancel_on_signal(interrupt, quiet));
         runner::run(&scenario, &opts).await
     });
     // Bounded: nothing left running should outlive the run by much.
     rt.shutdown_timeout(Duration::from_secs(2));
-    let outcome = outcome.map_err(failed)?;
-    match outcome.failure() {
-        None => Ok(()),
-        Some(why) => Err(failed(anyhow::anyhow!(
-            "{why} (results in {})",
-            outcome.out_dir.display()
-        ))),
-    }
+    outcome.map_err(failed)
 }
 
 /// The placement for a run of `scenario` on this machine. Against a
@@ -330,8 +417,170 @@ fn placement_for(scenario: &Scenario, target: bool) -> anyhow::Result<Placement>
     placement::resolve(&spec, &allowed)
 }
 
+/// Version of the `run --json` summary layout ([`RunSummary`]).
+pub const SUMMARY_VERSION: u32 = 1;
+
+/// Where the JSON Schema of the `run --json` summary is kept, relative to the repository root.
+pub const SUMMARY_SCHEMA_FILE: &str = "schemas/summary.schema.json";
+
+/// What `pushbench run --json` prints on stdout: one object, on one line.
+///
+/// A digest of `run.json` for scripts and CI (pass or fail, headline figures
+/// per transport run); the full figures, histograms and provenance are in
+/// `run.json`. Absent figures (no samples, no server of ours) are `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "pushbench run --json summary")]
+pub struct RunSummary {
+    /// Layout version ([`SUMMARY_VERSION`]).
+    #[schemars(extend("const" = SUMMARY_VERSION))]
+    pub summary_version: u32,
+    /// Whether the run completed and every transport verified (exit status 0).
+    pub passed: bool,
+    /// pushbench's exit status: 0 passed, 1 the run failed or did not verify,
+    /// 2 a usage or configuration error (nothing was measured).
+    pub exit_code: u8,
+    /// Why the run did not pass, in one line; `null` when it passed.
+    pub error: Option<String>,
+    /// The results directory; `null` when nothing was measured.
+    pub out: Option<String>,
+    /// The run's `run.json`; `null` when nothing was measured.
+    pub run_json: Option<String>,
+    /// Whether every planned transport ran to the end.
+    pub complete: bool,
+    /// Whether the load generator was saturated or lagging in any transport run.
+    pub generator_bound: bool,
+    /// One entry per transport and repetition, in the order they ran.
+    pub transports: Vec<TransportSummary>,
+}
+
+/// The headline figures of one transport run (see `run.json` for the rest).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TransportSummary {
+    /// Which transport.
+    #[schemars(with = "results::TransportName")]
+    pub transport: TransportKind,
+    /// Which repetition of this transport (1-based).
+    pub repetition: u32,
+    /// Whether every expected event was delivered exactly once and in order
+    /// to every client; speed figures of an unverified run are not valid.
+    pub verified: bool,
+    /// Why verification failed (empty when verified).
+    pub problems: Vec<String>,
+    /// Whether the fleet, not the server, limited this run's figures.
+    pub generator_bound: bool,
+    /// Clients in the fleet.
+    pub clients: usize,
+    /// Clients that connected.
+    pub clients_connected: usize,
+    /// Length of the measured window, seconds.
+    pub window_s: f64,
+    /// Events the clients should have received in the window, summed.
+    pub expected: u64,
+    /// Distinct expected events received.
+    pub delivered: u64,
+    /// Expected events never received.
+    pub missing: u64,
+    /// Extra copies of events already received.
+    pub duplicated: u64,
+    /// Events received after an event with a higher id.
+    pub out_of_order: u64,
+    /// Errors reported by clients.
+    pub errors: u64,
+    /// Events delivered per second over the window, all clients together.
+    pub delivered_per_s: Option<f64>,
+    /// Median latency (receive time − scheduled emission time), µs.
+    pub p50_us: Option<u64>,
+    /// 90th percentile latency, µs.
+    pub p90_us: Option<u64>,
+    /// 99th percentile latency, µs.
+    pub p99_us: Option<u64>,
+    /// 99.9th percentile latency, µs.
+    pub p999_us: Option<u64>,
+    /// Largest latency, µs.
+    pub max_us: Option<u64>,
+    /// Median connection set-up time, µs.
+    pub connect_p50_us: Option<u64>,
+    /// Server CPU time per delivered event over the window, µs.
+    pub server_cpu_us_per_event: Option<f64>,
+    /// Bytes the server wrote per delivered event over the window.
+    pub bytes_down_per_event: Option<f64>,
+    /// Server memory per connected client (connected idle − baseline), KiB.
+    pub rss_per_conn_kib: Option<f64>,
+}
+
+impl RunSummary {
+    /// The summary of a run's `outcome` (`None`: nothing was measured) and
+    /// of its `failure`, if any.
+    fn new(outcome: Option<&RunOutcome>, failure: Option<&Failure>) -> Self {
+        let run = outcome.map(|o| &o.run);
+        let path = |p: &std::path::Path| p.display().to_string();
+        Self {
+            summary_version: SUMMARY_VERSION,
+            passed: failure.is_none(),
+            exit_code: failure.map_or(0, |f| f.code),
+            error: failure.map(|f| one_line(&f.error)),
+            out: outcome.map(|o| path(&o.out_dir)),
+            run_json: outcome.map(|o| path(&o.out_dir.join(results::RUN_FILE))),
+            complete: run.is_some_and(|r| r.complete),
+            generator_bound: run.is_some_and(|r| r.generator_bound),
+            transports: run
+                .map(|r| r.transports.iter().map(TransportSummary::new).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl TransportSummary {
+    fn new(r: &TransportResult) -> Self {
+        let latency = |us: u64| (r.latency.count > 0).then_some(us);
+        // Derived figures come from the report's metric table, so the
+        // summary and the report agree on every definition.
+        let metric = |key: &str| {
+            let m = report::metric(key).expect("a metric of the report's table");
+            (m.value)(r).filter(|v| v.is_finite())
+        };
+        Self {
+            transport: r.transport,
+            repetition: r.repetition,
+            verified: r.verified,
+            problems: r.problems.clone(),
+            generator_bound: r.fleet.generator_bound,
+            clients: r.clients,
+            clients_connected: r.clients_connected,
+            window_s: r.window_s,
+            expected: r.counts.expected,
+            delivered: r.counts.delivered,
+            missing: r.counts.missing,
+            duplicated: r.counts.duplicated,
+            out_of_order: r.counts.out_of_order,
+            errors: r.counts.errors,
+            delivered_per_s: metric("delivered_per_s"),
+            p50_us: latency(r.latency.p50),
+            p90_us: latency(r.latency.p90),
+            p99_us: latency(r.latency.p99),
+            p999_us: latency(r.latency.p999),
+            max_us: latency(r.latency.max),
+            connect_p50_us: (r.connect.count > 0).then_some(r.connect.p50),
+            server_cpu_us_per_event: metric("cpu_us_per_event"),
+            bytes_down_per_event: metric("bytes_down_per_event"),
+            rss_per_conn_kib: metric("rss_per_conn"),
+        }
+    }
+}
+
+/// The JSON Schema (draft 2020-12) of [`RunSummary`]; [`SUMMARY_SCHEMA_FILE`]
+/// holds it, checked equal by a test.
+pub fn summary_schema() -> serde_json::Value {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<RunSummary>()
+        .to_value()
+}
+
 /// Cancels `token` on Ctrl-C or SIGTERM, so the run stops its server and fleet and saves.
-async fn cancel_on_signal(token: CancellationToken) {
+async fn cancel_on_signal(token: CancellationToken, quiet: bool) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -346,14 +595,18 @@ async fn cancel_on_signal(token: CancellationToken) {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("interrupted: stopping the server and the fleet, saving what was measured");
+    if !quiet {
+        // Not an error yet: the error line follows when the run has stopped.
+        eprintln!("interrupted: stopping the server and the fleet, saving what was measured");
+    }
     token.cancel();
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `warn`).
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`, or `error` when `quiet`).
+fn init_tracing(quiet: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if quiet { "error" } else { "warn" })
+    });
     // A second call (tests running the CLI in-process) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -458,6 +711,138 @@ mod tests {
         ] {
             assert!(help.contains(&expected), "help lacks {expected}:\n{help}");
         }
+    }
+
+    #[test]
+    fn every_run_flag_states_its_default() {
+        use clap::CommandFactory as _;
+        let cmd = Cli::command();
+        let run = cmd.find_subcommand("run").unwrap();
+        let mut checked = 0;
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" {
+                continue;
+            }
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            // Either written out in the text or set in clap (which prints it).
+            assert!(
+                help.contains("[default: ") || !arg.get_default_values().is_empty(),
+                "--{id} does not state its default: {help:?}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 16, "only {checked} flags checked");
+    }
+
+    #[test]
+    fn quiet_and_json_are_off_unless_given() {
+        let Command::Run(args) = parse(&["run"]).unwrap().command else {
+            panic!("run expected")
+        };
+        assert!(!args.quiet && !args.json);
+        let Command::Run(args) = parse(&["run", "-q", "--json"]).unwrap().command else {
+            panic!("run expected")
+        };
+        assert!(args.quiet && args.json);
+        // The flags are not scenario overrides: the description stays as it was.
+        assert_eq!(args.scenario().unwrap(), Scenario::default());
+    }
+
+    fn measured(transport: TransportKind, repetition: u32) -> TransportResult {
+        use crate::results::{Counts, Histograms, ServerUsage, Summary};
+        TransportResult {
+            transport,
+            repetition,
+            verified: true,
+            problems: vec![],
+            clients: 4,
+            clients_connected: 4,
+            window_s: 2.0,
+            window_start_us: 1,
+            counts: Counts {
+                expected: 100,
+                delivered: 100,
+                ..Counts::default()
+            },
+            delivered_per_s: 50.0,
+            latency: Summary {
+                count: 100,
+                p50: 400,
+                p90: 700,
+                p99: 900,
+                p999: 950,
+                max: 990,
+                ..Summary::default()
+            },
+            connect: Summary::default(),
+            histograms: Histograms::default(),
+            wire: None,
+            server: Some(ServerUsage {
+                cpu_s: 0.002,
+                rss_baseline_bytes: 1 << 20,
+                rss_idle_bytes: (1 << 20) + 4 * 8 * 1024,
+                idle_clients: 4,
+                ..ServerUsage::default()
+            }),
+            fleet: Default::default(),
+            timeline: vec![],
+            server_config: serde_json::Value::Null,
+            floor: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_digests_the_outcome() {
+        let outcome = RunOutcome {
+            out_dir: PathBuf::from("results/x"),
+            run: crate::results::RunFile {
+                schema_version: crate::results::SCHEMA_VERSION,
+                provenance: Default::default(),
+                scenario: serde_json::Value::Null,
+                complete: true,
+                generator_bound: false,
+                transports: vec![measured(TransportKind::Sse, 1), {
+                    let mut r = measured(TransportKind::Ws, 2);
+                    r.latency = Default::default();
+                    r.server = None;
+                    r
+                }],
+            },
+            problems: vec![],
+        };
+        let s = RunSummary::new(Some(&outcome), None);
+        assert!(s.passed && s.complete && s.error.is_none());
+        assert_eq!(s.exit_code, 0);
+        assert_eq!(s.run_json.as_deref(), Some("results/x/run.json"));
+        let sse = &s.transports[0];
+        assert_eq!(
+            (sse.p50_us, sse.p99_us, sse.max_us),
+            (Some(400), Some(900), Some(990))
+        );
+        assert_eq!(sse.delivered_per_s, Some(50.0));
+        // 2 ms of CPU over 100 events; 32 KiB more over 4 clients.
+        assert!((sse.server_cpu_us_per_event.unwrap() - 20.0).abs() < 1e-9);
+        assert_eq!(sse.rss_per_conn_kib, Some(8.0));
+        assert_eq!(sse.bytes_down_per_event, None, "no wire counts");
+        let ws = &s.transports[1];
+        assert_eq!((ws.transport, ws.repetition), (TransportKind::Ws, 2));
+        assert_eq!((ws.p50_us, ws.server_cpu_us_per_event), (None, None));
+
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["transports"][1]["p50_us"], serde_json::Value::Null);
+        assert_eq!(json["transports"][0]["transport"], "sse");
+
+        let f = usage(anyhow::anyhow!(
+            "`clients` must be between 1 and 19000,\ngot 0"
+        ));
+        let s = RunSummary::new(None, Some(&f));
+        assert!(!s.passed && !s.complete && s.transports.is_empty());
+        assert_eq!((s.exit_code, s.out.as_deref()), (EXIT_USAGE, None));
+        assert_eq!(
+            s.error.as_deref(),
+            Some("`clients` must be between 1 and 19000, got 0")
+        );
     }
 
     #[test]

@@ -1,23 +1,47 @@
-//! Progress of a run: a bar per transport on a terminal, plain lines otherwise.
+//! Progress of a run: a bar per transport on a terminal, plain lines
+//! otherwise, and the time left for the whole run.
 //!
 //! Plain lines are what CI logs and pipes get: one line per phase
-//! (`[sse] measuring 10s (100 clients connected)`) and one summary per
+//! (`[sse] measuring 10s (100 clients connected; run ETA 1m 5s)`), a status
+//! line every [`HEARTBEAT`] during a long phase, and one summary per
 //! transport (`[sse] delivered 10000/10000, p50 0.41 ms, p99 1.2 ms`). On a
-//! terminal the same phases drive an indicatif bar (connected clients while
-//! connecting, elapsed time and ETA while warming up and measuring), and the
-//! summaries are printed above it. Everything goes to stderr; stdout stays
-//! free for scripts.
+//! terminal the same phases drive two indicatif bars: the run's (planned
+//! time done, and what is left) and the current transport's (connected
+//! clients while connecting, elapsed time while warming up, measuring and
+//! draining); summaries are printed above them. Everything goes to stderr;
+//! stdout stays free for scripts (`pushbench run --json`).
+//!
+//! The run's ETA is planned, not extrapolated: the runner announces every
+//! transport run's phases up front ([`Progress::plan`]); the time left is the
+//! rest of the current phase (its real length once known), the planned
+//! phases after it, and the planned length of every transport run not yet
+//! begun. Timed phases are fixed by the scenario, so the ETA is close; start,
+//! connect and stop are estimates ([`START_ESTIMATE`], [`STOP_ESTIMATE`]).
 
 use std::cell::Cell;
 use std::io::IsTerminal as _;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use protocol::TransportKind;
 
 use crate::report::format_ms;
 use crate::results::TransportResult;
 use crate::scenario::fmt_duration;
+
+/// Planned time to start a server and read its settings (about 0.1 s on
+/// the reference machine; waiting for the previous run's sockets to close
+/// is usually instant).
+pub const START_ESTIMATE: Duration = Duration::from_millis(250);
+
+/// Planned time to stop the fleet and the server (tens of ms when they
+/// stop cleanly).
+pub const STOP_ESTIMATE: Duration = Duration::from_millis(250);
+
+/// In plain mode, a phase still running after this long gets a status line,
+/// and again this often: a long run's log shows it is alive and when it ends.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,10 +54,170 @@ pub enum Mode {
     Quiet,
 }
 
+/// The planned length of one transport run, phase by phase: what the ETA
+/// is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportPlan {
+    /// Starting the server.
+    pub start: Duration,
+    /// Connecting the fleet.
+    pub connect: Duration,
+    /// Warm-up before the measured window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub measure: Duration,
+    /// Drain after the window.
+    pub drain: Duration,
+    /// Stopping the fleet and the server.
+    pub stop: Duration,
+}
+
+impl TransportPlan {
+    /// A plan with the estimated start ([`START_ESTIMATE`]) and stop
+    /// ([`STOP_ESTIMATE`]) around the given phases.
+    pub fn new(connect: Duration, warmup: Duration, measure: Duration, drain: Duration) -> Self {
+        Self {
+            start: START_ESTIMATE,
+            connect,
+            warmup,
+            measure,
+            drain,
+            stop: STOP_ESTIMATE,
+        }
+    }
+
+    /// The whole planned length.
+    pub fn total(&self) -> Duration {
+        self.phases().iter().sum()
+    }
+
+    /// Phase lengths in the order of [`Phase`].
+    fn phases(&self) -> [Duration; 6] {
+        [
+            self.start,
+            self.connect,
+            self.warmup,
+            self.measure,
+            self.drain,
+            self.stop,
+        ]
+    }
+}
+
+/// A timed phase of a transport run: its length is fixed when it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timed {
+    /// The fleet runs before the measured window opens.
+    WarmingUp,
+    /// The measured window.
+    Measuring,
+    /// Clients keep running after the window so late events still arrive.
+    Draining,
+}
+
+impl Timed {
+    /// The words shown for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Timed::WarmingUp => "warming up",
+            Timed::Measuring => "measuring",
+            Timed::Draining => "draining",
+        }
+    }
+
+    fn phase(self) -> Phase {
+        match self {
+            Timed::WarmingUp => Phase::Warmup,
+            Timed::Measuring => Phase::Measure,
+            Timed::Draining => Phase::Drain,
+        }
+    }
+}
+
+/// Every phase of a transport run, in order (indexes [`TransportPlan::phases`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Start = 0,
+    Connect,
+    Warmup,
+    Measure,
+    Drain,
+    Stop,
+}
+
+/// The whole run's plan, shared by [`Progress`] and its transports.
+#[derive(Debug, Default)]
+struct RunPlan {
+    /// Planned length of the whole run.
+    total: Duration,
+    /// Planned length of the transport runs not yet begun.
+    pending: Duration,
+    /// Transport runs planned.
+    runs: usize,
+    /// Transport runs begun so far.
+    begun: usize,
+    /// The run's bar (terminal only).
+    bar: Option<ProgressBar>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// A lock, not atomics: touched a few times a second, never on a hot path.
+    plan: Mutex<RunPlan>,
+    /// Holds the bars on a terminal, so lines print above them.
+    multi: Option<MultiProgress>,
+}
+
+impl Shared {
+    fn plan(&self) -> std::sync::MutexGuard<'_, RunPlan> {
+        // Progress is cosmetic: a panic elsewhere must not make it panic too.
+        self.plan.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Prints `msg` on stderr, above the bars if there are any.
+    fn println(&self, msg: &str) {
+        match &self.multi {
+            // A hidden target (stderr not a terminal) would swallow the line.
+            Some(multi) if !multi.is_hidden() => {
+                let _ = multi.println(msg);
+            }
+            _ => eprintln!("{msg}"),
+        }
+    }
+
+    /// The run's time left when the current transport has `current` left;
+    /// moves the run's bar to match.
+    fn run_eta(&self, current: Duration) -> Duration {
+        let plan = self.plan();
+        let eta = current + plan.pending;
+        if let Some(bar) = &plan.bar {
+            let done = plan.total.saturating_sub(eta);
+            bar.set_position(done.as_millis() as u64);
+            bar.set_message(format!(
+                "transport {}/{}, ETA {}",
+                plan.begun.max(1),
+                plan.runs,
+                fmt_eta(eta)
+            ));
+        }
+        eta
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // An early return (error, interrupt) must not leave the run's bar drawn.
+        if let Some(bar) = self.plan().bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Progress of a whole run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Progress {
     mode: Mode,
+    shared: Arc<Shared>,
 }
 
 impl Progress {
@@ -48,7 +232,15 @@ impl Progress {
 
     /// Progress shown in `mode`.
     pub fn new(mode: Mode) -> Self {
-        Self { mode }
+        let multi = (mode == Mode::Bars)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Self {
+            mode,
+            shared: Arc::new(Shared {
+                plan: Mutex::new(RunPlan::default()),
+                multi,
+            }),
+        }
     }
 
     /// The display mode.
@@ -56,35 +248,103 @@ impl Progress {
         self.mode
     }
 
-    /// A line not tied to one transport (e.g. where the results went).
-    pub fn line(&self, msg: &str) {
-        if self.mode != Mode::Quiet {
-            eprintln!("{msg}");
+    /// Announces the run: the plan of every transport run, in order. Shows
+    /// the run's bar (terminal) or one line with the planned length (plain).
+    pub fn plan(&self, runs: &[TransportPlan]) {
+        let total: Duration = runs.iter().map(TransportPlan::total).sum();
+        let mut plan = self.shared.plan();
+        plan.total = total;
+        plan.pending = total;
+        plan.runs = runs.len();
+        plan.begun = 0;
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => eprintln!(
+                "plan: {} transport run{}, about {}",
+                runs.len(),
+                if runs.len() == 1 { "" } else { "s" },
+                fmt_eta(total)
+            ),
+            Mode::Bars => {
+                if let Some(multi) = &self.shared.multi {
+                    let bar = multi.add(ProgressBar::new(total.as_millis().max(1) as u64));
+                    bar.set_style(style("green/white"));
+                    bar.set_prefix("[run]");
+                    bar.set_message(format!("about {} left", fmt_eta(total)));
+                    if let Some(old) = plan.bar.replace(bar) {
+                        old.finish_and_clear();
+                    }
+                }
+            }
         }
     }
 
-    /// Progress of one transport with `clients` clients.
-    pub fn transport(&self, transport: TransportKind, clients: usize) -> TransportProgress {
-        let bar = (self.mode == Mode::Bars).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            bar.set_style(style());
+    /// The run is over: clears the run's bar.
+    pub fn finish(&self) {
+        if let Some(bar) = self.shared.plan().bar.take() {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.shared.multi {
+                multi.remove(&bar);
+            }
+        }
+    }
+
+    /// A line not tied to one transport (e.g. where the results went).
+    pub fn line(&self, msg: &str) {
+        if self.mode != Mode::Quiet {
+            self.shared.println(msg);
+        }
+    }
+
+    /// Progress of one transport run with `clients` clients, planned as `plan`.
+    pub fn transport(
+        &self,
+        transport: TransportKind,
+        clients: usize,
+        plan: TransportPlan,
+    ) -> TransportProgress {
+        let ordinal = {
+            let mut run = self.shared.plan();
+            run.pending = run.pending.saturating_sub(plan.total());
+            run.begun += 1;
+            // A transport the plan did not announce still counts.
+            run.runs = run.runs.max(run.begun);
+            (run.begun, run.runs)
+        };
+        let bar = self.shared.multi.as_ref().map(|multi| {
+            let bar = multi.add(ProgressBar::new(1));
+            bar.set_style(style("cyan/blue"));
             bar.set_prefix(format!("[{transport}]"));
             bar
         });
+        let now = Instant::now();
         TransportProgress {
             transport,
             clients,
             mode: self.mode,
             bar,
+            shared: self.shared.clone(),
+            plan,
+            ordinal,
+            phase: Cell::new(Phase::Start),
+            phase_len: Cell::new(plan.start),
+            phase_started: Cell::new(now),
+            last_heartbeat: Cell::new(now),
             timed: Cell::new(None),
         }
     }
 }
 
-fn style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>12.bold} [{bar:30.cyan/blue}] {wide_msg}")
+fn style(colours: &str) -> ProgressStyle {
+    let template = format!("{{prefix:>12.bold}} [{{bar:30.{colours}}}] {{wide_msg}}");
+    ProgressStyle::with_template(&template)
         .expect("constant progress template is valid")
         .progress_chars("=> ")
+}
+
+/// A time left, to the second (`1m 5s`).
+pub fn fmt_eta(d: Duration) -> String {
+    fmt_duration(Duration::from_secs(d.as_secs_f64().round() as u64))
 }
 
 /// Progress of one transport.
@@ -94,17 +354,56 @@ pub struct TransportProgress {
     clients: usize,
     mode: Mode,
     bar: Option<ProgressBar>,
-    /// Name and length of the current timed phase (warm-up, measuring,
-    /// draining). A `Cell` so that progress can be reported through a shared
-    /// reference while the runner's wait loop also holds one.
+    shared: Arc<Shared>,
+    plan: TransportPlan,
+    /// This transport run's place in the run: (n, of).
+    ordinal: (usize, usize),
+    // `Cell`s so that progress can be reported through a shared reference
+    // while the runner's wait loop also holds one.
+    /// The current phase, its length (planned, or real once known) and start.
+    phase: Cell<Phase>,
+    phase_len: Cell<Duration>,
+    phase_started: Cell<Instant>,
+    /// When plain mode last printed a status line in this phase.
+    last_heartbeat: Cell<Instant>,
+    /// Name and length of the current timed phase, if it is one.
     timed: Cell<Option<(&'static str, Duration)>>,
 }
 
 impl TransportProgress {
+    fn enter(&self, phase: Phase, length: Duration) {
+        let now = Instant::now();
+        self.phase.set(phase);
+        self.phase_len.set(length);
+        self.phase_started.set(now);
+        self.last_heartbeat.set(now);
+    }
+
+    /// Time this transport run has left at `now`: the rest of the current
+    /// phase (none once it overruns) and the planned phases after it.
+    pub fn remaining_at(&self, now: Instant) -> Duration {
+        let phase = self.phase.get() as usize;
+        let into = now.saturating_duration_since(self.phase_started.get());
+        let rest: Duration = self.plan.phases()[phase + 1..].iter().sum();
+        self.phase_len.get().saturating_sub(into) + rest
+    }
+
+    /// Time the whole run has left at `now` (this transport's and the
+    /// planned length of those not yet begun).
+    pub fn run_eta_at(&self, now: Instant) -> Duration {
+        self.shared.run_eta(self.remaining_at(now))
+    }
+
     /// Starting the server (or reading the target's schedule).
     pub fn starting(&self, what: &str) {
+        self.enter(Phase::Start, self.plan.start);
         self.timed.set(None);
-        self.plain(what);
+        let eta = self.run_eta_at(Instant::now());
+        let (n, of) = self.ordinal;
+        self.plain(&format!(
+            "{what} (transport run {n} of {of}; run ETA {})",
+            fmt_eta(eta)
+        ));
         if let Some(bar) = &self.bar {
             bar.set_length(1);
             bar.set_position(0);
@@ -114,7 +413,9 @@ impl TransportProgress {
 
     /// Connecting the fleet.
     pub fn connecting(&self) {
+        self.enter(Phase::Connect, self.plan.connect);
         self.timed.set(None);
+        self.run_eta_at(Instant::now());
         self.plain(&format!("connecting {} clients", self.clients));
         if let Some(bar) = &self.bar {
             bar.set_length(self.clients as u64);
@@ -123,12 +424,16 @@ impl TransportProgress {
         }
     }
 
-    /// A timed phase begins: `name` is `warming up`, `measuring` or `draining`.
-    pub fn timed_phase(&self, name: &'static str, length: Duration, connected: usize) {
+    /// A timed phase begins, `length` long.
+    pub fn timed_phase(&self, phase: Timed, length: Duration, connected: usize) {
+        let name = phase.name();
+        self.enter(phase.phase(), length);
         self.timed.set(Some((name, length)));
+        let eta = self.run_eta_at(Instant::now());
         self.plain(&format!(
-            "{name} {} ({connected} clients connected)",
-            fmt_duration(round_ms(length))
+            "{name} {} ({connected} clients connected; run ETA {})",
+            fmt_duration(round_ms(length)),
+            fmt_eta(eta)
         ));
         if let Some(bar) = &self.bar {
             bar.set_length(length.as_millis().max(1) as u64);
@@ -138,8 +443,44 @@ impl TransportProgress {
         self.tick(connected, Duration::ZERO);
     }
 
+    /// Stopping the fleet and the server.
+    pub fn stopping(&self) {
+        self.enter(Phase::Stop, self.plan.stop);
+        self.timed.set(None);
+        self.run_eta_at(Instant::now());
+        self.plain("stopping");
+        if let Some(bar) = &self.bar {
+            bar.set_length(1);
+            bar.set_position(0);
+            bar.set_message("stopping");
+        }
+    }
+
     /// Periodic update: clients connected, time into the current phase.
     pub fn tick(&self, connected: usize, elapsed: Duration) {
+        if self.mode == Mode::Quiet {
+            return;
+        }
+        let now = Instant::now();
+        let eta = self.run_eta_at(now);
+        if self.mode == Mode::Plain
+            && now.saturating_duration_since(self.last_heartbeat.get()) >= HEARTBEAT
+        {
+            self.last_heartbeat.set(now);
+            let what = match self.timed.get() {
+                Some((name, length)) => format!(
+                    "{name} {:.0}/{:.0} s",
+                    elapsed.min(length).as_secs_f64(),
+                    length.as_secs_f64()
+                ),
+                None => "connecting".to_string(),
+            };
+            self.plain(&format!(
+                "{what}, {connected}/{} clients connected; run ETA {}",
+                self.clients,
+                fmt_eta(eta)
+            ));
+        }
         let Some(bar) = &self.bar else { return };
         match self.timed.get() {
             None => {
@@ -162,16 +503,28 @@ impl TransportProgress {
 
     /// Something went wrong (printed at once, also kept in the results).
     pub fn problem(&self, msg: &str) {
-        self.print(&format!("[{}] problem: {msg}", self.transport));
+        if self.mode != Mode::Quiet {
+            self.shared
+                .println(&format!("[{}] problem: {msg}", self.transport));
+        }
     }
 
     /// The transport is done: clears the bar and prints its summary line.
     pub fn finish(self, result: &TransportResult) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
+        self.clear();
         if self.mode != Mode::Quiet {
-            eprintln!("{}", summary_line(result));
+            self.shared.println(&summary_line(result));
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(bar) = &self.bar {
+            if !bar.is_finished() {
+                bar.finish_and_clear();
+            }
+            if let Some(multi) = &self.shared.multi {
+                multi.remove(bar);
+            }
         }
     }
 
@@ -180,24 +533,12 @@ impl TransportProgress {
             eprintln!("[{}] {what}", self.transport);
         }
     }
-
-    fn print(&self, line: &str) {
-        match (&self.bar, self.mode) {
-            (Some(bar), _) => bar.println(line),
-            (None, Mode::Quiet) => {}
-            (None, _) => eprintln!("{line}"),
-        }
-    }
 }
 
 impl Drop for TransportProgress {
     fn drop(&mut self) {
         // An early return (interrupt, error) must not leave a bar drawn.
-        if let Some(bar) = &self.bar {
-            if !bar.is_finished() {
-                bar.finish_and_clear();
-            }
-        }
+        self.clear();
     }
 }
 
@@ -268,6 +609,56 @@ fn cost_summary(r: &TransportResult) -> String {
 mod tests {
     use super::*;
     use crate::results::{Counts, Histograms, Summary};
+
+    fn close(a: Duration, b: Duration) -> bool {
+        a.abs_diff(b) < Duration::from_millis(100)
+    }
+
+    #[test]
+    fn the_run_eta_is_what_is_left_of_the_plan() {
+        let s = Duration::from_secs;
+        let plan = TransportPlan {
+            start: s(1),
+            connect: s(2),
+            warmup: s(3),
+            measure: s(10),
+            drain: s(1),
+            stop: s(1),
+        };
+        assert_eq!(plan.total(), s(18));
+        let p = Progress::new(Mode::Quiet);
+        p.plan(&[plan, plan]);
+
+        let t = p.transport(TransportKind::Sse, 4, plan);
+        let eta = t.run_eta_at(Instant::now());
+        assert!(close(eta, s(36)), "all of both runs: {eta:?}");
+        // A timed phase's real length replaces the planned one.
+        t.timed_phase(Timed::Measuring, s(12), 4);
+        let now = Instant::now();
+        let eta = t.run_eta_at(now + s(5));
+        assert!(close(eta, s(7 + 1 + 1 + 18)), "{eta:?}");
+        // A phase that overruns has nothing left, not a negative time.
+        let eta = t.run_eta_at(now + s(60));
+        assert!(close(eta, s(2 + 18)), "{eta:?}");
+        t.stopping();
+        assert!(close(t.remaining_at(Instant::now()), s(1)));
+        drop(t);
+
+        let t = p.transport(TransportKind::Ws, 4, plan);
+        let eta = t.run_eta_at(Instant::now());
+        assert!(close(eta, s(18)), "the last run only: {eta:?}");
+        // A transport the plan did not announce adds no phantom time.
+        drop(t);
+        let t = p.transport(TransportKind::Tcp, 4, plan);
+        assert!(close(t.run_eta_at(Instant::now()), s(18)));
+        assert_eq!(t.ordinal, (3, 3));
+    }
+
+    #[test]
+    fn etas_read_to_the_second() {
+        assert_eq!(fmt_eta(Duration::from_millis(65_400)), "1m 5s");
+        assert_eq!(fmt_eta(Duration::from_millis(400)), "0s");
+    }
 
     #[test]
     fn summary_names_counts_percentiles_and_problems() {

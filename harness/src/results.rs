@@ -3,12 +3,15 @@
 //! Raw first: counters and serialised HDR histograms per transport, plus the
 //! scenario and provenance. Reports (`report.md`, plots) are derived from this
 //! file alone, so `pushbench report DIR` can re-render them without re-running.
-//! Bump [`SCHEMA_VERSION`] on any incompatible change.
+//! Bump [`SCHEMA_VERSION`] on any incompatible change. The JSON Schema of the
+//! file, `schemas/run.schema.json`, is generated from these types
+//! ([`run_schema`], `pushbench schema run`) and checked against real output.
 
 use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow, bail};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use protocol::TransportKind;
@@ -22,13 +25,16 @@ use protocol::TransportKind;
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The whole of `run.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields, title = "pushbench run.json")]
 pub struct RunFile {
     /// Layout version ([`SCHEMA_VERSION`]).
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     /// Where and how this run was made.
     pub provenance: Provenance,
     /// The scenario as run (after command-line overrides), as a JSON value.
+    #[schemars(schema_with = "scenario_schema")]
     pub scenario: serde_json::Value,
     /// Whether every planned transport ran to the end (a run cut short is saved as incomplete).
     pub complete: bool,
@@ -41,7 +47,8 @@ pub struct RunFile {
 }
 
 /// Where and how a run was made.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Provenance {
     /// pushbench's version (crate version).
     pub pushbench_version: String,
@@ -70,7 +77,8 @@ pub struct Provenance {
 /// Server and fleet share the machine; pinned apart, neither steals the
 /// other's core, and the fleet's own saturation is visible in its CPU use
 /// instead of appearing as the server's latency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Placement {
     /// The placement asked for (`auto`, `none`, `server:0,fleet:1`).
     pub spec: String,
@@ -83,9 +91,11 @@ pub struct Placement {
 }
 
 /// Everything measured for one transport.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct TransportResult {
     /// Which transport.
+    #[schemars(with = "TransportName")]
     pub transport: TransportKind,
     /// Which repetition of this transport this entry is (1-based).
     pub repetition: u32,
@@ -127,6 +137,7 @@ pub struct TransportResult {
     /// The server's settings as its `/stats` reports them (`config`), kept
     /// as free JSON so a report states whatever the server says (buffers
     /// included); `null` when unknown.
+    #[schemars(schema_with = "object_or_null_schema")]
     pub server_config: serde_json::Value,
     /// The floor's entry of the same repetition, attached when a report is
     /// rendered (never stored) so that ratio metrics are functions of one
@@ -136,7 +147,8 @@ pub struct TransportResult {
 }
 
 /// Socket counters of the server (`/stats`), over some span of time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct WireCounts {
     /// Bytes read from client sockets (upstream).
     pub bytes_in: u64,
@@ -149,7 +161,8 @@ pub struct WireCounts {
 }
 
 /// Bytes on the wire, counted at the server's sockets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Wire {
     /// Over the measured window: `/stats` at its end minus `/stats` at its
     /// start, so connection set-up and warm-up are excluded (the two
@@ -161,7 +174,8 @@ pub struct Wire {
 }
 
 /// The server's CPU and memory, from `/proc/<pid>` and `/proc/net/sockstat`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct ServerUsage {
     /// User + system CPU seconds over the measured window.
     pub cpu_s: f64,
@@ -186,7 +200,8 @@ pub struct ServerUsage {
 }
 
 /// The fleet's (this process's) own cost and health over the measured window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct FleetUsage {
     /// User + system CPU seconds of the harness process over the window.
     pub cpu_s: f64,
@@ -208,7 +223,8 @@ pub struct FleetUsage {
 }
 
 /// One resource sample of the timeline.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Sample {
     /// When, µs since the Unix epoch.
     pub t_us: u64,
@@ -225,7 +241,8 @@ pub struct Sample {
 }
 
 /// Event counters over the measured window, summed over clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Counts {
     /// Events each client should have received (scheduled in the window on its topic), summed.
     pub expected: u64,
@@ -246,7 +263,8 @@ pub struct Counts {
 }
 
 /// Percentile summary of one histogram, µs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Summary {
     /// Samples recorded.
     pub count: u64,
@@ -267,12 +285,103 @@ pub struct Summary {
 }
 
 /// Serialised HDR histograms (V2 + deflate, base64).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Histograms {
     /// Latency, µs.
     pub latency_us: String,
     /// Connect time, µs.
     pub connect_us: String,
+}
+
+/// Where the JSON Schema of `run.json` is kept, relative to the repository root.
+pub const RUN_SCHEMA_FILE: &str = "schemas/run.schema.json";
+
+/// The JSON Schema (draft 2020-12) of `run.json`, generated from the types
+/// of this module.
+///
+/// [`RUN_SCHEMA_FILE`] is this value, pretty-printed, and a test checks that
+/// they are equal: the published schema cannot drift from the code. It
+/// describes what pushbench writes, which is stricter than what it reads:
+/// every field is required (none is ever skipped; an absent value is written
+/// as `null`), and every object except the free-form `server_config` admits
+/// no other keys.
+pub fn run_schema() -> serde_json::Value {
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator();
+    // The serialisation contract: a field is required unless it is skipped
+    // when serialised, which no field of run.json is.
+    generator.into_root_schema_for::<RunFile>().to_value()
+}
+
+/// The schema of [`TransportKind`] as results write it. Kept here so the
+/// protocol crate stays free of schema concerns.
+pub(crate) struct TransportName;
+
+impl JsonSchema for TransportName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TransportKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = TransportKind::ALL.iter().map(|t| t.as_str()).collect();
+        schemars::json_schema!({
+            "description": "A transport: short-poll, long-poll, sse, ws, or tcp (the raw-TCP floor).",
+            "type": "string",
+            "enum": names,
+        })
+    }
+}
+
+/// The schema of `scenario`: the keys of [`Scenario`](crate::scenario::Scenario)
+/// as it serialises them, all required, plus `target` for a `--target` run.
+///
+/// Derived from the default scenario's JSON rather than written out, so a
+/// key added to the scenario appears here without anyone remembering to.
+/// Types are read off the default values (a key whose default is `null`
+/// accepts any value).
+fn scenario_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    use serde_json::{Value, json};
+    let default = crate::scenario::Scenario::default().to_json();
+    let mut properties = serde_json::Map::new();
+    for (key, value) in default.as_object().into_iter().flatten() {
+        let schema = match value {
+            Value::Null => json!({}),
+            Value::Bool(_) => json!({"type": "boolean"}),
+            Value::Number(n) if n.is_u64() => json!({"type": "integer", "minimum": 0}),
+            Value::Number(_) => json!({"type": "number"}),
+            Value::String(_) => json!({"type": "string"}),
+            Value::Array(_) if key == "transports" => {
+                json!({"type": "array", "items": generator.subschema_for::<TransportName>()})
+            }
+            Value::Array(_) => json!({"type": "array"}),
+            Value::Object(_) => json!({"type": "object"}),
+        };
+        properties.insert(key.clone(), schema);
+    }
+    let mut required: Vec<&String> = properties.keys().collect();
+    required.sort();
+    let required = json!(required);
+    properties.insert(
+        "target".to_string(),
+        json!({
+            "description": "Base URL of the server measured with --target (absent otherwise).",
+            "type": "string",
+        }),
+    );
+    schemars::json_schema!({
+        "description": "The scenario as run (after command-line overrides).",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+/// The schema of a free-form JSON object, or `null` when unknown.
+fn object_or_null_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": ["object", "null"]})
 }
 
 /// Serialises a histogram as HDR V2 + deflate, base64 (standard alphabet).

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use crate::fleet::{self, Fleet};
 use crate::placement::{self, Placement};
 use crate::probe::{self, LagProbe, ProcUsage, Sampler};
-use crate::progress::{Progress, TransportProgress};
+use crate::progress::{Progress, Timed, TransportPlan, TransportProgress};
 use crate::recorder::{Totals, Window};
 use crate::results::{
     self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary,
@@ -210,6 +210,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         generator_bound: false,
         transports: Vec::new(),
     };
+    let plans: Vec<TransportPlan> = (1..=scenario.repeat.max(1))
+        .flat_map(|rep| repetition_order(&scenario.transports, rep))
+        .map(|t| transport_plan(t, &scenario))
+        .collect();
+    opts.progress.plan(&plans);
     let mut interrupted = false;
     'repetitions: for rep in 1..=scenario.repeat.max(1) {
         let order = repetition_order(&scenario.transports, rep);
@@ -241,6 +246,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
     run.complete = !interrupted;
     write_run_blocking(&opts.out_dir, &run).await?;
 
+    opts.progress.finish();
     let mut problems = Vec::new();
     let dir = opts.out_dir.clone();
     match tokio::task::spawn_blocking(move || report::render_dir(&dir)).await {
@@ -423,7 +429,8 @@ async fn run_transport(
     opts: &RunOptions,
     placement: &Placement,
 ) -> (Option<TransportResult>, bool) {
-    let progress = opts.progress.transport(transport, scenario.clients);
+    let plan = transport_plan(transport, scenario);
+    let progress = opts.progress.transport(transport, scenario.clients, plan);
     let mut problems: Vec<String> = Vec::new();
 
     // 1. The server and its schedule.
@@ -528,19 +535,15 @@ async fn run_transport(
         window_start = (protocol::now_us() + lead.as_micros() as u64).div_ceil(1000) * 1000;
         let window_end = window_start + scenario.duration.as_micros() as u64;
         window.set(window_start, window_end);
-        let drain = match transport {
-            TransportKind::ShortPoll => scenario.poll_interval + DRAIN,
-            _ => DRAIN,
-        };
         let phases = [
-            ("warming up", instant_at(window_start)),
-            ("measuring", instant_at(window_end)),
-            ("draining", instant_at(window_end) + drain),
+            (Timed::WarmingUp, instant_at(window_start)),
+            (Timed::Measuring, instant_at(window_end)),
+            (Timed::Draining, instant_at(window_end) + plan.drain),
         ];
         let mut phase_start = Instant::now();
-        for (name, until) in phases {
+        for (phase, until) in phases {
             progress.timed_phase(
-                name,
+                phase,
                 until.saturating_duration_since(phase_start),
                 fleet.connected(),
             );
@@ -548,10 +551,10 @@ async fn run_transport(
             if !matches!(ended, Waited::Done) {
                 break;
             }
-            match name {
-                "warming up" => at_start = Some(Snapshot::take(server_pid, &base_url).await),
-                "measuring" => at_end = Some(Snapshot::take(server_pid, &base_url).await),
-                _ => {}
+            match phase {
+                Timed::WarmingUp => at_start = Some(Snapshot::take(server_pid, &base_url).await),
+                Timed::Measuring => at_end = Some(Snapshot::take(server_pid, &base_url).await),
+                Timed::Draining => {}
             }
             phase_start = until;
         }
@@ -588,7 +591,7 @@ async fn run_transport(
         .map(|u| u.hwm_bytes);
 
     // 4. Stop everything (bounded), then verify.
-    progress.starting("stopping");
+    progress.stopping();
     let outcome = fleet.stop(fleet::STOP_TIMEOUT).await;
     problems.extend(outcome.problems);
     let timeline = sampler.stop().await;
@@ -651,6 +654,30 @@ async fn run_transport(
     result.timeline = timeline;
     progress.finish(&result);
     (Some(result), interrupted)
+}
+
+/// The planned phases of one run of `transport` (for the run's ETA; the
+/// drain is the one the run really uses).
+fn transport_plan(transport: TransportKind, scenario: &Scenario) -> TransportPlan {
+    // Validation keeps `connect_rate` above 0; an estimate must not panic if it was skipped.
+    let ramp = Duration::try_from_secs_f64(scenario.clients as f64 / scenario.connect_rate)
+        .unwrap_or_default();
+    // The connect wait notices the last client at its next tick; short
+    // polling connects at the first answer, up to one interval in, and
+    // drains beyond the interval so the last poll's answer still counts.
+    let (connect, drain) = match transport {
+        TransportKind::ShortPoll => (
+            ramp + scenario.poll_interval,
+            scenario.poll_interval + DRAIN,
+        ),
+        _ => (ramp + TICK, DRAIN),
+    };
+    TransportPlan::new(
+        connect,
+        scenario.warmup.max(WINDOW_LEAD),
+        scenario.duration,
+        drain,
+    )
 }
 
 /// Gives an entry its repetition number.
