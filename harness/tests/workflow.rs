@@ -192,7 +192,7 @@ fn ci_workflow_builds_tests_benchmarks_uploads_and_compares() {
         at("cargo build --workspace"),
         at("cargo test --workspace"),
         at("bash scripts/ci.sh results/ci-smoke"),
-        at("pushbench compare --relative-to ws"),
+        at("pushbench compare --relative-to tcp"),
         at("actions/upload-artifact@"),
     ];
     assert!(
@@ -200,9 +200,9 @@ fn ci_workflow_builds_tests_benchmarks_uploads_and_compares() {
         "ci.yml steps out of order: {order:?}"
     );
     // The reference run may not exist yet: the comparison is guarded by it.
-    let guard = at("if [ -f results/reference/run.json ]; then");
+    let guard = at("if [ -f results/reference/ci-smoke/run.json ]; then");
     assert!(guard < at("pushbench compare"));
-    assert!(ci.contains("results/reference results/ci-smoke"));
+    assert!(ci.contains("results/reference/ci-smoke results/ci-smoke"));
     // The artefact is the smoke run's directory, uploaded even when a step failed.
     let upload = &ci[at("actions/upload-artifact@")..];
     assert!(upload.contains("path: results/ci-smoke"), "{upload}");
