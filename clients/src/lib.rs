@@ -11,7 +11,8 @@
 //! needs), one module per transport ([`short_poll`], [`long_poll`], [`sse`],
 //! [`ws`], and [`tcp`], the raw-TCP floor), `common` (the reconnect loop and
 //! the helpers they share), [`backoff`] (the reconnect policy), and
-//! [`Subscriber`], the enum the harness drives.
+//! [`Subscriber`], the enum the harness drives. [`publish`](mod@publish) is the upstream
+//! path (`POST /publish`).
 //!
 //! Reconnecting is the same for every transport: after a session ends
 //! (failed, dropped, or ended by the server) the subscriber waits a backoff
@@ -39,10 +40,12 @@ use protocol::{Event, TransportKind};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
+pub use publish::{Publisher, publish};
 
 pub mod backoff;
 mod common;
 pub mod long_poll;
+pub mod publish;
 pub mod short_poll;
 pub mod sse;
 pub mod tcp;

@@ -6,6 +6,7 @@
 //! SYN flood. Each task owns its recorder outright and hands it back when it
 //! ends, so nothing is shared on the hot path but the [`Window`] atomics.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -26,14 +27,16 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// Client `i` subscribes to topic `t{i % topics}`; short-polling clients'
 /// schedules are offset by `i * poll_interval / clients`, so their requests
-/// are spread evenly over an interval instead of arriving together.
+/// are spread evenly over an interval instead of arriving together. Against
+/// a loopback server, client `i` connects from [`source_addr`]`(i)`.
 pub fn client_configs(
     transport: TransportKind,
     base_url: &str,
-    tcp_addr: Option<std::net::SocketAddr>,
+    tcp_addr: Option<SocketAddr>,
     scenario: &Scenario,
 ) -> Vec<ClientConfig> {
     let n = scenario.clients.max(1);
+    let spread = spreads_sources(base_url, tcp_addr);
     (0..scenario.clients)
         .map(|i| {
             let mut c = ClientConfig::new(transport, base_url);
@@ -45,9 +48,44 @@ pub fn client_configs(
             c.connect_timeout = scenario.connect_timeout;
             c.backoff_initial = scenario.reconnect_delay;
             c.idle_timeout = scenario.idle_timeout;
+            c.local_addr = spread.then(|| source_addr(i));
             c
         })
         .collect()
+}
+
+/// How many source addresses a loopback fleet spreads over: 127.0.1.1 to
+/// 127.0.1.250.
+///
+/// Why: a TCP connection is told apart by (source address, source port,
+/// destination address, destination port), and there are only 28,232
+/// ephemeral ports (32768–60999) per source and destination pair. From one
+/// source address a fleet runs out of ports after ~28k connections, fewer
+/// with sockets of earlier runs still in TIME_WAIT. All of 127.0.0.0/8 is
+/// local on Linux, so each of these addresses brings its own 28k ports:
+/// 20 clients per address at 5,000 clients, ~7M ports in all. 127.0.1.x
+/// keeps clear of 127.0.0.1, which other tools on the host use.
+pub const SOURCE_ADDRS: u8 = 250;
+
+/// The source address of client `i` of a loopback fleet, round-robin over
+/// [`SOURCE_ADDRS`] addresses from 127.0.1.1.
+pub fn source_addr(i: usize) -> IpAddr {
+    let host = (i % usize::from(SOURCE_ADDRS)) as u8 + 1;
+    IpAddr::V4(Ipv4Addr::new(127, 0, 1, host))
+}
+
+/// Whether a fleet against `base_url` (and `tcp_addr`) can spread its
+/// source addresses: only when every address it connects to is an IPv4
+/// loopback literal. Another host cannot be reached from 127.x, nor an IPv6
+/// one, and a name such as `localhost` may resolve to `::1`: those keep the
+/// OS's choice.
+fn spreads_sources(base_url: &str, tcp_addr: Option<SocketAddr>) -> bool {
+    let host_is_v4_loopback = reqwest::Url::parse(base_url)
+        .ok()
+        .and_then(|url| url.host_str()?.parse::<Ipv4Addr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    let tcp_is_v4_loopback = tcp_addr.is_none_or(|a| a.is_ipv4() && a.ip().is_loopback());
+    host_is_v4_loopback && tcp_is_v4_loopback
 }
 
 /// The topic index of client `i`.
@@ -207,6 +245,34 @@ mod tests {
         let phases: Vec<_> = c.iter().map(|c| c.poll_phase.as_millis()).collect();
         assert_eq!(phases, [0, 50, 100, 150]);
         assert!(c.iter().all(|c| c.poll_interval == s.poll_interval));
+    }
+
+    #[test]
+    fn loopback_fleets_spread_source_addresses_round_robin() {
+        let s = Scenario {
+            clients: 502,
+            ..Scenario::default()
+        };
+        let tcp = Some("127.0.0.1:9".parse().unwrap());
+        let c = client_configs(TransportKind::Tcp, "http://127.0.0.1:8080", tcp, &s);
+        let ip = |i: usize| c[i].local_addr.map(|a| a.to_string());
+        assert_eq!(ip(0).as_deref(), Some("127.0.1.1"));
+        assert_eq!(ip(249).as_deref(), Some("127.0.1.250"));
+        assert_eq!(ip(250).as_deref(), Some("127.0.1.1"));
+        assert_eq!(ip(501).as_deref(), Some("127.0.1.2"));
+        let distinct: std::collections::HashSet<_> = c.iter().map(|c| c.local_addr).collect();
+        assert_eq!(distinct.len(), usize::from(SOURCE_ADDRS));
+
+        // Not loopback over IPv4: the OS chooses.
+        for (base, tcp) in [
+            ("http://10.0.0.5:8080", None),
+            ("http://localhost:8080", None),
+            ("http://[::1]:8080", None),
+            ("http://127.0.0.1:8080", Some("10.0.0.5:9".parse().unwrap())),
+        ] {
+            let c = client_configs(TransportKind::Sse, base, tcp, &s);
+            assert!(c.iter().all(|c| c.local_addr.is_none()), "{base} {tcp:?}");
+        }
     }
 
     #[tokio::test]

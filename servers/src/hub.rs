@@ -17,8 +17,14 @@
 //!   several events arrived wakes once and takes them all in one read
 //!   ([`Hub::read`]): no per-event wake per client, and one write per wake.
 //!
+//! - **Publishing** ([`Hub::publish`]): `POST /publish` and WebSocket
+//!   upstream messages append to the same log through the same path as the
+//!   generator, which takes the next id under the topic's lock, so ids stay
+//!   contiguous whoever appends.
+//!
 //! The log is behind a `std::sync::RwLock` held only to clone a few `Arc`s
-//! (readers) or push one event (the generator); nothing awaits while holding it.
+//! (readers) or encode and push one event (the generator, a publisher);
+//! nothing awaits while holding it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,9 +90,9 @@ pub struct EncodedEvent {
 }
 
 impl EncodedEvent {
-    fn new(slot: Slot, topic: &str, payload: &str, event_type: Option<&str>) -> Self {
-        let json = protocol::encode::event_json(slot.id, topic, slot.at_us, payload);
-        let sse = protocol::encode::sse_frame(slot.id, event_type, &json);
+    fn new(id: u64, at_us: u64, topic: &str, data: &str, event_type: Option<&str>) -> Self {
+        let json = protocol::encode::event_json(id, topic, at_us, data);
+        let sse = protocol::encode::sse_frame(id, event_type, &json);
         let tcp = protocol::encode::tcp_frame(&json);
         // Share the frame's bytes when the frame ends with `<json>\n\n`, as
         // `sse_frame` promises; otherwise fall back to a separate copy.
@@ -99,7 +105,7 @@ impl EncodedEvent {
         // Cannot fail: the bytes equal a `String`. The fallback keeps it panic-free.
         let ws = Utf8Bytes::try_from(json_bytes.clone()).unwrap_or_else(|_| Utf8Bytes::from(json));
         Self {
-            id: slot.id,
+            id,
             json: json_bytes,
             ws,
             sse,
@@ -135,6 +141,7 @@ pub struct Hub {
     /// so every topic's live edge is known before the first event).
     start_seq: u64,
     events_generated: AtomicU64,
+    events_published: AtomicU64,
     lag_sum_us: AtomicU64,
     lag_max_us: AtomicU64,
 }
@@ -174,6 +181,7 @@ impl Hub {
             start_seq,
             config,
             events_generated: AtomicU64::new(0),
+            events_published: AtomicU64::new(0),
             lag_sum_us: AtomicU64::new(0),
             lag_max_us: AtomicU64::new(0),
         }
@@ -257,33 +265,68 @@ impl Hub {
         )
     }
 
+    /// Events published by clients so far (`POST /publish`, WebSocket
+    /// upstream messages; all topics). Not part of [`Hub::events_generated`].
+    pub fn events_published(&self) -> u64 {
+        self.events_published.load(Ordering::Relaxed)
+    }
+
+    /// Appends an event published by a client to `topic` (an index checked
+    /// with [`Hub::topic`]) and wakes its subscribers; returns its id.
+    ///
+    /// `emitted_at_us` is the time of this call, i.e. when the server had
+    /// received the whole message: latency of a published event is measured
+    /// from its receipt, and the sender measures the full round trip itself.
+    pub fn publish(&self, topic: u32, data: &str) -> u64 {
+        let id = self.append(topic, protocol::now_us(), data);
+        self.events_published.fetch_add(1, Ordering::Relaxed);
+        id
+    }
+
     /// Appends one scheduled event to its topic's log and wakes its subscribers.
     fn emit(&self, slot: Slot) {
-        let topic = &self.topics[slot.topic as usize];
-        let event = Arc::new(EncodedEvent::new(
-            slot,
-            &topic.name,
-            &self.payload,
-            self.config.event_type.as_deref(),
-        ));
-        {
-            let mut log = topic.log.write().unwrap_or_else(PoisonError::into_inner);
-            if slot.id != log.next_id {
-                // Cannot happen (slots come in order); keep the ids contiguous anyway.
-                log.events.clear();
-            }
-            if log.events.len() >= self.history {
-                log.events.pop_front();
-            }
-            log.events.push_back(event);
-            log.next_id = slot.id + 1;
-        }
-        // After the push, so a woken reader finds the event.
-        topic.latest.send_replace(slot.id);
+        self.append(slot.topic, slot.at_us, &self.payload);
         self.events_generated.fetch_add(1, Ordering::Relaxed);
         let lag = protocol::now_us().saturating_sub(slot.at_us);
         self.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
         self.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+    }
+
+    /// The one append path of the generator and of publishers: the id is
+    /// taken from the log under its write lock, so ids stay contiguous
+    /// whoever appends. Returns the new event's id.
+    ///
+    /// Without publishers the ids equal the schedule's slot ids (so a
+    /// restarted server continues them); each published event shifts the
+    /// later generated ids of its topic by one.
+    fn append(&self, topic: u32, at_us: u64, data: &str) -> u64 {
+        let topic = &self.topics[topic as usize];
+        let event_type = self.config.event_type.as_deref();
+        let id = {
+            let mut log = topic.log.write().unwrap_or_else(PoisonError::into_inner);
+            let id = log.next_id;
+            // Encoded under the lock because the id is part of every
+            // encoding; it is one small allocation per event (not per
+            // client), and readers only wait that long.
+            let event = Arc::new(EncodedEvent::new(id, at_us, &topic.name, data, event_type));
+            if log.events.len() >= self.history {
+                log.events.pop_front();
+            }
+            log.events.push_back(event);
+            log.next_id = id + 1;
+            id
+        };
+        // After the push, so a woken reader finds the event. Two appenders
+        // may reach this line in either order: the live edge only moves
+        // forward, so a late, smaller id never hides a larger one.
+        topic.latest.send_if_modified(|latest| {
+            let newer = id > *latest;
+            if newer {
+                *latest = id;
+            }
+            newer
+        });
+        id
     }
 
     /// Starts the generator on its own OS thread (named `generator`); it
@@ -367,13 +410,7 @@ mod tests {
 
     #[test]
     fn encodings_share_one_frame_and_match_the_protocol() {
-        let slot = Slot {
-            seq: 0,
-            topic: 0,
-            id: 7,
-            at_us: 123,
-        };
-        let e = EncodedEvent::new(slot, "t0", "xx", Some("status"));
+        let e = EncodedEvent::new(7, 123, "t0", "xx", Some("status"));
         let json = protocol::encode::event_json(7, "t0", 123, "xx");
         assert_eq!(e.json, json.as_bytes());
         assert_eq!(e.ws.as_str(), json);
@@ -419,6 +456,44 @@ mod tests {
         assert_eq!(ids(&h, 1, 0, 100).0, vec![live + 1]);
         let slot = h.config.schedule.slot(h.start_seq);
         assert!(slot.at_us >= start + 9_000_000);
+    }
+
+    #[test]
+    fn published_events_interleave_with_generated_ones_without_gaps() {
+        let h = hub(10.0, 2, 100, protocol::now_us() + 3_600_000_000);
+        emit_n(&h, 2); // t0: 1, t1: 1
+        let before = protocol::now_us();
+        assert_eq!(h.publish(0, "hi \"there\"\n"), 2);
+        assert_eq!(h.latest(0), 2);
+        assert_eq!(h.latest(1), 1, "other topics are untouched");
+        h.emit(h.config.schedule.slot(h.start_seq + 2)); // t0's next slot
+        assert_eq!(ids(&h, 0, 0, 100).0, vec![1, 2, 3]);
+        let mut out = Vec::new();
+        h.read(0, 1, 1, &mut out);
+        let ev = protocol::Event::from_json(out[0].ws.as_str()).unwrap();
+        assert_eq!(ev.data, "hi \"there\"\n");
+        assert!(ev.emitted_at_us >= before && ev.emitted_at_us <= protocol::now_us());
+        assert_eq!(h.events_published(), 1);
+        assert_eq!(h.events_generated(), 3);
+    }
+
+    #[test]
+    fn concurrent_publishers_get_distinct_contiguous_ids() {
+        let h = Arc::new(hub(10.0, 1, 10_000, protocol::now_us() + 3_600_000_000));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let h = h.clone();
+                std::thread::spawn(move || (0..500).map(|_| h.publish(0, "x")).collect::<Vec<_>>())
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=2000).collect::<Vec<_>>());
+        assert_eq!(h.latest(0), 2000, "the live edge never moves back");
+        assert_eq!(ids(&h, 0, 0, 10_000).0, all);
     }
 
     #[tokio::test]

@@ -17,6 +17,9 @@
 //!   [`poll`] (`GET /poll`), [`longpoll`] (`GET /longpoll`),
 //!   [`sse`] (`GET /sse`), [`ws`] (`GET /ws`), and [`tcp`] (the floor:
 //!   length-prefixed frames on a second port).
+//! - [`publish`] (`POST /publish`): the upstream path of SSE and polling
+//!   clients; WebSocket clients send the same JSON as a text message. Both
+//!   append to the hub like the generator does.
 //! - [`stats`]: counters, `GET /stats`, `GET /healthz`.
 //! - [`conns`]: the registry of open connections and how one is aborted;
 //!   [`admin`] (`/admin/…`, off without a token): fault injection over it.
@@ -38,8 +41,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -59,6 +63,7 @@ pub mod hub;
 pub mod longpoll;
 pub mod net;
 pub mod poll;
+pub mod publish;
 mod request;
 pub mod sse;
 pub mod stats;
@@ -279,6 +284,10 @@ pub fn app(state: AppState) -> Router {
         .route("/longpoll", get(longpoll::handler))
         .route("/sse", get(sse::handler))
         .route("/ws", get(ws::handler))
+        .route(
+            "/publish",
+            post(publish::handler).layer(DefaultBodyLimit::max(publish::MAX_BODY)),
+        )
         .route("/healthz", get(stats::healthz))
         .route("/stats", get(stats::stats))
         .route("/admin", any(admin::handler))

@@ -29,7 +29,7 @@ pub(crate) type RawParams = Result<Query<Params>, QueryRejection>;
 pub(crate) struct BadRequest(String);
 
 impl BadRequest {
-    fn new(reason: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
         // One line, whatever the input: user text is quoted with `{:?}` by
         // callers, and anything else multi-line is folded here.
         let reason: String = reason.into();

@@ -27,6 +27,7 @@ pub struct Stats {
     req_longpoll: AtomicU64,
     req_sse: AtomicU64,
     req_ws: AtomicU64,
+    req_publish: AtomicU64,
     req_tcp: AtomicU64,
     req_bad: AtomicU64,
     ws_messages_in: AtomicU64,
@@ -65,6 +66,7 @@ pub(crate) enum Route {
     LongPoll,
     Sse,
     Ws,
+    Publish,
     Tcp,
 }
 
@@ -85,6 +87,7 @@ impl Stats {
             Route::LongPoll => &self.req_longpoll,
             Route::Sse => &self.req_sse,
             Route::Ws => &self.req_ws,
+            Route::Publish => &self.req_publish,
             Route::Tcp => &self.req_tcp,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +172,10 @@ pub struct StatsSnapshot {
     pub accept_errors: u64,
     /// Messages received from WebSocket clients.
     pub ws_messages_in: u64,
+    /// Events published by clients (`POST /publish` and WebSocket upstream
+    /// messages), all topics; not counted in `events_generated`.
+    #[serde(default)]
+    pub published: u64,
     /// Connections closed (reset) because their client read too slowly:
     /// a write made no progress for `write_timeout`, or the client fell
     /// further behind than the history holds (`closed_slow_backlog`).
@@ -210,6 +217,9 @@ pub struct RequestCounts {
     pub sse: u64,
     /// `GET /ws`.
     pub ws: u64,
+    /// `POST /publish`.
+    #[serde(default)]
+    pub publish: u64,
     /// `SUB` request lines on the raw-TCP port.
     #[serde(default)]
     pub tcp: u64,
@@ -294,6 +304,7 @@ impl StatsSnapshot {
                 longpoll: load(&s.req_longpoll),
                 sse: load(&s.req_sse),
                 ws: load(&s.req_ws),
+                publish: load(&s.req_publish),
                 tcp: load(&s.req_tcp),
                 bad: load(&s.req_bad),
             },
@@ -309,6 +320,7 @@ impl StatsSnapshot {
             connections_accepted: load(&s.bytes.accepted),
             accept_errors: load(&s.bytes.accept_errors),
             ws_messages_in: load(&s.ws_messages_in),
+            published: hub.events_published(),
             closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
             closed_slow_backlog: load(&s.slow_backlog),
             admin_dropped: load(&s.admin_dropped),

@@ -15,12 +15,16 @@
 //! the flush after each wake-up, and client frames and messages are capped
 //! at `ws_max_message` (client messages are small upstream JSON).
 //!
-//! Reading: pings are answered by tungstenite on the next read or write,
-//! client text is counted (the upstream path comes later), a Close is
-//! answered and ends the task, and a peer that breaks the protocol is closed
-//! with the matching code (1002 protocol error, 1007 invalid UTF-8, 1009
-//! too big). While idle the server pings every `keepalive`. At shutdown or
-//! at [`stream_max_age`](crate::ServerConfig::stream_max_age) the server
+//! Reading: pings are answered by tungstenite on the next read or write; a
+//! text message is the upstream path: `{"data":"…"}`, as the body of
+//! `POST /publish`, is published on the socket's topic (every subscriber of
+//! the topic gets it, this one included; [`Hub::publish`](crate::Hub::publish)
+//! stamps it with its receipt time). A Close is answered and ends the task,
+//! and a peer that breaks the protocol is closed with the matching code
+//! (1002 protocol error, 1003 a binary message, 1007 invalid UTF-8 or a text
+//! message that is not `{"data":"…"}`, 1009 too big). While idle the
+//! server pings every `keepalive`. At shutdown or at
+//! [`stream_max_age`](crate::ServerConfig::stream_max_age) the server
 //! sends Close 1001 (going away) and waits briefly for the reply, so the
 //! server side closes the TCP connection.
 //!
@@ -79,7 +83,7 @@ pub(crate) async fn handler(
         .max_frame_size(buffers.ws_max_message)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
-            run(socket, state, feed, conn.map(|Extension(c)| c)).await;
+            run(socket, state, sub.topic, feed, conn.map(|Extension(c)| c)).await;
         })
 }
 
@@ -97,10 +101,19 @@ const MAX_AGE: Closing = Closing {
     code: close_code::AWAY,
     reason: "stream max age reached",
 };
+const BAD_UPSTREAM: Closing = Closing {
+    code: close_code::INVALID,
+    reason: "bad message: expected {\"data\":\"...\"}",
+};
+const BINARY_UPSTREAM: Closing = Closing {
+    code: close_code::UNSUPPORTED,
+    reason: "binary messages are not accepted",
+};
 
 async fn run(
     mut socket: WebSocket,
     state: AppState,
+    topic: u32,
     mut feed: Feed,
     conn: Option<Arc<ConnHandle>>,
 ) {
@@ -140,7 +153,22 @@ async fn run(
             msg = socket.recv() => match msg {
                 // The peer is gone, or the closing handshake completed.
                 None => return,
-                Some(Ok(Message::Text(_) | Message::Binary(_))) => state.stats().ws_message_in(),
+                Some(Ok(Message::Text(text))) => {
+                    state.stats().ws_message_in();
+                    match crate::publish::parse(text.as_bytes()) {
+                        Ok(data) => {
+                            state.hub().publish(topic, &data);
+                        }
+                        Err(reason) => {
+                            tracing::debug!("ws upstream: {reason}");
+                            break BAD_UPSTREAM;
+                        }
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    state.stats().ws_message_in();
+                    break BINARY_UPSTREAM;
+                }
                 Some(Ok(Message::Close(_))) => {
                     // tungstenite queued the Close reply; send it, then drop the socket.
                     let _ = timeout(CLOSE_TIMEOUT, socket.flush()).await;

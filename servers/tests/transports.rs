@@ -382,8 +382,10 @@ async fn ws_delivers_every_event_as_one_text_message() {
     let mut ws = ws_connect(s.ws_url("/ws?topic=t0")).await;
     let events = ws_events(&mut ws, 10).await;
     s.check_run(0, events[0].id, &events);
-    // Upstream messages are accepted (and counted) without disturbing the stream.
-    ws.send(Message::text("{\"hello\":1}")).await.unwrap();
+    // Upstream messages are published (and counted) without disturbing the stream.
+    ws.send(Message::text("{\"data\":\"hello\"}"))
+        .await
+        .unwrap();
     let more = ws_events(&mut ws, 2).await;
     assert_eq!(more[0].id, events[9].id + 1);
     ws.close(None).await.unwrap();
