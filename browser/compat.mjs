@@ -10,6 +10,11 @@
 // WebSocket app needs). Either way the ids a client sees must be contiguous: no
 // gap, no duplicate, no reordering.
 //
+// A second phase starts a fresh push-server with an admin token and no stream
+// age limit, and resets every open connection abruptly (`POST /admin/drop`,
+// no close frame, no end of stream) twice mid-stream: the same clients must
+// resume the same way and miss nothing.
+//
 // Usage: node compat.mjs PATH/TO/push-server
 // Prints a JSON summary on stdout; exits 0 only if every check passed, 1 with
 // one `compat: FAIL ...` line per problem on stderr otherwise (Chromium failing
@@ -24,7 +29,7 @@ import { EventSource as NodeEventSource } from 'eventsource';
 import { chromium } from 'playwright-core';
 import NodeWebSocket from 'ws';
 
-const OVERALL_TIMEOUT_MS = 30_000;
+const OVERALL_TIMEOUT_MS = 45_000;
 const SERVER_START_TIMEOUT_MS = 10_000;
 const BROWSER_LAUNCH_TIMEOUT_MS = 15_000;
 const COLLECT_MS = 5_000;
@@ -41,6 +46,9 @@ const MIN_EVENTS = Math.floor((RATE * COLLECT_MS) / 1000 / 2);
 // at 20 events/s means events are held back.
 const MIN_LATENCY_MS = -5;
 const MAX_LATENCY_MS = 3_000;
+// Phase 2: abrupt drops of every connection at these offsets into the collection.
+const DROP_AT_MS = [1_500, 3_200];
+const ADMIN_TIMEOUT_MS = 2_000;
 const CHROMIUM_PATH = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless',
@@ -163,12 +171,12 @@ async function runClients({ sseUrl, wsUrl, durationMs, EventSourceImpl, WebSocke
 }
 
 /** Checks one client's record; returns a list of failure messages. */
-function check(label, stats, { expectCleanCloses }) {
+function check(label, stats, { expectCleanCloses, minReconnects = MIN_RECONNECTS, why = `server ends streams every ${STREAM_MAX_AGE_MS} ms` }) {
   const fails = stats.problems.map((p) => `${label}: ${p}`);
   const reconnects = stats.opens - 1;
   if (stats.opens === 0) return [...fails, `${label}: never connected (errors: ${stats.errors})`];
-  if (reconnects < MIN_RECONNECTS) {
-    fails.push(`${label}: ${reconnects} reconnect(s), expected >= ${MIN_RECONNECTS} (server ends streams every ${STREAM_MAX_AGE_MS} ms)`);
+  if (reconnects < minReconnects) {
+    fails.push(`${label}: ${reconnects} reconnect(s), expected >= ${minReconnects} (${why})`);
   }
   if (stats.ids.length < MIN_EVENTS) fails.push(`${label}: only ${stats.ids.length} events, expected >= ${MIN_EVENTS}`);
   for (let i = 1; i < stats.ids.length; i++) {
@@ -210,15 +218,43 @@ function within(ms, what, promise) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** `POST /admin/drop?fraction=1` (bounded); resolves with the connections reset. */
+function adminDropAll(addr, token) {
+  const req = new Promise((resolve, reject) => {
+    const r = http.request(
+      `http://${addr}/admin/drop?fraction=1`,
+      { method: 'POST', headers: { authorization: `Bearer ${token}` } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => {
+          body += c;
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`POST /admin/drop: status ${res.statusCode}: ${body.slice(0, 200)}`));
+          try {
+            resolve(JSON.parse(body).dropped);
+          } catch {
+            reject(new Error(`POST /admin/drop: not JSON: ${body.slice(0, 200)}`));
+          }
+        });
+      },
+    );
+    r.on('error', reject);
+    r.end();
+  });
+  return within(ADMIN_TIMEOUT_MS, 'POST /admin/drop', req);
+}
+
 /** Starts push-server and resolves with its address once it printed it. */
-function startServer(bin, tail) {
+function startServer(bin, tail, extraArgs) {
   const args = [
     '--listen', '127.0.0.1:0',
     '--rate', String(RATE),
     '--topics', '1',
     '--payload-bytes', '64',
-    '--stream-max-age', `${STREAM_MAX_AGE_MS}ms`,
     '--retry-ms', String(RETRY_MS),
+    ...extraArgs,
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // Keep the last lines of output for the failure message; draining both
@@ -273,21 +309,24 @@ async function main() {
 
   const serverTail = [];
   let server = null;
+  let dropServer = null;
   let pageServer = null;
   let browser = null;
   const cleanup = async () => {
     // Each step bounded and independent: one failing must not leave the others running.
     if (browser) await within(5_000, 'the browser to close', browser.close()).catch(() => {});
     if (pageServer) pageServer.close();
-    if (server && server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGTERM');
-      const exited = new Promise((resolve) => server.once('exit', resolve));
-      await within(2_000, 'push-server to exit', exited).catch(() => server.kill('SIGKILL'));
+    for (const s of [server, dropServer]) {
+      if (s && s.exitCode === null && s.signalCode === null) {
+        s.kill('SIGTERM');
+        const exited = new Promise((resolve) => s.once('exit', resolve));
+        await within(2_000, 'push-server to exit', exited).catch(() => s.kill('SIGKILL'));
+      }
     }
   };
   // Backstop for any path that exits without cleanup (an uncaught error, a signal).
   process.on('exit', () => {
-    if (server && server.exitCode === null) server.kill('SIGKILL');
+    for (const s of [server, dropServer]) if (s && s.exitCode === null) s.kill('SIGKILL');
   });
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {
@@ -305,7 +344,7 @@ async function main() {
   }, OVERALL_TIMEOUT_MS);
 
   try {
-    const started = startServer(bin, serverTail);
+    const started = startServer(bin, serverTail, ['--stream-max-age', `${STREAM_MAX_AGE_MS}ms`]);
     server = started.child;
     const addr = await started.ready;
     summary.server = addr;
@@ -352,6 +391,51 @@ async function main() {
       chromium_websocket: summarize(inBrowser.ws),
       node_eventsource: summarize(inNode.sse),
       node_ws: summarize(inNode.ws),
+    };
+
+    // Phase 2: abrupt resets by the admin route on a server without a stream age limit.
+    const pageErrorsBefore = pageErrors.length;
+    const token = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const second = startServer(bin, serverTail, ['--admin-token', token]);
+    dropServer = second.child;
+    const dropAddr = await second.ready;
+    summary.drop_server = dropAddr;
+    const dropArgs = {
+      sseUrl: `http://${dropAddr}/sse?topic=t0`,
+      wsUrl: `ws://${dropAddr}/ws?topic=t0`,
+      durationMs: COLLECT_MS,
+    };
+    const drops = DROP_AT_MS.map(
+      (ms) => new Promise((resolve) => setTimeout(resolve, ms)).then(() => adminDropAll(dropAddr, token)),
+    );
+    const [dropBrowser, dropNode, ...dropped] = await within(
+      COLLECT_MS + 10_000,
+      'the clients of the drop phase to finish',
+      Promise.all([
+        page.evaluate(
+          (a) => window.runClients({ ...a, EventSourceImpl: EventSource, WebSocketImpl: WebSocket }),
+          dropArgs,
+        ),
+        runClients({ ...dropArgs, EventSourceImpl: NodeEventSource, WebSocketImpl: NodeWebSocket }),
+        ...drops,
+      ]),
+    );
+    summary.drops = dropped;
+    dropped.forEach((n, i) => {
+      // Four clients were streaming (a reconnect may be mid-flight at the instant of a drop).
+      if (!(n >= 2)) failures.push(`admin drop #${i + 1} at ${DROP_AT_MS[i]} ms reset ${n} connection(s), expected >= 2`);
+    });
+    failures.push(...pageErrors.slice(pageErrorsBefore).map((m) => `chromium (drop phase): page error: ${m}`));
+    const dropCheck = { expectCleanCloses: false, minReconnects: 1, why: `the server reset every connection at ${DROP_AT_MS.join(' and ')} ms` };
+    failures.push(...check('chromium EventSource after drops', dropBrowser.sse, dropCheck));
+    failures.push(...check('chromium WebSocket after drops', dropBrowser.ws, dropCheck));
+    failures.push(...check('node eventsource after drops', dropNode.sse, dropCheck));
+    failures.push(...check('node ws after drops', dropNode.ws, dropCheck));
+    summary.clients_after_drops = {
+      chromium_eventsource: summarize(dropBrowser.sse),
+      chromium_websocket: summarize(dropBrowser.ws),
+      node_eventsource: summarize(dropNode.sse),
+      node_ws: summarize(dropNode.ws),
     };
   } catch (e) {
     failures.push(e.message);

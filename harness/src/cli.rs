@@ -118,6 +118,11 @@ pub struct RunArgs {
     /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
     #[arg(long, value_name = "N")]
     pub topics: Option<u32>,
+    /// A fault to inject into every transport's run, repeatable; replaces the
+    /// scenario's `faults`: KIND@AT[:ARG] with AT from the window's start,
+    /// e.g. drop@4s:0.5, restart@8s:1s, storm@12s [default: the scenario's].
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
     /// Output directory [default: results/NAME, NAME being the scenario's name].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -161,6 +166,10 @@ impl RunArgs {
             ("--warmup", dur(&self.warmup)),
             ("--poll-interval", dur(&self.poll_interval)),
             ("--topics", self.topics.map(|v| v.to_string())),
+            (
+                "--fault",
+                (!self.faults.is_empty()).then(|| self.faults.join(" --fault ")),
+            ),
         ]
         .into_iter()
         .filter_map(|(flag, v)| v.map(|v| format!("{flag} {v}")))
@@ -201,6 +210,16 @@ impl RunArgs {
             warmup: self.warmup,
             poll_interval: self.poll_interval,
             topics: self.topics,
+            faults: if self.faults.is_empty() {
+                None
+            } else {
+                Some(
+                    self.faults
+                        .iter()
+                        .map(|f| crate::scenario::Fault::parse_spec(f))
+                        .collect::<anyhow::Result<_>>()?,
+                )
+            },
             ..ScenarioPatch::default()
         });
         // `topics = 0` (one per client) follows the final `--clients`.
@@ -788,6 +807,7 @@ mod tests {
             fleet: Default::default(),
             timeline: vec![],
             server_config: serde_json::Value::Null,
+            recovery: Default::default(),
             floor: None,
         }
     }

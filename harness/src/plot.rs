@@ -40,6 +40,10 @@ pub const CPU_SVG: &str = "cpu.svg";
 pub const BYTES_SVG: &str = "bytes.svg";
 /// File name of the server-memory timeline.
 pub const TIMELINE_SVG: &str = "timeline.svg";
+/// File name of the delivery timeline around faults.
+pub const FAULTS_SVG: &str = "faults.svg";
+/// File name of the reconnect-time spectrum.
+pub const RECONNECT_SVG: &str = "reconnect.svg";
 
 /// One chart of a report: where it goes, what it is called, how it is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +54,23 @@ pub struct Plot {
     pub title: &'static str,
     /// Renders the chart of a run as SVG text.
     pub render: fn(&RunFile) -> anyhow::Result<String>,
+    /// Whether a run has this chart (fault charts: runs with faults only).
+    pub applies: fn(&RunFile) -> bool,
+}
+
+/// Every run has this chart.
+fn always(_: &RunFile) -> bool {
+    true
+}
+
+/// Whether any entry of `run` had faults injected.
+pub fn has_faults(run: &RunFile) -> bool {
+    run.transports.iter().any(|t| !t.recovery.faults.is_empty())
+}
+
+/// The charts of [`PLOTS`] that `run` has, in reading order.
+pub fn plots_for(run: &RunFile) -> impl Iterator<Item = &'static Plot> + '_ {
+    PLOTS.iter().filter(move |p| (p.applies)(run))
 }
 
 /// Every chart a report has, in reading order.
@@ -58,32 +79,49 @@ pub const PLOTS: &[Plot] = &[
         file: LATENCY_SVG,
         title: "Latency percentile spectrum",
         render: latency_spectrum_svg,
+        applies: always,
     },
     Plot {
         file: MEMORY_SVG,
         title: "Server memory per connection",
         render: memory_svg,
+        applies: always,
     },
     Plot {
         file: CPU_SVG,
         title: "Server CPU per delivered event",
         render: cpu_svg,
+        applies: always,
     },
     Plot {
         file: BYTES_SVG,
         title: "Bytes on the wire per delivered event",
         render: bytes_svg,
+        applies: always,
     },
     Plot {
         file: TIMELINE_SVG,
         title: "Server memory over time",
         render: timeline_svg,
+        applies: always,
+    },
+    Plot {
+        file: FAULTS_SVG,
+        title: "Events delivered per second around faults",
+        render: faults_svg,
+        applies: has_faults,
+    },
+    Plot {
+        file: RECONNECT_SVG,
+        title: "Reconnect-time spectrum",
+        render: reconnect_spectrum_svg,
+        applies: has_faults,
     },
 ];
 
 /// Renders every chart of [`PLOTS`] into `dir`, atomically each.
 pub fn write_all(run: &RunFile, dir: &Path) -> anyhow::Result<()> {
-    for p in PLOTS {
+    for p in plots_for(run) {
         let path = dir.join(p.file);
         let svg = (p.render)(run).map_err(|e| anyhow!("rendering {}: {e:#}", p.file))?;
         results::write_atomic(&path, svg.as_bytes())?;
@@ -173,18 +211,47 @@ struct Curve {
 /// dashed and labelled invalid. With no data at all the SVG still renders,
 /// with a "no data" caption.
 pub fn latency_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
+    spectrum_svg(
+        run,
+        |r| &r.histograms.latency_us,
+        "Latency percentile spectrum",
+        "latency (ms)",
+        "no data: no transport recorded latency samples",
+    )
+}
+
+/// The spectrum of the time from losing a connection to the first event
+/// after it, per transport (runs with faults; "no data" otherwise).
+pub fn reconnect_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
+    spectrum_svg(
+        run,
+        |r| &r.recovery.reconnect_us,
+        "Reconnect-time spectrum",
+        "disconnect → first event (ms)",
+        "no data: no client lost a connection and resumed",
+    )
+}
+
+/// A percentile spectrum of the histogram `pick` selects, per transport.
+fn spectrum_svg(
+    run: &RunFile,
+    pick: fn(&results::TransportResult) -> &String,
+    name: &str,
+    y_desc: &str,
+    no_data: &str,
+) -> anyhow::Result<String> {
     let mut curves = Vec::new();
     let mut left_out = Vec::new();
     let mut max_count = 0u64;
     let mut histograms = Vec::new();
     for r in &run.transports {
-        match results::decode_histogram(&r.histograms.latency_us) {
+        match results::decode_histogram(pick(r)) {
             Ok(h) if !h.is_empty() => {
                 max_count = max_count.max(h.len());
                 histograms.push((r, h));
             }
             Ok(_) => left_out.push(format!("{} (no samples)", r.transport.label())),
-            Err(_) if r.histograms.latency_us.trim().is_empty() => {
+            Err(_) if pick(r).trim().is_empty() => {
                 left_out.push(format!("{} (no samples)", r.transport.label()));
             }
             Err(_) => left_out.push(format!("{} (unreadable histogram)", r.transport.label())),
@@ -203,12 +270,13 @@ pub fn latency_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
     }
 
     let title = match crate::report::scenario_name(&run.scenario) {
-        Some(name) => format!("Latency percentile spectrum — {name}"),
-        None => "Latency percentile spectrum".to_string(),
+        Some(scenario) => format!("{name} — {scenario}"),
+        None => name.to_string(),
     };
     let mut svg = String::new();
-    draw_spectrum(&mut svg, &title, &curves, &left_out, x_max)
-        .map_err(|e| anyhow!("drawing the latency spectrum: {e}"))?;
+    let text = (title.as_str(), y_desc, no_data);
+    draw_spectrum(&mut svg, text, &curves, &left_out, x_max)
+        .map_err(|e| anyhow!("drawing the {name}: {e}"))?;
     Ok(svg)
 }
 
@@ -237,7 +305,7 @@ fn legend_label(c: &Curve) -> String {
 /// are returned, never unwrapped, so a bad run file cannot crash a report.
 fn draw_spectrum(
     svg: &mut String,
-    title: &str,
+    (title, y_desc, no_data): (&str, &str, &str),
     curves: &[Curve],
     left_out: &[String],
     x_max: f64,
@@ -257,7 +325,7 @@ fn draw_spectrum(
         let area = chart_area.titled(title, ("sans-serif", 22))?;
         let (w, h) = area.dim_in_pixel();
         area.draw(&Text::new(
-            "no data: no transport recorded latency samples",
+            no_data,
             (w as i32 / 2, h as i32 / 2),
             ("sans-serif", 18)
                 .into_font()
@@ -293,7 +361,7 @@ fn draw_spectrum(
     chart
         .configure_mesh()
         .x_desc("percentile")
-        .y_desc("latency (ms)")
+        .y_desc(y_desc)
         .y_label_formatter(&|y| tick_ms(*y))
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
@@ -850,17 +918,72 @@ pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
     }
     let title = titled(run, "Server memory over time");
     let mut svg = String::new();
-    draw_timeline(&mut svg, &title, &lines, &left_out, window_s)
+    let text = (
+        title.as_str(),
+        "server RSS (MiB)",
+        "no data: no server memory was sampled",
+    );
+    draw_timeline(&mut svg, text, &lines, &left_out, window_s, &[])
         .map_err(|e| anyhow!("drawing the memory timeline: {e}"))?;
+    Ok(svg)
+}
+
+/// Distinct expected events delivered per second (all clients) of every
+/// transport, over the measured window, with a vertical line at each fault
+/// (times from the first entry that has faults; every transport gets the
+/// same offsets from its own window's start).
+pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
+    let mut lines: Vec<Curve> = Vec::new();
+    let mut left_out = Vec::new();
+    let mut window_s = 0.0f64;
+    let mut markers: Vec<f64> = Vec::new();
+    for r in &run.transports {
+        if r.recovery.delivered_per_s.is_empty() || r.window_start_us == 0 {
+            left_out.push(format!("{} (no deliveries)", r.transport.label()));
+            continue;
+        }
+        if markers.is_empty() {
+            markers = r
+                .recovery
+                .faults
+                .iter()
+                .map(|f| (f.at_us as f64 - r.window_start_us as f64) / 1e6)
+                .collect();
+        }
+        window_s = window_s.max(r.window_s);
+        // Each bucket drawn at its middle: the rate over [i, i + 1) s.
+        let points = r
+            .recovery
+            .delivered_per_s
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (i as f64 + 0.5, n as f64))
+            .collect();
+        lines.push(Curve {
+            transport: r.transport,
+            verified: r.verified,
+            points,
+        });
+    }
+    let title = titled(run, "Events delivered per second around faults");
+    let mut svg = String::new();
+    let text = (
+        title.as_str(),
+        "events delivered / s (all clients; vertical lines: faults)",
+        "no data: no deliveries recorded",
+    );
+    draw_timeline(&mut svg, text, &lines, &left_out, window_s, &markers)
+        .map_err(|e| anyhow!("drawing the fault timeline: {e}"))?;
     Ok(svg)
 }
 
 fn draw_timeline(
     svg: &mut String,
-    title: &str,
+    (title, y_desc, no_data): (&str, &str, &str),
     lines: &[Curve],
     left_out: &[String],
     window_s: f64,
+    markers: &[f64],
 ) -> Result<(), DrawError> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
@@ -883,7 +1006,7 @@ fn draw_timeline(
         let area = chart_area.titled(title, ("sans-serif", 22))?;
         let (w, h) = area.dim_in_pixel();
         area.draw(&Text::new(
-            "no data: no server memory was sampled",
+            no_data,
             (w as i32 / 2, h as i32 / 2),
             ("sans-serif", 18)
                 .into_font()
@@ -909,7 +1032,7 @@ fn draw_timeline(
     chart
         .configure_mesh()
         .x_desc("seconds from the start of the measured window")
-        .y_desc("server RSS (MiB)")
+        .y_desc(y_desc)
         .label_style(("sans-serif", 13))
         .axis_desc_style(("sans-serif", 14))
         .light_line_style(TRANSPARENT)
@@ -919,6 +1042,12 @@ fn draw_timeline(
         [(0.0, 0.0), (window_s, y_hi)],
         BLACK.mix(0.06).filled(),
     )))?;
+    for &x in markers.iter().filter(|x| x.is_finite()) {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, 0.0), (x, y_hi)],
+            RED.mix(0.6).stroke_width(2),
+        )))?;
+    }
     for c in lines {
         let style = colour(c.transport).stroke_width(2);
         if c.verified {

@@ -229,6 +229,19 @@ pub struct Sampler {
 impl Sampler {
     /// Starts sampling `server_pid` (and this process) now.
     pub fn start(server_pid: Option<u32>, every: Duration) -> Self {
+        Self::following(
+            std::sync::Arc::new(std::sync::atomic::AtomicU32::new(server_pid.unwrap_or(0))),
+            every,
+        )
+    }
+
+    /// Starts sampling the server whose pid `server_pid` holds at each tick
+    /// (0: none) and this process: a restarted server is followed to its
+    /// new process. (Its CPU seconds then start again from 0.)
+    pub fn following(
+        server_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+        every: Duration,
+    ) -> Self {
         let cancel = CancellationToken::new();
         let stop = cancel.clone();
         let task = tokio::spawn(async move {
@@ -239,7 +252,10 @@ impl Sampler {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    _ = tick.tick() => samples.push(sample(server_pid)),
+                    _ = tick.tick() => {
+                        let pid = server_pid.load(std::sync::atomic::Ordering::Relaxed);
+                        samples.push(sample((pid != 0).then_some(pid)));
+                    }
                 }
             }
             samples

@@ -689,6 +689,7 @@ mod tests {
             fleet: Default::default(),
             timeline: Vec::new(),
             server_config: serde_json::Value::Null,
+            recovery: Default::default(),
             floor: None,
         };
         assert_eq!(

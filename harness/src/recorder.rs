@@ -30,6 +30,14 @@ const SIGFIG: u8 = 3;
 /// Error messages kept per client and per total (the rest are only counted).
 const KEEP_ERRORS: usize = 3;
 
+/// Width of a delivery-timeline bucket, µs (1 s).
+const BUCKET_US: u64 = 1_000_000;
+
+/// Most delivery-timeline buckets per client: a receive time later than
+/// this after the window's start (a clock gone wild) is not bucketed, so a
+/// bad timestamp cannot make a client allocate without bound.
+const MAX_BUCKETS: usize = 3_600;
+
 /// The measured window, shared by the runner (writer) and every recorder
 /// (readers): scheduled emission times in `[start_us, end_us)` count.
 ///
@@ -40,7 +48,13 @@ const KEEP_ERRORS: usize = 3;
 pub struct Window {
     start_us: AtomicU64,
     end_us: AtomicU64,
+    /// Faults injected so far: a recovery that completes while it is `k`
+    /// is attributed to fault `k` (1-based; 0: before any fault).
+    fault_epoch: AtomicUsize,
 }
+
+/// Most faults whose recoveries are told apart (later ones share the last slot's fate: ignored).
+pub const MAX_FAULTS: usize = 64;
 
 /// Where a scheduled time falls relative to the [`Window`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +83,16 @@ impl Window {
     /// Moves the end earlier (a run interrupted or a server that died).
     pub fn cut(&self, end_us: u64) {
         self.end_us.fetch_min(end_us.max(1), Ordering::Relaxed);
+    }
+
+    /// Marks the injection of the next fault (called just before it happens).
+    pub fn begin_fault(&self) {
+        self.fault_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Faults injected so far.
+    pub fn fault_epoch(&self) -> usize {
+        self.fault_epoch.load(Ordering::Relaxed)
     }
 
     /// Start of the window, µs (0 = not set).
@@ -244,6 +268,14 @@ pub struct Recorder {
     warmup_events: u64,
     drain_events: u64,
     first_errors: Vec<String>,
+    /// Disconnect → first event after it, µs.
+    reconnect: Histogram<u32>,
+    reconnect_attempts: u64,
+    /// Distinct in-window events received per second since the window's
+    /// start (receive time), grown as needed: a few dozen `u32` per client.
+    buckets: Vec<u32>,
+    /// Per fault (index = epoch − 1): recoveries completed and the slowest, µs.
+    per_fault: Vec<(u32, u64)>,
 }
 
 impl Recorder {
@@ -272,6 +304,10 @@ impl Recorder {
             warmup_events: 0,
             drain_events: 0,
             first_errors: Vec::new(),
+            reconnect: client_histogram(),
+            reconnect_attempts: 0,
+            buckets: Vec::new(),
+            per_fault: Vec::new(),
         }
     }
 
@@ -292,10 +328,35 @@ impl Recorder {
     /// inclusive id range the schedule put in the window on this client's
     /// topic (`None`: nothing was due).
     pub fn finish(self, expected: Option<(u64, u64)>) -> Totals {
+        self.finish_with_outages(expected, &[])
+    }
+
+    /// [`Recorder::finish`], with `outages`: inclusive id ranges on this
+    /// client's topic that a killed server took with it (scheduled while it
+    /// was down, or not yet delivered when it died). Ids of `expected` in
+    /// those ranges that never arrived count as `lost_outage`, not as
+    /// `missing`: the loss is the fault's, not the transport's. The ranges
+    /// must not overlap.
+    pub fn finish_with_outages(
+        self,
+        expected: Option<(u64, u64)>,
+        outages: &[(u64, u64)],
+    ) -> Totals {
         let (expected_n, delivered) = match expected {
             Some((lo, hi)) if hi >= lo => (hi - lo + 1, self.seen.count_in(lo, hi)),
             _ => (0, 0),
         };
+        let mut lost_outage = 0;
+        if let Some((lo, hi)) = expected.filter(|(lo, hi)| hi >= lo) {
+            for &(a, b) in outages {
+                let (a, b) = (a.max(lo), b.min(hi));
+                if b >= a {
+                    lost_outage += (b - a + 1) - self.seen.count_in(a, b);
+                }
+            }
+        }
+        let mut reconnect = total_histogram();
+        add_into(&mut reconnect, &self.reconnect);
         let mut latency = total_histogram();
         add_into(&mut latency, &self.latency);
         let mut connect = total_histogram();
@@ -306,7 +367,7 @@ impl Recorder {
             counts: Counts {
                 expected: expected_n,
                 delivered,
-                missing: expected_n - delivered,
+                missing: expected_n - delivered - lost_outage,
                 duplicated: self.duplicated,
                 out_of_order: self.out_of_order,
                 requests: self.requests,
@@ -319,6 +380,15 @@ impl Recorder {
             latency,
             connect,
             first_errors: self.first_errors,
+            reconnect,
+            reconnect_attempts: self.reconnect_attempts,
+            lost_outage,
+            delivered_per_s: self.buckets.iter().map(|&n| u64::from(n)).collect(),
+            per_fault: self
+                .per_fault
+                .iter()
+                .map(|&(n, max)| (u64::from(n), max))
+                .collect(),
         }
     }
 }
@@ -350,6 +420,15 @@ impl clients::Observer for Recorder {
                     }
                     let latency_us = received_at_us.saturating_sub(event.emitted_at_us);
                     record_n(&mut self.latency, latency_us, 1);
+                    let since = received_at_us.saturating_sub(self.window.start_us());
+                    let bucket = (since / BUCKET_US) as usize;
+                    if bucket < MAX_BUCKETS {
+                        if bucket >= self.buckets.len() {
+                            // Once per second per client at most: the timeline grows with the run.
+                            self.buckets.resize(bucket + 1, 0);
+                        }
+                        self.buckets[bucket] += 1;
+                    }
                 }
             },
         }
@@ -367,6 +446,23 @@ impl clients::Observer for Recorder {
 
     fn error(&mut self, message: &str) {
         self.note_error(message);
+    }
+
+    fn reconnect_attempt(&mut self) {
+        self.reconnect_attempts += 1;
+    }
+
+    fn reconnected(&mut self, disconnect_to_first_event_us: u64) {
+        record_n(&mut self.reconnect, disconnect_to_first_event_us, 1);
+        let epoch = self.window.fault_epoch();
+        if (1..=MAX_FAULTS).contains(&epoch) {
+            if self.per_fault.len() < epoch {
+                self.per_fault.resize(epoch, (0, 0));
+            }
+            let slot = &mut self.per_fault[epoch - 1];
+            slot.0 += 1;
+            slot.1 = slot.1.max(disconnect_to_first_event_us);
+        }
     }
 }
 
@@ -393,6 +489,17 @@ pub struct Totals {
     pub connect: Histogram<u64>,
     /// The first few error messages.
     pub first_errors: Vec<String>,
+    /// Disconnect → first event after it, µs.
+    pub reconnect: Histogram<u64>,
+    /// Reconnection attempts, failed ones included.
+    pub reconnect_attempts: u64,
+    /// Expected events a killed server took with it (not in `counts.missing`).
+    pub lost_outage: u64,
+    /// Distinct in-window events received per second since the window's start.
+    pub delivered_per_s: Vec<u64>,
+    /// Per fault (in order): recoveries completed after it (before the next
+    /// one), and the slowest of them, µs: when the last client was back.
+    pub per_fault: Vec<(u64, u64)>,
 }
 
 impl Default for Totals {
@@ -414,6 +521,11 @@ impl Totals {
             latency: total_histogram(),
             connect: total_histogram(),
             first_errors: Vec::new(),
+            reconnect: total_histogram(),
+            reconnect_attempts: 0,
+            lost_outage: 0,
+            delivered_per_s: Vec::new(),
+            per_fault: Vec::new(),
         }
     }
 
@@ -436,6 +548,22 @@ impl Totals {
         // Both auto-resize, so adding cannot fail for lack of range.
         let _ = self.latency.add(&other.latency);
         let _ = self.connect.add(&other.connect);
+        let _ = self.reconnect.add(&other.reconnect);
+        self.reconnect_attempts += other.reconnect_attempts;
+        self.lost_outage += other.lost_outage;
+        if self.delivered_per_s.len() < other.delivered_per_s.len() {
+            self.delivered_per_s.resize(other.delivered_per_s.len(), 0);
+        }
+        for (a, b) in self.delivered_per_s.iter_mut().zip(&other.delivered_per_s) {
+            *a += b;
+        }
+        if self.per_fault.len() < other.per_fault.len() {
+            self.per_fault.resize(other.per_fault.len(), (0, 0));
+        }
+        for (a, b) in self.per_fault.iter_mut().zip(&other.per_fault) {
+            a.0 += b.0;
+            a.1 = a.1.max(b.1);
+        }
         for e in &other.first_errors {
             if self.first_errors.len() >= KEEP_ERRORS {
                 break;
@@ -603,6 +731,48 @@ mod tests {
         let t = r.finish(Some((1, 2)));
         assert_eq!(t.latency.min(), 0);
         assert!(t.latency.max() >= 89_900_000);
+    }
+
+    #[test]
+    fn outage_losses_are_counted_apart_from_missing() {
+        let (mut r, w, _) = recorder();
+        r.reconnect_attempt();
+        r.reconnect_attempt();
+        r.reconnected(9_000); // before any fault: in the histogram, no fault's
+        w.begin_fault();
+        w.begin_fault();
+        r.reconnected(250_000);
+        // 4..=6 were due while the server was down; 9 is a transport's loss.
+        feed(&mut r, &[1, 2, 3, 5, 7, 8, 10]);
+        let t = r.finish_with_outages(Some((1, 10)), &[(4, 6), (20, 30)]);
+        assert_eq!(t.counts.delivered, 7);
+        assert_eq!(t.lost_outage, 2, "4 and 6 (5 arrived after all)");
+        assert_eq!(t.counts.missing, 1, "only 9");
+        assert_eq!(t.reconnect_attempts, 2);
+        assert_eq!(t.reconnect.len(), 2);
+        assert_eq!(t.per_fault, vec![(0, 0), (1, 250_000)]);
+        assert!(t.reconnect.equivalent(t.reconnect.max(), 250_000));
+        let mut total = Totals::new();
+        total.merge(&t);
+        total.merge(&t);
+        assert_eq!((total.lost_outage, total.counts.missing), (4, 2));
+        assert_eq!(total.reconnect.len(), 4);
+        assert_eq!(total.per_fault, vec![(0, 0), (2, 250_000)]);
+    }
+
+    #[test]
+    fn deliveries_are_bucketed_per_second_of_receive_time() {
+        let w = Arc::new(Window::new());
+        w.set(T0, T0 + 10_000_000);
+        let mut r = Recorder::new(w, Arc::new(AtomicUsize::new(0)), 10);
+        r.event(&ev(1, T0), T0 + 10);
+        r.event(&ev(2, T0 + 100), T0 + 999_999);
+        r.event(&ev(2, T0 + 100), T0 + 999_999); // a duplicate is not a delivery
+        r.event(&ev(3, T0 + 200), T0 + 2_500_000);
+        r.event(&ev(4, T0 + 300), T0 + 1_000_000_000_000); // wild clock: not bucketed
+        let mut total = Totals::new();
+        total.merge(&r.finish(Some((1, 4))));
+        assert_eq!(total.delivered_per_s, vec![2, 0, 1]);
     }
 
     #[test]

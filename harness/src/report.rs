@@ -362,6 +362,59 @@ pub const METRICS: &[Metric] = &[
         value: |r| Some(r.counts.errors as f64),
     },
     Metric {
+        key: "lost_outage",
+        label: "lost (outage)",
+        unit: Unit::Count,
+        better: Better::Lower,
+        speed: false,
+        description: "expected events a killed server took with it (scheduled while it was down, \
+                      or undelivered when it died) and never received; counted apart from \
+                      missing, the transport's own losses (runs with faults only)",
+        group: Group::Summary,
+        value: |r| (!r.recovery.faults.is_empty()).then_some(r.recovery.lost_outage as f64),
+    },
+    Metric {
+        key: "reconnect_p50",
+        label: "reconnect p50",
+        unit: Unit::Ms,
+        better: Better::Lower,
+        speed: false,
+        description: "median time from losing a connection to the first event after it \
+                      (reconnect and resume), over every recovery",
+        group: Group::Summary,
+        value: |r| ms(r.recovery.reconnect.count, r.recovery.reconnect.p50),
+    },
+    Metric {
+        key: "reconnect_p99",
+        label: "reconnect p99",
+        unit: Unit::Ms,
+        better: Better::Lower,
+        speed: false,
+        description: "99th percentile of the same",
+        group: Group::Summary,
+        value: |r| ms(r.recovery.reconnect.count, r.recovery.reconnect.p99),
+    },
+    Metric {
+        key: "reconnect_max",
+        label: "reconnect max",
+        unit: Unit::Ms,
+        better: Better::Lower,
+        speed: false,
+        description: "the slowest recovery: after a storm, the time until every client was back",
+        group: Group::Summary,
+        value: |r| ms(r.recovery.reconnect.count, r.recovery.reconnect.max),
+    },
+    Metric {
+        key: "reconnect_attempts",
+        label: "reconnect tries",
+        unit: Unit::Count,
+        better: Better::Neither,
+        speed: false,
+        description: "reconnection attempts, failed ones included (runs with faults only)",
+        group: Group::Summary,
+        value: |r| (!r.recovery.faults.is_empty()).then_some(r.recovery.reconnect_attempts as f64),
+    },
+    Metric {
         key: "rss_per_conn",
         label: "RSS/conn",
         unit: Unit::KiB,
@@ -676,11 +729,12 @@ pub fn render_markdown(run: &RunFile) -> String {
     floor_note(&mut md, &rows);
     problems(&mut md, &rows);
 
-    for p in plot::PLOTS.iter().filter(|p| p.file == plot::LATENCY_SVG) {
+    for p in plot::plots_for(run).filter(|p| p.file == plot::LATENCY_SVG) {
         let _ = writeln!(md, "## {}\n", p.title);
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
 
+    faults(&mut md, run);
     cost(&mut md, run, &rows);
     how_to_read(&mut md, run);
     definitions(&mut md);
@@ -856,6 +910,67 @@ fn floor_note(md: &mut String, rows: &[Row]) {
 }
 
 /// Why each unverified transport failed.
+/// The faults injected into each entry and how its clients recovered, with
+/// the fault charts (nothing for a run without faults).
+fn faults(md: &mut String, run: &RunFile) {
+    if !plot::has_faults(run) {
+        return;
+    }
+    md.push_str(
+        "## Faults
+
+",
+    );
+    md.push_str(
+        "Each fault as injected: connections the server reset (drop, storm), how long a \
+         killed server was down (restart), recoveries completed after the fault (a client's \
+         first event after losing its connection) and the slowest of them — when the last \
+         client was back — and the server's CPU over the 2 s after a drop or storm. Events a \
+         restart lost are in *lost (outage)* above, apart from *missing*.\n\n",
+    );
+    md.push_str(
+        "| transport | fault | at | reset | outage | recovered | all back after | server CPU (2 s) | error |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    let ms = |us: Option<u64>| {
+        us.map_or("–".to_string(), |v| {
+            format!("{:.0} ms", v as f64 / 1000.0)
+        })
+    };
+    for t in &run.transports {
+        for f in &t.recovery.faults {
+            let at_s = (f.at_us as f64 - t.window_start_us as f64) / 1e6;
+            let _ = writeln!(
+                md,
+                "| {} | {}{} | {at_s:.1} s | {} | {} | {} | {} | {} | {} |",
+                t.transport.label(),
+                f.kind,
+                f.fraction
+                    .filter(|_| f.kind == "drop")
+                    .map_or(String::new(), |x| format!(" {:.0}%", x * 100.0)),
+                f.dropped.map_or("–".to_string(), |n| n.to_string()),
+                ms(f.outage_us),
+                f.recovered,
+                ms(f.all_back_us),
+                f.server_cpu_s
+                    .map_or("–".to_string(), |c| format!("{:.0} ms", c * 1000.0)),
+                f.error.as_deref().map_or(String::new(), md_cell),
+            );
+        }
+    }
+    md.push('\n');
+    for p in
+        plot::plots_for(run).filter(|p| p.file == plot::FAULTS_SVG || p.file == plot::RECONNECT_SVG)
+    {
+        let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
+    }
+}
+
+/// Text safe inside a Markdown table cell (one line, no column breaks).
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
 fn problems(md: &mut String, rows: &[Row]) {
     let failed: Vec<&Row> = rows.iter().filter(|r| !r.verified).collect();
     if failed.is_empty() {
@@ -896,7 +1011,8 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
     );
     metric_table(md, rows, Group::Cost);
     floor_note(md, rows);
-    for p in plot::PLOTS.iter().filter(|p| p.file != plot::LATENCY_SVG) {
+    let elsewhere = [plot::LATENCY_SVG, plot::FAULTS_SVG, plot::RECONNECT_SVG];
+    for p in plot::plots_for(run).filter(|p| !elsewhere.contains(&p.file)) {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
     let bound: Vec<&TransportResult> = rows

@@ -139,6 +139,11 @@ pub struct TransportResult {
     /// included); `null` when unknown.
     #[schemars(schema_with = "object_or_null_schema")]
     pub server_config: serde_json::Value,
+    /// Faults injected during the window and how clients recovered from them
+    /// (empty figures for a run without faults). Absent in files written
+    /// before faults existed, hence the default when reading.
+    #[serde(default)]
+    pub recovery: Recovery,
     /// The floor's entry of the same repetition, attached when a report is
     /// rendered (never stored) so that ratio metrics are functions of one
     /// entry.
@@ -260,6 +265,64 @@ pub struct Counts {
     pub reconnects: u64,
     /// Errors reported by subscribers (connect failures, bad responses…).
     pub errors: u64,
+}
+
+/// Faults injected into one transport's run and how its clients recovered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Recovery {
+    /// The faults, in the order they were injected.
+    pub faults: Vec<FaultRecord>,
+    /// Reconnection attempts (every try, failed ones included), summed over clients.
+    pub reconnect_attempts: u64,
+    /// Time from losing a connection to the first event after it, µs, one
+    /// sample per recovery (the time to reconnect *and* resume).
+    pub reconnect: Summary,
+    /// The same as a serialised HDR histogram (V2 + deflate, base64).
+    pub reconnect_us: String,
+    /// Expected events scheduled while a killed server was down, or that the
+    /// killed server had not delivered yet (see the recorder), and never
+    /// received: lost with the server, counted apart from `counts.missing`
+    /// (losses the transport caused).
+    pub lost_outage: u64,
+    /// Distinct expected events received per second of receive time, from
+    /// the window's start (bucket `i` covers `[start + i s, start + (i+1) s)`),
+    /// all clients together.
+    pub delivered_per_s: Vec<u64>,
+}
+
+/// Span after a drop or storm over which the server's CPU is reported, seconds.
+pub const FAULT_CPU_SPAN_S: f64 = 2.0;
+
+/// One fault as it was injected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct FaultRecord {
+    /// `drop`, `storm` or `restart`.
+    pub kind: String,
+    /// When it was injected, µs since the Unix epoch.
+    pub at_us: u64,
+    /// Share of the open connections asked to drop (drop, storm).
+    pub fraction: Option<f64>,
+    /// Connections the server reported dropped (drop, storm).
+    pub dropped: Option<u64>,
+    /// Restart: from the kill until the new server was ready, µs.
+    pub outage_us: Option<u64>,
+    /// Recoveries (a client's first event after losing its connection)
+    /// completed after this fault and before the next one.
+    #[serde(default)]
+    pub recovered: u64,
+    /// The slowest of those recoveries, µs: from the last client's
+    /// disconnection until it was back and receiving (`None`: none).
+    #[serde(default)]
+    pub all_back_us: Option<u64>,
+    /// Server CPU seconds over the [`FAULT_CPU_SPAN_S`] seconds after a drop
+    /// or storm, from the resource timeline (`None`: a restart, whose new
+    /// process starts from 0, or too few samples).
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// Why the fault could not be injected as asked (`None`: it was).
+    pub error: Option<String>,
 }
 
 /// Percentile summary of one histogram, µs.

@@ -70,6 +70,19 @@ const DRAIN: Duration = Duration::from_secs(1);
 /// Bound on waiting for the previous run's sockets to close before a baseline.
 const SETTLE: Duration = Duration::from_secs(5);
 
+/// Bound, beyond its pause, on a restarted server coming back (its port may
+/// take a moment to be free again): past it the run ends, saved as incomplete.
+const RESTART_BOUND: Duration = Duration::from_secs(15);
+
+/// Pause between attempts to start a restarted server.
+const RESTART_RETRY: Duration = Duration::from_millis(200);
+
+/// Events scheduled this long before a kill may not have reached a push
+/// client yet when the server died (in flight, or a client resuming from an
+/// earlier drop): their loss is the kill's. Short polling adds its interval
+/// (the events since a client's last poll die with the server's history).
+const OUTAGE_SLACK: Duration = Duration::from_millis(200);
+
 /// A fleet that used at least this share of its cores over the window is
 /// saturated: its own queueing is in every latency it records.
 pub const FLEET_CPU_BOUND: f64 = 0.90;
@@ -315,6 +328,8 @@ enum Waited {
     Interrupted,
     /// The server process exited (the message says how).
     ServerExited(String),
+    /// A restarted server did not come back (the message says why): the run ends.
+    ServerLost(String),
 }
 
 /// Everything a wait watches.
@@ -433,6 +448,20 @@ async fn run_transport(
     let progress = opts.progress.transport(transport, scenario.clients, plan);
     let mut problems: Vec<String> = Vec::new();
 
+    // Faults need the admin routes of a server of ours.
+    let faults = if scenario.faults.is_empty() {
+        &[][..]
+    } else if opts.target.is_some() {
+        problems.push(
+            "faults are injected only into a server pushbench starts, not a --target: none were"
+                .to_string(),
+        );
+        &[][..]
+    } else {
+        &scenario.faults[..]
+    };
+    let mut restart_ctx: Option<(ServerSpec, PathBuf, PathBuf)> = None;
+
     // 1. The server and its schedule.
     let (mut server, base_url, tcp_addr, schedule) = match &opts.target {
         Some(url) => {
@@ -461,6 +490,16 @@ async fn run_transport(
             // The floor's port is opened only for its own run: the others' servers stay identical.
             spec.tcp = transport == TransportKind::Tcp;
             spec.cpus = placement.server_cpus.clone();
+            if !faults.is_empty() {
+                match server_process::random_token() {
+                    Ok(t) => spec.admin_token = Some(t),
+                    Err(e) => {
+                        let r = unstarted(transport, scenario, format!("{e:#}"));
+                        progress.finish(&r);
+                        return (Some(with_repetition(r, repetition)), false);
+                    }
+                }
+            }
             let log = opts.out_dir.join(server_log_name(transport, repetition));
             let Some(bin) = opts.server_bin.as_deref() else {
                 let r = unstarted(transport, scenario, "no push-server binary given".into());
@@ -476,6 +515,11 @@ async fn run_transport(
                     let url = s.base_url().to_string();
                     tracing::info!(%transport, pid = s.pid(), %url, "push-server ready");
                     let tcp = s.tcp_addr();
+                    // A restart listens where this one does, with the same schedule.
+                    let mut again = spec.clone();
+                    again.listen = Some(s.addr());
+                    again.tcp_listen = tcp;
+                    restart_ctx = Some((again, bin.to_path_buf(), log.clone()));
                     (Some(s), url, tcp, spec.schedule)
                 }
                 Err(e) => {
@@ -486,13 +530,15 @@ async fn run_transport(
             }
         }
     };
-    let server_pid = server.as_ref().map(ServerProcess::pid);
+    let mut server_pid = server.as_ref().map(ServerProcess::pid);
+    // The sampler follows a restarted server to its new process.
+    let shared_pid = Arc::new(std::sync::atomic::AtomicU32::new(server_pid.unwrap_or(0)));
     // Before any client: the baseline of memory (once the previous run's
     // sockets have closed), and the settings the server states.
     probe::settle_sockets(SETTLE).await;
     let baseline = probe::sample(server_pid);
     let baseline_stats = server_process::fetch_stats(&base_url).await.ok();
-    let sampler = Sampler::start(server_pid, probe::SAMPLE_EVERY);
+    let sampler = Sampler::following(shared_pid.clone(), probe::SAMPLE_EVERY);
     let window = Arc::new(Window::new());
     let lag_probe = LagProbe::start(window.clone());
 
@@ -530,6 +576,7 @@ async fn run_transport(
     // 3. Fix the window before it opens, then warm up, measure and drain.
     let mut window_start = 0;
     let (mut at_start, mut at_end) = (None, None);
+    let mut fault_log = FaultLog::default();
     if matches!(ended, Waited::Done) {
         let lead = scenario.warmup.max(WINDOW_LEAD);
         window_start = (protocol::now_us() + lead.as_micros() as u64).div_ceil(1000) * 1000;
@@ -547,6 +594,24 @@ async fn run_transport(
                 until.saturating_duration_since(phase_start),
                 fleet.connected(),
             );
+            if matches!(phase, Timed::Measuring) {
+                ended = inject_faults(
+                    &mut watch,
+                    faults,
+                    (window_start, phase_start),
+                    &base_url,
+                    restart_ctx.as_ref(),
+                    (&window, &shared_pid),
+                    &mut fault_log,
+                )
+                .await;
+                if let Some(pid) = fault_log.new_pid {
+                    server_pid = Some(pid);
+                }
+                if !matches!(ended, Waited::Done) {
+                    break;
+                }
+            }
             ended = watch.sleep_until(until, phase_start).await;
             if !matches!(ended, Waited::Done) {
                 break;
@@ -575,10 +640,22 @@ async fn run_transport(
             window.cut(protocol::now_us());
             false
         }
+        Waited::ServerLost(msg) => {
+            problems.push(msg);
+            window.cut(protocol::now_us());
+            // The run ends here: later transports would meet the same failure.
+            true
+        }
     };
     if at_start.is_some() && at_end.is_none() {
         // Cut short: the window's costs run to the cut (if the server is still there).
         at_end = Some(Snapshot::take(server_pid, &base_url).await);
+    }
+    if let Some(u) = at_end.as_mut().and_then(|s| s.server.as_mut()) {
+        // CPU of the killed servers since they started, so that end − start
+        // covers every process that served the window (the window's share
+        // of the first one's set-up is then included too: an overestimate).
+        u.cpu_s += fault_log.cpu_carry_s;
     }
     // Totals since the server started, handshakes included, and the peak RSS it ever had.
     let drained_stats = if at_start.is_some() {
@@ -605,11 +682,25 @@ async fn run_transport(
 
     let window_end = window.end_us().max(window_start);
     let mut totals = Totals::new();
+    let slack = OUTAGE_SLACK
+        + if transport == TransportKind::ShortPoll {
+            scenario.poll_interval
+        } else {
+            Duration::ZERO
+        };
+    let outage_times = outage_spans(&fault_log.outages, slack.as_micros() as u64);
+    let mut outage_ids = Vec::new();
     for (i, rec) in outcome.recorders.into_iter().enumerate() {
         let topic = fleet::topic_of(i, schedule.topics);
         let expected = schedule.ids_in_window(topic, window_start, window_end);
+        outage_ids.clear();
+        outage_ids.extend(
+            outage_times
+                .iter()
+                .filter_map(|&(a, b)| schedule.ids_in_window(topic, a, b)),
+        );
         match rec {
-            Some(r) => totals.merge(&r.finish(expected)),
+            Some(r) => totals.merge(&r.finish_with_outages(expected, &outage_ids)),
             None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
         }
     }
@@ -623,6 +714,23 @@ async fn run_transport(
         problems,
     );
     result.repetition = repetition;
+    for (i, f) in fault_log.records.iter_mut().enumerate() {
+        if let Some(&(n, max)) = totals.per_fault.get(i) {
+            f.recovered = n;
+            f.all_back_us = (n > 0).then_some(max);
+        }
+        if f.kind != "restart" {
+            f.server_cpu_s = cpu_after(&timeline, f.at_us, results::FAULT_CPU_SPAN_S);
+        }
+    }
+    result.recovery = results::Recovery {
+        faults: fault_log.records,
+        reconnect_attempts: totals.reconnect_attempts,
+        reconnect: Summary::from_histogram(&totals.reconnect),
+        reconnect_us: results::encode_histogram(&totals.reconnect),
+        lost_outage: totals.lost_outage,
+        delivered_per_s: totals.delivered_per_s.clone(),
+    };
     let costs = Costs {
         window_start_us: window_start,
         window_end_us: window_end,
@@ -654,6 +762,171 @@ async fn run_transport(
     result.timeline = timeline;
     progress.finish(&result);
     (Some(result), interrupted)
+}
+
+/// Server CPU seconds from `at_us` to `span_s` later, from the timeline's
+/// samples around those instants (`None` without a sample on each side).
+fn cpu_after(timeline: &[Sample], at_us: u64, span_s: f64) -> Option<f64> {
+    let end_us = at_us + (span_s * 1e6) as u64;
+    let before = timeline
+        .iter()
+        .rev()
+        .find(|s| s.t_us <= at_us)?
+        .server_cpu_s?;
+    let after = timeline.iter().find(|s| s.t_us >= end_us)?.server_cpu_s?;
+    Some((after - before).max(0.0))
+}
+
+/// What injecting a transport's faults left behind.
+#[derive(Debug, Default)]
+struct FaultLog {
+    /// One record per fault, in order.
+    records: Vec<results::FaultRecord>,
+    /// `[kill, ready)` of each restart, µs since the Unix epoch.
+    outages: Vec<(u64, u64)>,
+    /// CPU seconds of the servers killed (gone from `/proc` afterwards).
+    cpu_carry_s: f64,
+    /// The pid of the latest restarted server.
+    new_pid: Option<u32>,
+}
+
+/// The spans of scheduled time whose losses are the restarts': each
+/// `[kill − slack, ready)`, as the `[a, b)` bounds `ids_in_window` takes,
+/// kept disjoint so no loss is counted twice.
+fn outage_spans(outages: &[(u64, u64)], slack_us: u64) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = Vec::with_capacity(outages.len());
+    for &(kill, ready) in outages {
+        let mut a = kill.saturating_sub(slack_us);
+        if let Some(&(_, prev_end)) = spans.last() {
+            a = a.max(prev_end);
+        }
+        if ready > a {
+            spans.push((a, ready));
+        }
+    }
+    spans
+}
+
+/// Injects `faults` at their offsets from `window_start` (µs), each wait
+/// watching the server, the fleet and Ctrl-C like any other. Each fault is
+/// announced to the recorders through `window` just before it acts, and a
+/// restarted server's pid is published in `server_pid` for the sampler.
+///
+/// A drop or storm that fails is recorded with its error and the run goes
+/// on; a restarted server that does not come back within its pause plus
+/// [`RESTART_BOUND`] ends the run ([`Waited::ServerLost`]).
+async fn inject_faults(
+    watch: &mut Watch<'_>,
+    faults: &[crate::scenario::Fault],
+    (window_start, phase_start): (u64, Instant),
+    base_url: &str,
+    restart: Option<&(ServerSpec, PathBuf, PathBuf)>,
+    (window, server_pid): (&Window, &std::sync::atomic::AtomicU32),
+    log: &mut FaultLog,
+) -> Waited {
+    use crate::scenario::FaultKind;
+    for (n, fault) in faults.iter().enumerate() {
+        let at = window_start + fault.at.as_micros() as u64;
+        let ended = watch.sleep_until(instant_at(at), phase_start).await;
+        if !matches!(ended, Waited::Done) {
+            return ended;
+        }
+        let mut record = results::FaultRecord {
+            kind: fault.kind.as_str().to_string(),
+            at_us: protocol::now_us(),
+            fraction: fault.drop_fraction(),
+            dropped: None,
+            outage_us: None,
+            recovered: 0,
+            all_back_us: None,
+            server_cpu_s: None,
+            error: None,
+        };
+        // Before the fault acts, so every recovery from it is attributed to it.
+        window.begin_fault();
+        let token = restart.and_then(|(spec, _, _)| spec.admin_token.as_deref());
+        match (fault.kind, fault.drop_fraction(), token) {
+            (FaultKind::Drop | FaultKind::Storm, Some(fraction), Some(token)) => {
+                match server_process::admin_drop(base_url, token, fraction).await {
+                    Ok(r) => record.dropped = Some(r.dropped),
+                    Err(e) => record.error = Some(format!("{e:#}")),
+                }
+            }
+            (FaultKind::Restart, _, _) => {
+                let (Some((spec, bin, first_log)), Some(server)) =
+                    (restart, watch.server.as_deref_mut())
+                else {
+                    record.error = Some("no server of ours to restart".into());
+                    log.records.push(record);
+                    continue;
+                };
+                let pause = fault.pause.unwrap_or_default();
+                if let Some(u) = probe::read_process(Some(server.pid())) {
+                    log.cpu_carry_s += u.cpu_s;
+                }
+                if let Err(e) = server.kill().await {
+                    record.error = Some(format!("SIGKILL: {e:#}"));
+                    log.records.push(record);
+                    continue;
+                }
+                let kill_us = protocol::now_us();
+                record.at_us = kill_us;
+                // Each incarnation logs to its own file: the first one's last words stay.
+                let log_path = first_log.with_extension(format!("restart{}.log", n + 1));
+                let deadline = Instant::now() + pause + RESTART_BOUND;
+                tokio::select! {
+                    () = watch.interrupt.cancelled() => return Waited::Interrupted,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                let mut last_err = String::new();
+                let started = loop {
+                    match ServerProcess::start(bin, spec, &log_path).await {
+                        Ok(s) => break Some(s),
+                        // Most likely the port is not free again yet.
+                        Err(e) => last_err = format!("{e:#}"),
+                    }
+                    if Instant::now() + RESTART_RETRY >= deadline {
+                        break None;
+                    }
+                    tokio::select! {
+                        () = watch.interrupt.cancelled() => return Waited::Interrupted,
+                        () = tokio::time::sleep(RESTART_RETRY) => {}
+                    }
+                };
+                let Some(new) = started else {
+                    let msg = format!(
+                        "the server killed at +{} (restart fault) did not come back within {}: {last_err}; \
+                         the run ends here and is saved as incomplete",
+                        fmt_duration(fault.at),
+                        fmt_duration(pause + RESTART_BOUND)
+                    );
+                    record.error = Some(msg.clone());
+                    log.records.push(record);
+                    return Waited::ServerLost(msg);
+                };
+                let ready_us = protocol::now_us();
+                record.outage_us = Some(ready_us - kill_us);
+                log.outages.push((kill_us, ready_us));
+                log.new_pid = Some(new.pid());
+                // The sampler follows the new process from its next tick on.
+                server_pid.store(new.pid(), std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    pid = new.pid(),
+                    outage_us = ready_us - kill_us,
+                    "push-server restarted"
+                );
+                *server = new;
+            }
+            _ => {
+                record.error = Some("no admin token: the server was not started for faults".into())
+            }
+        }
+        if let Some(e) = &record.error {
+            tracing::warn!("fault {}: {e}", record.kind);
+        }
+        log.records.push(record);
+    }
+    Waited::Done
 }
 
 /// The planned phases of one run of `transport` (for the run's ETA; the
@@ -843,6 +1116,7 @@ fn unstarted(transport: TransportKind, scenario: &Scenario, problem: String) -> 
         fleet: FleetUsage::default(),
         timeline: Vec::new(),
         server_config: serde_json::Value::Null,
+        recovery: Default::default(),
         floor: None,
     }
 }
@@ -927,6 +1201,7 @@ fn build_result(
         fleet: FleetUsage::default(),
         timeline: Vec::new(),
         server_config: serde_json::Value::Null,
+        recovery: Default::default(),
         floor: None,
     }
 }
@@ -1184,5 +1459,17 @@ mod tests {
             "{why}"
         );
         assert!(!why.contains('\n'));
+    }
+
+    #[test]
+    fn outage_spans_start_a_slack_before_each_kill_and_never_overlap() {
+        assert_eq!(outage_spans(&[], 200), vec![]);
+        assert_eq!(outage_spans(&[(1_000, 2_000)], 200), vec![(800, 2_000)]);
+        // A second restart whose slack reaches back into the first outage starts where it ended.
+        assert_eq!(
+            outage_spans(&[(1_000, 2_000), (2_100, 3_000)], 200),
+            vec![(800, 2_000), (2_000, 3_000)]
+        );
+        assert_eq!(outage_spans(&[(100, 500)], 200), vec![(0, 500)]);
     }
 }

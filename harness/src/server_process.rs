@@ -86,6 +86,13 @@ pub struct ServerSpec {
     pub tcp: bool,
     /// Cores to pin the server to before it starts (empty: not pinned).
     pub cpus: Vec<usize>,
+    /// Bearer token of the `/admin` fault routes (`None`: routes off).
+    pub admin_token: Option<String>,
+    /// Address to listen on (`None`: a free loopback port). A restarted
+    /// server takes its predecessor's, so clients reconnect to it.
+    pub listen: Option<SocketAddr>,
+    /// Address of the raw-TCP floor when `tcp` is set (`None`: a free loopback port).
+    pub tcp_listen: Option<SocketAddr>,
 }
 
 impl ServerSpec {
@@ -105,17 +112,21 @@ impl ServerSpec {
             max_longpoll_timeout: s.longpoll_timeout,
             tcp: false,
             cpus: Vec::new(),
+            admin_token: None,
+            listen: None,
+            tcp_listen: None,
         }
     }
 
     /// The `push-server` flags for this spec (listening on a free loopback port).
     pub fn args(&self) -> Vec<String> {
+        let listen = self
+            .listen
+            .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
         let mut a: Vec<String> = [
-            "--listen",
-            "127.0.0.1:0",
+            "--listen", &listen,
             // Per-request logging would cost the server CPU inside the measurement.
-            "--log",
-            "warn",
+            "--log", "warn",
         ]
         .map(String::from)
         .to_vec();
@@ -138,7 +149,14 @@ impl ServerSpec {
             flag("--event-type", ty.clone());
         }
         if self.tcp {
-            flag("--tcp-listen", "127.0.0.1:0".to_string());
+            flag(
+                "--tcp-listen",
+                self.tcp_listen
+                    .map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string()),
+            );
+        }
+        if let Some(token) = &self.admin_token {
+            flag("--admin-token", token.clone());
         }
         a
     }
@@ -296,6 +314,19 @@ impl ServerProcess {
     /// The last lines of its log, as `; last log lines: a | b | c` (empty if none).
     pub fn log_tail(&self) -> String {
         log_tail_suffix(&self.log_path)
+    }
+
+    /// Kills the server with SIGKILL (no chance to close anything cleanly)
+    /// and reaps it, waiting at most [`STOP_GRACE`].
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        if self.exited().is_some() {
+            return Ok(());
+        }
+        self.child.start_kill().context("SIGKILL")?;
+        tokio::time::timeout(STOP_GRACE, self.child.wait())
+            .await
+            .map_err(|_| anyhow!("not reaped within {}", fmt_duration(STOP_GRACE)))??;
+        Ok(())
     }
 
     /// Stops the server: SIGTERM, up to [`STOP_GRACE`] to exit, then SIGKILL.
@@ -617,4 +648,51 @@ mod tests {
             }
         }
     }
+}
+
+/// A fresh admin token: 128 random bits from the kernel, hex.
+///
+/// Per run, so a fault route of one run's server cannot be driven by anything
+/// that saw another run's command line.
+pub fn random_token() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for an admin token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What `POST /admin/drop` answered: how many connections it reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct DropReport {
+    /// Connections reset.
+    pub dropped: u64,
+}
+
+/// `POST /admin/drop?fraction=F` on `base_url`, bounded by [`STATS_TIMEOUT`].
+pub async fn admin_drop(base_url: &str, token: &str, fraction: f64) -> anyhow::Result<DropReport> {
+    let url = format!(
+        "{}/admin/drop?fraction={fraction}",
+        base_url.trim_end_matches('/')
+    );
+    let client = reqwest::Client::builder()
+        .timeout(STATS_TIMEOUT)
+        .build()
+        .context("building an HTTP client")?;
+    let resp = client
+        .post(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = resp.status();
+    let body = resp.bytes().await.with_context(|| format!("POST {url}"))?;
+    if !status.is_success() {
+        bail!(
+            "POST {url}: status {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        );
+    }
+    serde_json::from_slice(&body).with_context(|| format!("POST {url}: unexpected answer"))
 }

@@ -119,6 +119,40 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
             "start_epoch_us": 1_732_389_990_000_000u64 + k * 20_000_000,
             "buffers": {"ws_read": 4096, "http_max_buf": 8192, "tcp_write": "one vectored write"},
         }),
+        // A drop at 4 s and a restart at 7 s, so the fault charts have data.
+        recovery: results::Recovery {
+            faults: vec![
+                results::FaultRecord {
+                    kind: "drop".into(),
+                    at_us: 1_732_390_004_000_000,
+                    fraction: Some(0.5),
+                    dropped: Some(50),
+                    outage_us: None,
+                    recovered: 50,
+                    all_back_us: Some(420_000),
+                    server_cpu_s: Some(0.05),
+                    error: None,
+                },
+                results::FaultRecord {
+                    kind: "restart".into(),
+                    at_us: 1_732_390_007_000_000,
+                    fraction: None,
+                    dropped: None,
+                    outage_us: Some(1_050_000),
+                    recovered: 100,
+                    all_back_us: Some(1_900_000),
+                    server_cpu_s: None,
+                    error: None,
+                },
+            ],
+            reconnect_attempts: 150 + k,
+            reconnect: Summary::from_histogram(&connect),
+            reconnect_us: results::encode_histogram(&connect),
+            lost_outage: 40 * k,
+            delivered_per_s: (0..10)
+                .map(|i| if i == 7 { 0 } else { 1_000 + 10 * k })
+                .collect(),
+        },
         floor: None,
     }
 }

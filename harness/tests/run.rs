@@ -150,7 +150,7 @@ async fn every_transport_verifies_end_to_end() {
     }
     assert!(md.contains("## Cost") && md.contains("### Server settings"));
     assert!(!md.contains("No raw-TCP floor"), "the floor ran");
-    for p in harness::plot::PLOTS {
+    for p in harness::plot::plots_for(&run) {
         let svg = std::fs::read_to_string(out.join(p.file)).unwrap();
         assert!(
             svg.contains("<svg") && !svg.contains("no data"),
@@ -414,4 +414,95 @@ fn report_of_a_missing_directory_fails_cleanly() {
     assert_eq!(code, 1, "{stderr}");
     assert_one_line_error(&stderr);
     assert!(stderr.contains("nope"), "{stderr}");
+}
+
+/// Faults at toy scale: every connection dropped, then the server killed
+/// and restarted; SSE and WebSocket must resume without a transport loss,
+/// and what the restart lost is counted apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_are_injected_and_recovered_from() {
+    let server_bin = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("faults");
+    let mut scenario = Scenario::from_toml(
+        r#"
+        name = "faults"
+        description = "End-to-end test: a drop and a restart."
+        transports = ["sse", "ws"]
+        clients = 4
+        rate = 20.0
+        history = 1000
+        duration = "3s"
+        warmup = "300ms"
+        reconnect_delay = "50ms"
+        # SSE clients come back within 100 ms of the storm, long before the kill.
+        retry_ms = 100
+        faults = [{ at = "800ms", kind = "storm" }, { at = "1800ms", kind = "restart", pause = "300ms" }]
+        "#,
+    )
+    .unwrap();
+    scenario.pin = "none".into();
+    scenario.validate().unwrap();
+    let opts = RunOptions {
+        out_dir: out.clone(),
+        target: None,
+        server_bin: Some(server_bin),
+        command_line: vec!["pushbench-test".into()],
+        interrupt: CancellationToken::new(),
+        progress: Progress::new(Mode::Plain),
+        placement: Placement::default(),
+    };
+    let outcome = tokio::time::timeout(Duration::from_secs(60), runner::run(&scenario, &opts))
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+    assert!(outcome.passed(), "{:?}", outcome.failure());
+    let text = std::fs::read_to_string(out.join("run.json")).unwrap();
+    let run: RunFile = results::parse_run(&text).unwrap();
+    assert!(run.complete);
+    for t in &run.transports {
+        let r = &t.recovery;
+        assert_eq!(r.faults.len(), 2, "{}: {:?}", t.transport, r.faults);
+        assert!(r.faults.iter().all(|f| f.error.is_none()), "{:?}", r.faults);
+        assert_eq!(r.faults[0].kind, "storm");
+        assert_eq!(
+            r.faults[0].dropped,
+            Some(4),
+            "{}: every client dropped",
+            t.transport
+        );
+        assert!(
+            r.faults[1].outage_us.unwrap() >= 300_000,
+            "{:?}",
+            r.faults[1]
+        );
+        for f in &r.faults {
+            assert!(
+                f.recovered >= 4,
+                "{}: every client recovered: {f:?}",
+                t.transport
+            );
+            assert!(f.all_back_us.is_some(), "{f:?}");
+        }
+        assert!(r.faults[0].server_cpu_s.is_some(), "{:?}", r.faults[0]);
+        assert_eq!(t.counts.missing, 0, "{}: drops lose nothing", t.transport);
+        // Every client recovered from both faults.
+        assert!(r.reconnect.count >= 8, "{}: {:?}", t.transport, r.reconnect);
+        assert!(r.reconnect_attempts >= 8, "{}", t.transport);
+        // About 6 events per topic were due while the server was down.
+        assert!(r.lost_outage > 0, "{}: the outage lost events", t.transport);
+        assert_eq!(
+            t.counts.delivered + r.lost_outage,
+            t.counts.expected,
+            "{}",
+            t.transport
+        );
+        let timeline: u64 = r.delivered_per_s.iter().sum();
+        assert!(
+            timeline <= t.counts.delivered && timeline > 0,
+            "{}",
+            t.transport
+        );
+    }
+    assert!(out.join("server-sse.restart2.log").is_file());
 }

@@ -227,6 +227,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
             ..Default::default()
         }],
         server_config: Value::Null,
+        recovery: Default::default(),
         floor: None,
     }
 }

@@ -12,8 +12,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Bound of the whole compat run (the script bounds itself at ~30 s).
-const COMPAT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound of the whole compat run (the script bounds itself at ~45 s).
+const COMPAT_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound of `npm ci` (a few small packages; mostly network time).
 const NPM_CI_TIMEOUT: Duration = Duration::from_secs(300);
 const CHROMIUM: &str = "/usr/bin/chromium";
