@@ -276,6 +276,12 @@ pub struct Recorder {
     buckets: Vec<u32>,
     /// Per fault (index = epoch − 1): recoveries completed and the slowest, µs.
     per_fault: Vec<(u32, u64)>,
+    /// Fault epoch as of this client's latest event.
+    epoch_seen: usize,
+    /// Per fault (index = epoch − 1): the highest id this client had received
+    /// when the fault happened (read at its first event after it, before
+    /// recording that event). A restart's losses start right after it.
+    max_at_fault: Vec<u64>,
 }
 
 impl Recorder {
@@ -295,6 +301,8 @@ impl Recorder {
             connect: client_histogram(),
             seen: IdSet::new(expected_hint),
             max_id: 0,
+            epoch_seen: 0,
+            max_at_fault: Vec::new(),
             duplicated: 0,
             out_of_order: 0,
             wild_ids: 0,
@@ -331,16 +339,31 @@ impl Recorder {
         self.finish_with_outages(expected, &[])
     }
 
+    /// Records, once per fault, the highest id received before it (cold:
+    /// runs at the first event after each fault).
+    #[cold]
+    fn note_faults(&mut self, epoch: usize) {
+        let epoch = epoch.min(MAX_FAULTS);
+        while self.max_at_fault.len() < epoch {
+            self.max_at_fault.push(self.max_id);
+        }
+        self.epoch_seen = epoch;
+    }
+
     /// [`Recorder::finish`], with `outages`: inclusive id ranges on this
-    /// client's topic that a killed server took with it (scheduled while it
-    /// was down, or not yet delivered when it died). Ids of `expected` in
-    /// those ranges that never arrived count as `lost_outage`, not as
-    /// `missing`: the loss is the fault's, not the transport's. The ranges
-    /// must not overlap.
+    /// client's topic that a killed server took with it, in order, each with
+    /// the epoch of the restart fault that caused it (0 = none known). The
+    /// range starts where the schedule says (a little before the kill); for
+    /// a client that knew of the fault it starts right after the highest id
+    /// it had received when the server died instead, when that is earlier:
+    /// events still queued for it in the dead server went with it, however
+    /// far behind delivery was. Ids of `expected` in those ranges that never
+    /// arrived count as `lost_outage`, not as `missing`: the loss is the
+    /// fault's, not the transport's.
     pub fn finish_with_outages(
         self,
         expected: Option<(u64, u64)>,
-        outages: &[(u64, u64)],
+        outages: &[(u64, u64, usize)],
     ) -> Totals {
         let (expected_n, delivered) = match expected {
             Some((lo, hi)) if hi >= lo => (hi - lo + 1, self.seen.count_in(lo, hi)),
@@ -348,10 +371,17 @@ impl Recorder {
         };
         let mut lost_outage = 0;
         if let Some((lo, hi)) = expected.filter(|(lo, hi)| hi >= lo) {
-            for &(a, b) in outages {
-                let (a, b) = (a.max(lo), b.min(hi));
+            // Ranges never overlap: each starts after the previous one ended.
+            let mut floor = lo;
+            for &(a, b, epoch) in outages {
+                let before = epoch
+                    .checked_sub(1)
+                    .and_then(|i| self.max_at_fault.get(i))
+                    .map_or(a, |&m| a.min(m + 1));
+                let (a, b) = (before.max(floor), b.min(hi));
                 if b >= a {
                     lost_outage += (b - a + 1) - self.seen.count_in(a, b);
+                    floor = b + 1;
                 }
             }
         }
@@ -406,6 +436,10 @@ impl clients::Observer for Recorder {
     // histogram record, one bit, a couple of counters; no lock, no log.
     #[inline]
     fn event(&mut self, event: &Event, received_at_us: u64) {
+        let epoch = self.window.fault_epoch();
+        if epoch != self.epoch_seen {
+            self.note_faults(epoch);
+        }
         match self.window.phase(event.emitted_at_us) {
             Phase::WarmUp => self.warmup_events += 1,
             Phase::Drain => self.drain_events += 1,
@@ -734,6 +768,29 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_takes_what_was_still_queued_for_a_client_behind() {
+        let (mut r, w, _) = recorder();
+        feed(&mut r, &[1, 2, 3]);
+        w.begin_fault(); // restart: the server dies while 4..=7 are still queued
+        // The first event after the fault comes from the new server.
+        feed(&mut r, &[9, 10]);
+        // The schedule's span starts at 6 (slack before the kill), ends at 8.
+        let t = r.finish_with_outages(Some((1, 10)), &[(6, 8, 1)]);
+        assert_eq!(
+            t.lost_outage, 5,
+            "4..=8: queued in the dead server or due while it was down"
+        );
+        assert_eq!(t.counts.missing, 0);
+        // Without the fault's epoch only the schedule's span counts.
+        let (mut r, w, _) = recorder();
+        feed(&mut r, &[1, 2, 3]);
+        w.begin_fault();
+        feed(&mut r, &[9, 10]);
+        let t = r.finish_with_outages(Some((1, 10)), &[(6, 8, 0)]);
+        assert_eq!((t.lost_outage, t.counts.missing), (3, 2));
+    }
+
+    #[test]
     fn outage_losses_are_counted_apart_from_missing() {
         let (mut r, w, _) = recorder();
         r.reconnect_attempt();
@@ -744,7 +801,7 @@ mod tests {
         r.reconnected(250_000);
         // 4..=6 were due while the server was down; 9 is a transport's loss.
         feed(&mut r, &[1, 2, 3, 5, 7, 8, 10]);
-        let t = r.finish_with_outages(Some((1, 10)), &[(4, 6), (20, 30)]);
+        let t = r.finish_with_outages(Some((1, 10)), &[(4, 6, 0), (20, 30, 0)]);
         assert_eq!(t.counts.delivered, 7);
         assert_eq!(t.lost_outage, 2, "4 and 6 (5 arrived after all)");
         assert_eq!(t.counts.missing, 1, "only 9");

@@ -694,11 +694,11 @@ async fn run_transport(
         let topic = fleet::topic_of(i, schedule.topics);
         let expected = schedule.ids_in_window(topic, window_start, window_end);
         outage_ids.clear();
-        outage_ids.extend(
-            outage_times
-                .iter()
-                .filter_map(|&(a, b)| schedule.ids_in_window(topic, a, b)),
-        );
+        outage_ids.extend(outage_times.iter().filter_map(|&(a, b, epoch)| {
+            schedule
+                .ids_in_window(topic, a, b)
+                .map(|(first, last)| (first, last, epoch))
+        }));
         match rec {
             Some(r) => totals.merge(&r.finish_with_outages(expected, &outage_ids)),
             None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
@@ -782,8 +782,9 @@ fn cpu_after(timeline: &[Sample], at_us: u64, span_s: f64) -> Option<f64> {
 struct FaultLog {
     /// One record per fault, in order.
     records: Vec<results::FaultRecord>,
-    /// `[kill, ready)` of each restart, µs since the Unix epoch.
-    outages: Vec<(u64, u64)>,
+    /// `[kill, ready)` of each restart, µs since the Unix epoch, and the
+    /// restart's fault epoch (what the recorders saw it as).
+    outages: Vec<(u64, u64, usize)>,
     /// CPU seconds of the servers killed (gone from `/proc` afterwards).
     cpu_carry_s: f64,
     /// The pid of the latest restarted server.
@@ -793,15 +794,15 @@ struct FaultLog {
 /// The spans of scheduled time whose losses are the restarts': each
 /// `[kill − slack, ready)`, as the `[a, b)` bounds `ids_in_window` takes,
 /// kept disjoint so no loss is counted twice.
-fn outage_spans(outages: &[(u64, u64)], slack_us: u64) -> Vec<(u64, u64)> {
-    let mut spans: Vec<(u64, u64)> = Vec::with_capacity(outages.len());
-    for &(kill, ready) in outages {
+fn outage_spans(outages: &[(u64, u64, usize)], slack_us: u64) -> Vec<(u64, u64, usize)> {
+    let mut spans: Vec<(u64, u64, usize)> = Vec::with_capacity(outages.len());
+    for &(kill, ready, epoch) in outages {
         let mut a = kill.saturating_sub(slack_us);
-        if let Some(&(_, prev_end)) = spans.last() {
+        if let Some(&(_, prev_end, _)) = spans.last() {
             a = a.max(prev_end);
         }
         if ready > a {
-            spans.push((a, ready));
+            spans.push((a, ready, epoch));
         }
     }
     spans
@@ -906,7 +907,7 @@ async fn inject_faults(
                 };
                 let ready_us = protocol::now_us();
                 record.outage_us = Some(ready_us - kill_us);
-                log.outages.push((kill_us, ready_us));
+                log.outages.push((kill_us, ready_us, window.fault_epoch()));
                 log.new_pid = Some(new.pid());
                 // The sampler follows the new process from its next tick on.
                 server_pid.store(new.pid(), std::sync::atomic::Ordering::Relaxed);
@@ -1464,12 +1465,15 @@ mod tests {
     #[test]
     fn outage_spans_start_a_slack_before_each_kill_and_never_overlap() {
         assert_eq!(outage_spans(&[], 200), vec![]);
-        assert_eq!(outage_spans(&[(1_000, 2_000)], 200), vec![(800, 2_000)]);
+        assert_eq!(
+            outage_spans(&[(1_000, 2_000, 2)], 200),
+            vec![(800, 2_000, 2)]
+        );
         // A second restart whose slack reaches back into the first outage starts where it ended.
         assert_eq!(
-            outage_spans(&[(1_000, 2_000), (2_100, 3_000)], 200),
-            vec![(800, 2_000), (2_000, 3_000)]
+            outage_spans(&[(1_000, 2_000, 1), (2_100, 3_000, 3)], 200),
+            vec![(800, 2_000, 1), (2_000, 3_000, 3)]
         );
-        assert_eq!(outage_spans(&[(100, 500)], 200), vec![(0, 500)]);
+        assert_eq!(outage_spans(&[(100, 500, 1)], 200), vec![(0, 500, 1)]);
     }
 }
