@@ -289,6 +289,25 @@ pub fn write_latency_spectrum(run: &RunFile, path: &Path) -> anyhow::Result<()> 
 /// Error type of drawing into an SVG string.
 type DrawError = DrawingAreaErrorKind<std::io::Error>;
 
+/// The chart's title and a centred grey caption saying why there is nothing
+/// to plot: every chart says so rather than drawing empty axes.
+fn draw_no_data(
+    chart_area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    caption: &str,
+) -> Result<(), DrawError> {
+    let area = chart_area.titled(title, ("sans-serif", 22))?;
+    let (w, h) = area.dim_in_pixel();
+    area.draw(&Text::new(
+        caption,
+        (w as i32 / 2, h as i32 / 2),
+        ("sans-serif", 18)
+            .into_font()
+            .color(&BLACK.mix(0.7))
+            .pos(Pos::new(HPos::Center, VPos::Center)),
+    ))
+}
+
 /// Height of the strip under the chart holding the legend and notes, pixels.
 const FOOTER_H: u32 = 58;
 
@@ -322,16 +341,7 @@ fn draw_spectrum(
     draw_footer(&footer, &legend, left_out)?;
 
     if curves.is_empty() {
-        let area = chart_area.titled(title, ("sans-serif", 22))?;
-        let (w, h) = area.dim_in_pixel();
-        area.draw(&Text::new(
-            no_data,
-            (w as i32 / 2, h as i32 / 2),
-            ("sans-serif", 18)
-                .into_font()
-                .color(&BLACK.mix(0.7))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-        ))?;
+        draw_no_data(&chart_area, title, no_data)?;
         root.present()?;
         return Ok(());
     }
@@ -753,16 +763,11 @@ fn draw_bars_into(svg: &mut String, c: &BarChart<'_>) -> Result<(), DrawError> {
     draw_footer(&footer, &legend, &c.notes)?;
 
     if c.bars.is_empty() && c.floor.is_none() {
-        let area = chart_area.titled(&c.title, ("sans-serif", 22))?;
-        let (w, h) = area.dim_in_pixel();
-        area.draw(&Text::new(
+        draw_no_data(
+            &chart_area,
+            &c.title,
             "no data: no transport has this figure",
-            (w as i32 / 2, h as i32 / 2),
-            ("sans-serif", 18)
-                .into_font()
-                .color(&BLACK.mix(0.7))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-        ))?;
+        )?;
         root.present()?;
         return Ok(());
     }
@@ -1003,16 +1008,7 @@ fn draw_timeline(
     }
     draw_footer(&footer, &legend, left_out)?;
     if lines.is_empty() {
-        let area = chart_area.titled(title, ("sans-serif", 22))?;
-        let (w, h) = area.dim_in_pixel();
-        area.draw(&Text::new(
-            no_data,
-            (w as i32 / 2, h as i32 / 2),
-            ("sans-serif", 18)
-                .into_font()
-                .color(&BLACK.mix(0.7))
-                .pos(Pos::new(HPos::Center, VPos::Center)),
-        ))?;
+        draw_no_data(&chart_area, title, no_data)?;
         root.present()?;
         return Ok(());
     }
