@@ -8,7 +8,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clients::{ClientConfig, Observer as _, Subscriber};
@@ -16,7 +15,7 @@ use protocol::TransportKind;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::recorder::{Recorder, Window};
+use crate::recorder::{Presence, Recorder, Window};
 use crate::scenario::Scenario;
 
 /// Bound on the fleet stopping after it is cancelled.
@@ -98,7 +97,7 @@ pub fn topic_of(i: usize, topics: u32) -> u32 {
 pub struct Fleet {
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<Recorder>>,
-    connected: Arc<AtomicUsize>,
+    presence: Arc<Presence>,
 }
 
 /// What a stopped fleet hands back.
@@ -115,15 +114,16 @@ pub struct FleetOutcome {
 impl Fleet {
     /// Starts one task per config. Client `i` connects at `i / connect_rate`
     /// seconds from now; `expected_hint` (events per client in the window)
-    /// sizes each recorder.
+    /// sizes each recorder; every recorder counts its connections in
+    /// `presence` (which the resource timeline samples).
     pub fn start(
         configs: Vec<ClientConfig>,
         connect_rate: f64,
         window: Arc<Window>,
         expected_hint: u64,
+        presence: Arc<Presence>,
     ) -> Self {
         let cancel = CancellationToken::new();
-        let connected = Arc::new(AtomicUsize::new(0));
         let t0 = tokio::time::Instant::now();
         let gap = if connect_rate.is_finite() && connect_rate > 0.0 {
             1.0 / connect_rate
@@ -135,14 +135,14 @@ impl Fleet {
             .enumerate()
             .map(|(i, config)| {
                 let at = t0 + Duration::from_secs_f64(i as f64 * gap);
-                let recorder = Recorder::new(window.clone(), connected.clone(), expected_hint);
+                let recorder = Recorder::new(window.clone(), presence.clone(), expected_hint);
                 tokio::spawn(run_client(config, recorder, at, cancel.clone()))
             })
             .collect();
         Self {
             cancel,
             tasks,
-            connected,
+            presence,
         }
     }
 
@@ -153,7 +153,7 @@ impl Fleet {
 
     /// Clients that have connected at least once.
     pub fn connected(&self) -> usize {
-        self.connected.load(Ordering::Relaxed)
+        self.presence.ever()
     }
 
     /// Client tasks that have already ended (a subscriber that gave up).
@@ -284,7 +284,13 @@ mod tests {
             ..Scenario::default()
         };
         let configs = client_configs(TransportKind::Sse, "http://127.0.0.1:1", None, &s);
-        let fleet = Fleet::start(configs, 1000.0, Arc::new(Window::new()), 10);
+        let fleet = Fleet::start(
+            configs,
+            1000.0,
+            Arc::new(Window::new()),
+            10,
+            Presence::new(),
+        );
         assert_eq!(fleet.clients(), 5);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(fleet.connected(), 0);

@@ -44,6 +44,8 @@ pub const TIMELINE_SVG: &str = "timeline.svg";
 pub const FAULTS_SVG: &str = "faults.svg";
 /// File name of the reconnect-time spectrum.
 pub const RECONNECT_SVG: &str = "reconnect.svg";
+/// File name of the connected-clients timeline around faults.
+pub const CONNECTED_SVG: &str = "connected.svg";
 
 /// One chart of a report: where it goes, what it is called, how it is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +111,12 @@ pub const PLOTS: &[Plot] = &[
         file: FAULTS_SVG,
         title: "Events delivered per second around faults",
         render: faults_svg,
+        applies: has_faults,
+    },
+    Plot {
+        file: CONNECTED_SVG,
+        title: "Connected clients around faults",
+        render: connected_svg,
         applies: has_faults,
     },
     Plot {
@@ -893,10 +901,13 @@ impl plotters::coord::ranged1d::ValueFormatter<f64> for IndexAxis {
     }
 }
 
-/// Server RSS (MiB) over time, one line per transport run, time measured
-/// from the start of each run's measured window (so connection set-up is at
-/// negative times and the window is shaded).
-pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
+/// One curve per transport run of `value` over its timeline samples, time
+/// measured from the start of each run's measured window; runs without such
+/// samples are named in the returned `left_out`. Also the longest window, s.
+fn sample_curves(
+    run: &RunFile,
+    value: impl Fn(&crate::results::Sample) -> Option<f64>,
+) -> (Vec<Curve>, Vec<String>, f64) {
     let mut lines: Vec<Curve> = Vec::new();
     let mut left_out = Vec::new();
     let mut window_s = 0.0f64;
@@ -905,9 +916,9 @@ pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
             .timeline
             .iter()
             .filter_map(|s| {
-                let rss = s.server_rss_bytes?;
+                let y = value(s)?;
                 let t = (s.t_us as f64 - r.window_start_us as f64) / 1e6;
-                Some((t, rss as f64 / (1024.0 * 1024.0)))
+                Some((t, y))
             })
             .collect();
         if points.is_empty() || r.window_start_us == 0 {
@@ -921,6 +932,57 @@ pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
             points,
         });
     }
+    (lines, left_out, window_s)
+}
+
+/// The times of the faults of the first entry that has faults, seconds from
+/// the start of its measured window (every transport gets the same offsets
+/// from its own window's start).
+fn fault_markers(run: &RunFile) -> Vec<f64> {
+    run.transports
+        .iter()
+        .find(|r| !r.recovery.faults.is_empty() && r.window_start_us != 0)
+        .map(|r| {
+            r.recovery
+                .faults
+                .iter()
+                .map(|f| (f.at_us as f64 - r.window_start_us as f64) / 1e6)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Fleet clients connected over time around the faults, one line per
+/// transport run, from the timeline's samples (as the clients see it: a
+/// client counts out once it notices its connection is gone).
+pub fn connected_svg(run: &RunFile) -> anyhow::Result<String> {
+    let (lines, left_out, window_s) = sample_curves(run, |s| s.clients_connected.map(|n| n as f64));
+    let title = titled(run, "Connected clients around faults");
+    let mut svg = String::new();
+    let text = (
+        title.as_str(),
+        "clients connected (vertical lines: faults)",
+        "no data: connected clients were not sampled",
+    );
+    draw_timeline(
+        &mut svg,
+        text,
+        &lines,
+        &left_out,
+        window_s,
+        &fault_markers(run),
+    )
+    .map_err(|e| anyhow!("drawing the connected-clients timeline: {e}"))?;
+    Ok(svg)
+}
+
+/// Server RSS (MiB) over time, one line per transport run, time measured
+/// from the start of each run's measured window (so connection set-up is at
+/// negative times and the window is shaded; vertical lines: faults).
+pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
+    let (lines, left_out, window_s) = sample_curves(run, |s| {
+        s.server_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0))
+    });
     let title = titled(run, "Server memory over time");
     let mut svg = String::new();
     let text = (
@@ -928,8 +990,15 @@ pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
         "server RSS (MiB)",
         "no data: no server memory was sampled",
     );
-    draw_timeline(&mut svg, text, &lines, &left_out, window_s, &[])
-        .map_err(|e| anyhow!("drawing the memory timeline: {e}"))?;
+    draw_timeline(
+        &mut svg,
+        text,
+        &lines,
+        &left_out,
+        window_s,
+        &fault_markers(run),
+    )
+    .map_err(|e| anyhow!("drawing the memory timeline: {e}"))?;
     Ok(svg)
 }
 
@@ -941,19 +1010,10 @@ pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
     let mut lines: Vec<Curve> = Vec::new();
     let mut left_out = Vec::new();
     let mut window_s = 0.0f64;
-    let mut markers: Vec<f64> = Vec::new();
     for r in &run.transports {
         if r.recovery.delivered_per_s.is_empty() || r.window_start_us == 0 {
             left_out.push(format!("{} (no deliveries)", r.transport.label()));
             continue;
-        }
-        if markers.is_empty() {
-            markers = r
-                .recovery
-                .faults
-                .iter()
-                .map(|f| (f.at_us as f64 - r.window_start_us as f64) / 1e6)
-                .collect();
         }
         window_s = window_s.max(r.window_s);
         // Each bucket drawn at its middle: the rate over [i, i + 1) s.
@@ -977,8 +1037,15 @@ pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
         "events delivered / s (all clients; vertical lines: faults)",
         "no data: no deliveries recorded",
     );
-    draw_timeline(&mut svg, text, &lines, &left_out, window_s, &markers)
-        .map_err(|e| anyhow!("drawing the fault timeline: {e}"))?;
+    draw_timeline(
+        &mut svg,
+        text,
+        &lines,
+        &left_out,
+        window_s,
+        &fault_markers(run),
+    )
+    .map_err(|e| anyhow!("drawing the fault timeline: {e}"))?;
     Ok(svg)
 }
 

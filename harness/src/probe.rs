@@ -205,7 +205,7 @@ pub async fn settle_sockets(bound: Duration) {
 }
 
 /// One timeline sample of the server (`server_pid`), the fleet (this
-/// process) and the kernel's TCP memory, now.
+/// process) and the kernel's TCP memory, now (clients connected: unknown).
 pub fn sample(server_pid: Option<u32>) -> Sample {
     let server = server_pid.and_then(|pid| read_process(Some(pid)));
     let fleet = read_process(None);
@@ -216,6 +216,7 @@ pub fn sample(server_pid: Option<u32>) -> Sample {
         fleet_rss_bytes: fleet.map(|f| f.rss_bytes),
         fleet_cpu_s: fleet.map(|f| f.cpu_s),
         tcp_mem_bytes: read_tcp_mem_bytes(),
+        clients_connected: None,
     }
 }
 
@@ -231,6 +232,7 @@ impl Sampler {
     pub fn start(server_pid: Option<u32>, every: Duration) -> Self {
         Self::following(
             std::sync::Arc::new(std::sync::atomic::AtomicU32::new(server_pid.unwrap_or(0))),
+            None,
             every,
         )
     }
@@ -238,8 +240,10 @@ impl Sampler {
     /// Starts sampling the server whose pid `server_pid` holds at each tick
     /// (0: none) and this process: a restarted server is followed to its
     /// new process. (Its CPU seconds then start again from 0.)
+    /// With `presence`, each sample also counts the fleet's connected clients.
     pub fn following(
         server_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+        presence: Option<std::sync::Arc<crate::recorder::Presence>>,
         every: Duration,
     ) -> Self {
         let cancel = CancellationToken::new();
@@ -254,7 +258,9 @@ impl Sampler {
                     () = stop.cancelled() => break,
                     _ = tick.tick() => {
                         let pid = server_pid.load(std::sync::atomic::Ordering::Relaxed);
-                        samples.push(sample((pid != 0).then_some(pid)));
+                        let mut s = sample((pid != 0).then_some(pid));
+                        s.clients_connected = presence.as_ref().map(|p| p.now() as u64);
+                        samples.push(s);
                     }
                 }
             }

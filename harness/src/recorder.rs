@@ -246,13 +246,44 @@ fn add_into(total: &mut Histogram<u64>, h: &Histogram<u32>) {
     }
 }
 
+/// How many of a fleet's clients have connected, shared by its recorders
+/// (written once per connection and disconnection, never per event).
+#[derive(Debug, Default)]
+pub struct Presence {
+    ever: AtomicUsize,
+    now: AtomicUsize,
+}
+
+impl Presence {
+    /// A fleet's counters, all zero.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Clients that have connected at least once (progress; the connect wait).
+    pub fn ever(&self) -> usize {
+        self.ever.load(Ordering::Relaxed)
+    }
+
+    /// Clients connected right now: connected and not yet seen to
+    /// disconnect. A client learns of a dead connection only when its read
+    /// fails or times out, so around a fault this lags the server's view by
+    /// that detection time (which is part of what a reconnect costs).
+    pub fn now(&self) -> usize {
+        self.now.load(Ordering::Relaxed)
+    }
+}
+
 /// What one client saw. Implements [`clients::Observer`]; owned by the client's task.
 #[derive(Debug)]
 pub struct Recorder {
     window: Arc<Window>,
-    /// Clients that have connected at least once (shared with the fleet, for progress).
-    connected_clients: Arc<AtomicUsize>,
+    /// The fleet's connection counters (shared, for progress and the timeline).
+    presence: Arc<Presence>,
+    /// Whether this client ever connected.
     connected: bool,
+    /// Whether this client is connected now (counted in `presence.now`).
+    online: bool,
     latency: Histogram<u32>,
     connect: Histogram<u32>,
     seen: IdSet,
@@ -285,18 +316,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder reading `window`; `connected_clients` is incremented on the
-    /// first connection. `expected_hint` (events this client should see in
-    /// the window) sizes the id bitmap.
-    pub fn new(
-        window: Arc<Window>,
-        connected_clients: Arc<AtomicUsize>,
-        expected_hint: u64,
-    ) -> Self {
+    /// A recorder reading `window` and counting its connections in
+    /// `presence`. `expected_hint` (events this client should see in the
+    /// window) sizes the id bitmap.
+    pub fn new(window: Arc<Window>, presence: Arc<Presence>, expected_hint: u64) -> Self {
         Self {
             window,
-            connected_clients,
+            presence,
             connected: false,
+            online: false,
             latency: client_histogram(),
             connect: client_histogram(),
             seen: IdSet::new(expected_hint),
@@ -428,7 +456,11 @@ impl clients::Observer for Recorder {
         record_n(&mut self.connect, connect_us, 1);
         if !self.connected {
             self.connected = true;
-            self.connected_clients.fetch_add(1, Ordering::Relaxed);
+            self.presence.ever.fetch_add(1, Ordering::Relaxed);
+        }
+        if !self.online {
+            self.online = true;
+            self.presence.now.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -476,6 +508,10 @@ impl clients::Observer for Recorder {
 
     fn disconnected(&mut self) {
         self.reconnects += 1;
+        if self.online {
+            self.online = false;
+            self.presence.now.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn error(&mut self, message: &str) {
@@ -632,10 +668,10 @@ mod tests {
     }
 
     /// A recorder whose window covers ids 1..=10 scheduled at T0 + id ms.
-    fn recorder() -> (Recorder, Arc<Window>, Arc<AtomicUsize>) {
+    fn recorder() -> (Recorder, Arc<Window>, Arc<Presence>) {
         let w = Arc::new(Window::new());
         w.set(T0 + 1_000, T0 + 11_000);
-        let c = Arc::new(AtomicUsize::new(0));
+        let c = Presence::new();
         (Recorder::new(w.clone(), c.clone(), 10), w, c)
     }
 
@@ -649,8 +685,13 @@ mod tests {
     fn all_delivered_in_order() {
         let (mut r, _, c) = recorder();
         r.connected(700);
-        r.connected(900); // a reconnect: still one connected client
-        assert_eq!(c.load(Ordering::Relaxed), 1);
+        assert_eq!((c.ever(), c.now()), (1, 1));
+        r.disconnected();
+        assert_eq!((c.ever(), c.now()), (1, 0), "gone, but it did connect");
+        r.disconnected(); // a failed attempt after it: not counted twice
+        assert_eq!(c.now(), 0);
+        r.connected(900); // a reconnect: still one client, online again
+        assert_eq!((c.ever(), c.now()), (1, 1));
         feed(&mut r, &(1..=10).collect::<Vec<_>>());
         let t = r.finish(Some((1, 10)));
         assert_eq!(t.counts.expected, 10);
@@ -708,7 +749,7 @@ mod tests {
     #[test]
     fn events_outside_the_window_are_ignored() {
         let w = Arc::new(Window::new());
-        let mut r = Recorder::new(w.clone(), Arc::new(AtomicUsize::new(0)), 10);
+        let mut r = Recorder::new(w.clone(), Presence::new(), 10);
         // Window not set yet: warm-up.
         r.event(&ev(1, T0), T0 + 10);
         w.set(T0 + 1_000, T0 + 3_000);
@@ -821,7 +862,7 @@ mod tests {
     fn deliveries_are_bucketed_per_second_of_receive_time() {
         let w = Arc::new(Window::new());
         w.set(T0, T0 + 10_000_000);
-        let mut r = Recorder::new(w, Arc::new(AtomicUsize::new(0)), 10);
+        let mut r = Recorder::new(w, Presence::new(), 10);
         r.event(&ev(1, T0), T0 + 10);
         r.event(&ev(2, T0 + 100), T0 + 999_999);
         r.event(&ev(2, T0 + 100), T0 + 999_999); // a duplicate is not a delivery

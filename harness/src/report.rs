@@ -959,8 +959,8 @@ fn faults(md: &mut String, run: &RunFile) {
         }
     }
     md.push('\n');
-    for p in
-        plot::plots_for(run).filter(|p| p.file == plot::FAULTS_SVG || p.file == plot::RECONNECT_SVG)
+    for p in plot::plots_for(run)
+        .filter(|p| [plot::FAULTS_SVG, plot::CONNECTED_SVG, plot::RECONNECT_SVG].contains(&p.file))
     {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
@@ -1011,7 +1011,12 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
     );
     metric_table(md, rows, Group::Cost);
     floor_note(md, rows);
-    let elsewhere = [plot::LATENCY_SVG, plot::FAULTS_SVG, plot::RECONNECT_SVG];
+    let elsewhere = [
+        plot::LATENCY_SVG,
+        plot::FAULTS_SVG,
+        plot::CONNECTED_SVG,
+        plot::RECONNECT_SVG,
+    ];
     for p in plot::plots_for(run).filter(|p| !elsewhere.contains(&p.file)) {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }

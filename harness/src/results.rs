@@ -243,6 +243,10 @@ pub struct Sample {
     pub fleet_cpu_s: Option<f64>,
     /// Kernel memory of all TCP sockets, bytes.
     pub tcp_mem_bytes: Option<u64>,
+    /// Fleet clients connected at that moment, as the clients see it (a
+    /// client counts out once its read fails or times out, in again when it
+    /// reconnects). `None`: not sampled (run.json written before it was).
+    pub clients_connected: Option<u64>,
 }
 
 /// Event counters over the measured window, summed over clients.

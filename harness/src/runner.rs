@@ -45,7 +45,7 @@ use crate::fleet::{self, Fleet};
 use crate::placement::{self, Placement};
 use crate::probe::{self, LagProbe, ProcUsage, Sampler};
 use crate::progress::{Progress, Timed, TransportPlan, TransportProgress};
-use crate::recorder::{Totals, Window};
+use crate::recorder::{Presence, Totals, Window};
 use crate::results::{
     self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary,
     TransportResult, Wire,
@@ -538,14 +538,25 @@ async fn run_transport(
     probe::settle_sockets(SETTLE).await;
     let baseline = probe::sample(server_pid);
     let baseline_stats = server_process::fetch_stats(&base_url).await.ok();
-    let sampler = Sampler::following(shared_pid.clone(), probe::SAMPLE_EVERY);
+    let presence = Presence::new();
+    let sampler = Sampler::following(
+        shared_pid.clone(),
+        Some(presence.clone()),
+        probe::SAMPLE_EVERY,
+    );
     let window = Arc::new(Window::new());
     let lag_probe = LagProbe::start(window.clone());
 
     // 2. The fleet.
     let hint = (schedule.rate * scenario.duration.as_secs_f64()).ceil() as u64 + 2;
     let configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario);
-    let fleet = Fleet::start(configs, scenario.connect_rate, window.clone(), hint);
+    let fleet = Fleet::start(
+        configs,
+        scenario.connect_rate,
+        window.clone(),
+        hint,
+        presence,
+    );
     progress.connecting();
     let ramp = Duration::from_secs_f64(scenario.clients as f64 / scenario.connect_rate);
     // Short-polling clients "connect" at their first answer, up to one interval in.
@@ -903,6 +914,9 @@ async fn inject_faults(
                     );
                     record.error = Some(msg.clone());
                     log.records.push(record);
+                    // The window ends at the kill: what was due afterwards was
+                    // never served, by this transport or any other.
+                    window.cut(kill_us);
                     return Waited::ServerLost(msg);
                 };
                 let ready_us = protocol::now_us();
@@ -1212,12 +1226,11 @@ mod tests {
     use super::*;
     use crate::recorder::Recorder;
     use clients::Observer as _;
-    use std::sync::atomic::AtomicUsize;
 
     fn totals(delivered_ids: &[u64], connected: bool) -> Totals {
         let w = Arc::new(Window::new());
         w.set(1_000_000, 2_000_000);
-        let mut r = Recorder::new(w, Arc::new(AtomicUsize::new(0)), 10);
+        let mut r = Recorder::new(w, Presence::new(), 10);
         if connected {
             r.connected(100);
         }
@@ -1341,6 +1354,7 @@ mod tests {
             fleet_rss_bytes: Some(fleet_rss),
             fleet_cpu_s: None,
             tcp_mem_bytes: Some(tcp),
+            clients_connected: None,
         }
     }
 

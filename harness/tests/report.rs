@@ -112,6 +112,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
                 fleet_rss_bytes: Some(30 << 20),
                 fleet_cpu_s: Some(i as f64 * 0.02),
                 tcp_mem_bytes: Some(4096 + i * 4096),
+                clients_connected: Some(100 - (i % 5)),
             })
             .collect(),
         server_config: serde_json::json!({

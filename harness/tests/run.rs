@@ -437,7 +437,7 @@ async fn faults_are_injected_and_recovered_from() {
         reconnect_delay = "50ms"
         # SSE clients come back within 100 ms of the storm, long before the kill.
         retry_ms = 100
-        faults = [{ at = "800ms", kind = "storm" }, { at = "1800ms", kind = "restart", pause = "300ms" }]
+        faults = [{ at = "800ms", kind = "storm" }, { at = "1800ms", kind = "restart", pause = "600ms" }]
         "#,
     )
     .unwrap();
@@ -472,7 +472,7 @@ async fn faults_are_injected_and_recovered_from() {
             t.transport
         );
         assert!(
-            r.faults[1].outage_us.unwrap() >= 300_000,
+            r.faults[1].outage_us.unwrap() >= 600_000,
             "{:?}",
             r.faults[1]
         );
@@ -497,6 +497,29 @@ async fn faults_are_injected_and_recovered_from() {
             "{}",
             t.transport
         );
+        // Connected clients over time: all 4 before the kill, fewer while
+        // the server is down (0.6 s: at least two 250 ms samples), all 4 again at the end.
+        let kill_us = r.faults[1].at_us;
+        let connected = |s: &results::Sample| s.clients_connected.unwrap();
+        let before: Vec<u64> = t
+            .timeline
+            .iter()
+            .filter(|s| s.t_us < r.faults[0].at_us && s.t_us > t.window_start_us)
+            .map(connected)
+            .collect();
+        assert!(
+            !before.is_empty() && before.iter().all(|&n| n == 4),
+            "{before:?}"
+        );
+        let outage = kill_us + 30_000..kill_us + 550_000;
+        let down: Vec<u64> = t
+            .timeline
+            .iter()
+            .filter(|s| outage.contains(&s.t_us))
+            .map(connected)
+            .collect();
+        assert!(down.iter().any(|&n| n < 4), "{}: {down:?}", t.transport);
+        assert_eq!(t.timeline.last().map(connected), Some(4), "{}", t.transport);
         let timeline: u64 = r.delivered_per_s.iter().sum();
         assert!(
             timeline <= t.counts.delivered && timeline > 0,
@@ -505,4 +528,82 @@ async fn faults_are_injected_and_recovered_from() {
         );
     }
     assert!(out.join("server-sse.restart2.log").is_file());
+}
+
+/// A restarted server that never comes back ends the run within the restart
+/// bound, with the partial results saved and marked incomplete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_comes_back_ends_the_run_as_incomplete() {
+    let real = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    // The first start runs the real server; every later one (the restart) fails.
+    let marker = dir.path().join("started-once");
+    let text = dir.path().join("once-server.sh");
+    std::fs::write(
+        &text,
+        format!(
+            "#!/bin/sh\nif [ -e \"{m}\" ]; then echo 'this server will not start again' >&2; exit 3; fi\n\
+             touch \"{m}\"\nexec \"{s}\" \"$@\"\n",
+            m = marker.display(),
+            s = real.display()
+        ),
+    )
+    .unwrap();
+    // Made executable by another process (see the dying-server test: ETXTBSY).
+    let wrapper = dir.path().join("once-server");
+    let ok = Command::new("install")
+        .args(["-m", "755"])
+        .arg(&text)
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut scenario = tiny_scenario();
+    scenario.transports = vec![TransportKind::Sse, TransportKind::Ws];
+    scenario.duration = Duration::from_secs(30);
+    scenario.faults = vec![harness::scenario::Fault::parse_spec("restart@800ms:200ms").unwrap()];
+    scenario.validate().unwrap();
+    let out = dir.path().join("out");
+    let opts = options(&out, wrapper, CancellationToken::new());
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), runner::run(&scenario, &opts))
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+    // Warm-up 0.5 s + 0.8 s + 0.2 s pause + the 15 s restart bound, not the 30 s window.
+    assert!(
+        started.elapsed() < Duration::from_secs(28),
+        "ended at the restart bound: {:?}",
+        started.elapsed()
+    );
+    assert!(!outcome.passed());
+
+    let run = results::read_run(&out).unwrap();
+    assert!(!run.complete, "saved as incomplete");
+    assert_eq!(
+        run.transports.len(),
+        1,
+        "the run ended with the first transport"
+    );
+    let t = &run.transports[0];
+    assert!(!t.verified);
+    let all = t.problems.join("; ");
+    assert!(all.contains("did not come back within"), "{all}");
+    assert!(
+        all.contains("will not start again"),
+        "the server's own words: {all}"
+    );
+    let fault = &t.recovery.faults[0];
+    assert_eq!(fault.kind, "restart");
+    assert!(fault.error.is_some(), "{fault:?}");
+    assert!(
+        t.counts.delivered > 0,
+        "what was measured before the kill is kept"
+    );
+    assert!(
+        t.window_s < 3.0,
+        "the window ends at the loss: {}",
+        t.window_s
+    );
+    assert!(out.join("report.md").is_file());
 }
