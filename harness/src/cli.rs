@@ -251,6 +251,9 @@ fn failed(error: anyhow::Error) -> Failure {
 
 /// Entry point of the `pushbench` binary.
 pub fn main() -> ExitCode {
+    // A fleet needs one file per client: use all the kernel allows this
+    // process (the soft limit is often 1,024 while the hard one is far higher).
+    crate::scenario::raise_open_file_limit();
     run_cli(std::env::args_os().collect())
 }
 

@@ -518,6 +518,33 @@ pub fn open_file_limit() -> Option<u64> {
     (rc == 0 && rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur)
 }
 
+/// Raises the soft `RLIMIT_NOFILE` of this process to its hard limit and
+/// returns the soft limit now in force (`None`: unknown or unlimited). The
+/// fleet is then refused only when it cannot fit what the machine allows,
+/// not what a shell's default happened to be; a failure leaves the limit as
+/// it was (and validation reports the fleet that does not fit it).
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct we pass,
+    // which is valid and properly aligned for the duration of each call.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: rl.rlim_max,
+                rlim_max: rl.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                tracing::debug!("could not raise RLIMIT_NOFILE to {}", rl.rlim_max);
+            }
+        }
+    }
+    open_file_limit()
+}
+
 /// Turns a TOML error into one line: `line L, column C: message`.
 ///
 /// toml's own `Display` draws a multi-line snippet; the CLI prints errors on
@@ -696,6 +723,34 @@ mod tests {
             "{msg}"
         );
         assert!(open_file_limit().is_some_and(|l| l > 0));
+    }
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+        let get = || {
+            let mut rl = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            // SAFETY: writes into the struct we pass.
+            assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+            rl
+        };
+        let hard = get().rlim_max;
+        if hard == libc::RLIM_INFINITY || hard < 256 {
+            return; // nothing meaningful to lower and raise on this machine
+        }
+        // Lower the soft limit a little (other tests keep plenty of room), then raise it.
+        let lowered = libc::rlimit {
+            rlim_cur: hard - 16,
+            rlim_max: hard,
+        };
+        // SAFETY: reads the struct we pass.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        assert_eq!(open_file_limit(), Some(hard - 16));
+        assert_eq!(raise_open_file_limit(), Some(hard));
+        assert_eq!(get().rlim_cur, hard);
     }
 
     #[test]
