@@ -101,8 +101,8 @@ impl Transport for Sse {
                         // Read once per chunk: every event completed by it arrived now.
                         let received_at_us = protocol::now_us();
                         idle.touch();
-                        self.parser.feed_with(&bytes, |event| {
-                            deliver(observer, &event.data, received_at_us);
+                        self.parser.feed_ref(&bytes, |event| {
+                            deliver(observer, event.data, received_at_us);
                         });
                     }
                     Some(Err(err)) => break Err(err.into()),

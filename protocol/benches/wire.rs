@@ -62,7 +62,7 @@ fn parse_stream(stream: &[u8], chunk: usize) -> (u64, usize) {
     let mut parser = SseParser::new();
     let (mut events, mut bytes) = (0u64, 0usize);
     for read in stream.chunks(chunk) {
-        parser.feed_with(read, |e| {
+        parser.feed_ref(read, |e| {
             events += 1;
             bytes += e.data.len();
         });
@@ -76,8 +76,8 @@ fn parse_and_decode(stream: &[u8], chunk: usize) -> (u64, u64) {
     let mut parser = SseParser::new();
     let (mut events, mut id_sum) = (0u64, 0u64);
     for read in stream.chunks(chunk) {
-        parser.feed_with(read, |e| {
-            if let Ok(ev) = Event::from_json(&e.data) {
+        parser.feed_ref(read, |e| {
+            if let Ok(ev) = Event::from_json(e.data) {
                 events += 1;
                 id_sum += ev.id;
             }

@@ -31,6 +31,28 @@ pub struct SseEvent {
     pub last_event_id: String,
 }
 
+/// A dispatched event, borrowed from the parser (see [`SseParser::feed_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseEventRef<'a> {
+    /// The event type (`message` unless an `event:` field named another).
+    pub event_type: &'a str,
+    /// The data lines joined by LF.
+    pub data: &'a str,
+    /// The last event ID at dispatch time (empty if none was ever set).
+    pub last_event_id: &'a str,
+}
+
+impl SseEventRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(self) -> SseEvent {
+        SseEvent {
+            event_type: self.event_type.to_string(),
+            data: self.data.to_string(),
+            last_event_id: self.last_event_id.to_string(),
+        }
+    }
+}
+
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Incremental SSE stream parser.
@@ -77,39 +99,73 @@ impl SseParser {
 
     /// Feeds one chunk and calls `on_event` for each event it completes.
     pub fn feed_with(&mut self, chunk: &[u8], mut on_event: impl FnMut(SseEvent)) {
+        self.feed_ref(chunk, |e| on_event(e.to_owned()));
+    }
+
+    /// Feeds one chunk and calls `on_event` with a view of each event it
+    /// completes: the client's hot path, which allocates nothing per event.
+    ///
+    /// Complete lines are parsed where they lie in `chunk`; only the bytes
+    /// of a line still incomplete at the end of the chunk are copied (into
+    /// the parser, until its end arrives). Lines are checked as UTF-8 and
+    /// borrowed; only a line with invalid bytes is copied (lossily).
+    pub fn feed_ref(&mut self, chunk: &[u8], mut on_event: impl FnMut(SseEventRef<'_>)) {
+        if self.started {
+            self.feed_lines(chunk, &mut on_event);
+            return;
+        }
+        // Stream start: gather bytes until a BOM is ruled in or out.
         self.buf.extend_from_slice(chunk);
-        if !self.started {
-            let n = self.buf.len().min(BOM.len());
-            if self.buf[..n] != BOM[..n] {
-                self.started = true;
-            } else if n == BOM.len() {
-                self.buf.drain(..BOM.len());
-                self.started = true;
+        let n = self.buf.len().min(BOM.len());
+        let skip = if self.buf[..n] != BOM[..n] {
+            0
+        } else if n == BOM.len() {
+            BOM.len()
+        } else {
+            return; // a possible BOM, still incomplete
+        };
+        self.started = true;
+        let pending = std::mem::take(&mut self.buf);
+        self.feed_lines(&pending[skip..], &mut on_event);
+    }
+
+    /// Splits `rest` into lines (CRLF, LF or CR), joining the first one with
+    /// the incomplete line kept from the previous chunk.
+    fn feed_lines(&mut self, mut rest: &[u8], on_event: &mut impl FnMut(SseEventRef<'_>)) {
+        loop {
+            if self.after_cr && !rest.is_empty() {
+                // The LF of a CRLF whose CR ended the previous line ends nothing.
+                if rest[0] == b'\n' {
+                    rest = &rest[1..];
+                }
+                self.after_cr = false;
+            }
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
+                self.buf.extend_from_slice(rest);
+                return;
+            };
+            self.after_cr = rest[end] == b'\r';
+            if self.buf.is_empty() {
+                self.line(&rest[..end], on_event);
             } else {
-                return; // a possible BOM, still incomplete
+                self.buf.extend_from_slice(&rest[..end]);
+                // Taken out so the line can borrow it while `line` borrows
+                // `self`; put back (emptied) to keep its allocation.
+                let mut line = std::mem::take(&mut self.buf);
+                self.line(&line, on_event);
+                line.clear();
+                self.buf = line;
             }
+            rest = &rest[end + 1..];
         }
-        // Taken out for the loop so that lines can borrow it while `process_line`
-        // borrows `self` mutably: valid UTF-8 lines are then never copied.
-        let buf = std::mem::take(&mut self.buf);
-        let mut start = 0;
-        for (i, &b) in buf.iter().enumerate() {
-            match b {
-                b'\n' if self.after_cr && i == start => {
-                    // Second half of a CRLF whose CR ended the previous line.
-                    self.after_cr = false;
-                    start = i + 1;
-                }
-                b'\n' | b'\r' => {
-                    self.after_cr = b == b'\r';
-                    self.process_line(&String::from_utf8_lossy(&buf[start..i]), &mut on_event);
-                    start = i + 1;
-                }
-                _ => self.after_cr = false,
-            }
+    }
+
+    fn line(&mut self, bytes: &[u8], on_event: &mut impl FnMut(SseEventRef<'_>)) {
+        match std::str::from_utf8(bytes) {
+            Ok(line) => self.process_line(line, on_event),
+            // Invalid bytes become U+FFFD, as a browser's decoder does.
+            Err(_) => self.process_line(&String::from_utf8_lossy(bytes), on_event),
         }
-        self.buf = buf;
-        self.buf.drain(..start);
     }
 
     /// Ends the stream: an event without its terminating blank line is discarded.
@@ -127,7 +183,7 @@ impl SseParser {
         self.started = false;
     }
 
-    fn process_line(&mut self, line: &str, on_event: &mut impl FnMut(SseEvent)) {
+    fn process_line(&mut self, line: &str, on_event: &mut impl FnMut(SseEventRef<'_>)) {
         if line.is_empty() {
             self.dispatch(on_event);
             return;
@@ -160,28 +216,27 @@ impl SseParser {
         }
     }
 
-    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEvent)) {
+    fn dispatch(&mut self, on_event: &mut impl FnMut(SseEventRef<'_>)) {
         // WHATWG step 1 happens even when no event follows (`id: 5` + blank line).
         if self.last_event_id != self.id_buffer {
             self.last_event_id.clone_from(&self.id_buffer);
         }
-        if self.data.is_empty() {
-            self.event_type.clear();
-            return;
+        if !self.data.is_empty() {
+            let data = self.data.strip_suffix('\n').unwrap_or(&self.data);
+            let event_type = if self.event_type.is_empty() {
+                "message"
+            } else {
+                &self.event_type
+            };
+            on_event(SseEventRef {
+                event_type,
+                data,
+                last_event_id: &self.last_event_id,
+            });
         }
-        if self.data.ends_with('\n') {
-            self.data.pop();
-        }
-        let event_type = if self.event_type.is_empty() {
-            "message".to_string()
-        } else {
-            std::mem::take(&mut self.event_type)
-        };
-        on_event(SseEvent {
-            event_type,
-            data: std::mem::take(&mut self.data),
-            last_event_id: self.last_event_id.clone(),
-        });
+        // Cleared, not dropped: the next event reuses the allocations.
+        self.data.clear();
+        self.event_type.clear();
     }
 }
 
