@@ -77,9 +77,45 @@ pub enum SchemaKind {
     Summary,
 }
 
-/// Flags of `pushbench run`; each overrides the scenario's value.
+/// Flags of `pushbench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The scenario and the flags that override its values.
+    #[command(flatten)]
+    pub flags: ScenarioArgs,
+    /// Sweep a key over a list of values, repeatable: KEY=V1,V2,… with KEY
+    /// clients, rate or payload_bytes; every transport runs at every point of
+    /// the grid (the product of the lists, clients slowest, then rate, then
+    /// payload_bytes); replaces the scenario's [sweep] table
+    /// [default: the scenario's sweep, none in the default scenario].
+    #[arg(long = "sweep", value_name = "KEY=LIST")]
+    pub sweep: Vec<String>,
+    /// Output directory [default: results/NAME, NAME being the scenario's name].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Measure a push-server that is already running at this base URL
+    /// (e.g. http://10.0.0.5:8080) instead of starting one per transport;
+    /// its rate, topics and payload (from GET /stats) replace the scenario's
+    /// [default: none: a fresh push-server per transport].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The push-server binary [default: push-server beside the pushbench executable].
+    #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
+    pub server_bin: Option<PathBuf>,
+    /// Print nothing but errors: no progress, no per-transport lines, no
+    /// "results:" line; the exit status tells the outcome [default: off].
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// When the run ends, print one JSON object summarising it on stdout and
+    /// nothing else there (schema: `pushbench schema summary`); progress
+    /// still goes to stderr, silenced by --quiet [default: off].
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The scenario flags shared by `run` and `capacity`; each overrides the scenario's value.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
     /// Scenario file (TOML); keys it leaves out keep the default scenario's values
     /// [default: the embedded default scenario, scenarios/default.toml].
     #[arg(long, value_name = "FILE")]
@@ -123,30 +159,9 @@ pub struct RunArgs {
     /// e.g. drop@4s:0.5, restart@8s:1s, storm@12s [default: the scenario's].
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
-    /// Output directory [default: results/NAME, NAME being the scenario's name].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Measure a push-server that is already running at this base URL
-    /// (e.g. http://10.0.0.5:8080) instead of starting one per transport;
-    /// its rate, topics and payload (from GET /stats) replace the scenario's
-    /// [default: none: a fresh push-server per transport].
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
-    /// The push-server binary [default: push-server beside the pushbench executable].
-    #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
-    pub server_bin: Option<PathBuf>,
-    /// Print nothing but errors: no progress, no per-transport lines, no
-    /// "results:" line; the exit status tells the outcome [default: off].
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// When the run ends, print one JSON object summarising it on stdout and
-    /// nothing else there (schema: `pushbench schema summary`); progress
-    /// still goes to stderr, silenced by --quiet [default: off].
-    #[arg(long)]
-    pub json: bool,
 }
 
-impl RunArgs {
+impl ScenarioArgs {
     /// The scenario flags given, as `--flag value` strings.
     fn overrides(&self) -> Vec<String> {
         let dur = |d: &Option<Duration>| d.map(crate::scenario::fmt_duration);
@@ -182,6 +197,31 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl RunArgs {
+    /// The scenario these flags describe: the file (or the default), flags
+    /// and `--sweep` applied. Not yet validated.
+    pub fn scenario(&self) -> anyhow::Result<Scenario> {
+        let mut s = self.flags.scenario()?;
+        if !self.sweep.is_empty() {
+            let mut sweep = crate::sweep::Sweep::default();
+            for spec in &self.sweep {
+                sweep.set_from_spec(spec)?;
+            }
+            let note = format!("Swept on the command line: {}.", sweep.describe());
+            s.description = if s.description.is_empty() {
+                note
+            } else {
+                format!("{} {note}", s.description)
+            };
+            s.sweep = sweep;
+        }
+        // `topics = 0` (one per client) follows the final `--clients` (or,
+        // in a sweep over clients, each point's).
+        s.resolve_topics();
+        Ok(s)
+    }
+}
+
+impl ScenarioArgs {
     /// The scenario these flags describe: the file (or the default), flags applied.
     /// Not yet validated.
     pub fn scenario(&self) -> anyhow::Result<Scenario> {
@@ -222,8 +262,6 @@ impl RunArgs {
             },
             ..ScenarioPatch::default()
         });
-        // `topics = 0` (one per client) follows the final `--clients`.
-        s.resolve_topics();
         Ok(s)
     }
 }
@@ -367,6 +405,12 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
     let scenario = args.scenario().map_err(usage)?;
     scenario.validate().map_err(usage)?;
     let server_bin = match &args.target {
+        Some(_) if scenario.sweep.rate.is_some() || scenario.sweep.payload_bytes.is_some() => {
+            return Err(usage(anyhow::anyhow!(
+                "--target: a running server's rate and payload are its own, so a sweep over \
+                 `rate` or `payload_bytes` cannot run against it (sweep `clients` only)"
+            )));
+        }
         Some(url) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(usage(anyhow::anyhow!(
@@ -809,6 +853,7 @@ mod tests {
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
             floor: None,
+            point: None,
         }
     }
 

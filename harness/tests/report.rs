@@ -154,6 +154,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
                 .collect(),
         },
         floor: None,
+        point: None,
     }
 }
 

@@ -229,6 +229,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         server_config: Value::Null,
         recovery: Default::default(),
         floor: None,
+        point: None,
     }
 }
 
