@@ -58,6 +58,9 @@ pub enum Command {
         /// A results directory holding run.json.
         dir: PathBuf,
     },
+    /// Search, per transport, the most clients (or the highest rate) served within a
+    /// p99 latency SLO; writes results/capacity-NAME/ (capacity.json, report.md, capacity.svg).
+    Capacity(crate::capacity::CapacityArgs),
     /// Compare run NEW with run BASE; exit 1 if a figure regressed beyond the tolerance.
     Compare(crate::compare::CompareArgs),
     /// Print a JSON Schema (draft 2020-12) on stdout: of run.json, or of the summary `run --json` prints.
@@ -192,7 +195,7 @@ impl ScenarioArgs {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 3s, 500ms, 1m)"))
 }
 
@@ -330,9 +333,14 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
         }
     };
     // `--quiet` means errors only, from the logs as from everything else.
-    init_tracing(matches!(&cli.command, Command::Run(a) if a.quiet));
+    init_tracing(match &cli.command {
+        Command::Run(a) => a.quiet,
+        Command::Capacity(a) => a.quiet,
+        _ => false,
+    });
     let result = match cli.command {
         Command::Run(args) => return run_and_summarise(&args, command_line),
+        Command::Capacity(args) => cmd_capacity(&args, command_line),
         // Its own exit statuses (1 regression, 2 bad input) and output.
         Command::Compare(args) => return crate::compare::cmd_compare(&args),
         Command::Report { dir } => crate::report::render_dir(&dir)
@@ -427,40 +435,91 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
         .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
 
     let placement = placement_for(&scenario, args.target.is_some()).map_err(usage)?;
-    if !placement.fleet_cpus.is_empty() {
+    let opts = RunOptions {
+        out_dir,
+        target: args.target.clone(),
+        server_bin,
+        command_line,
+        interrupt: CancellationToken::new(),
+        progress: progress_for(args.quiet),
+        placement,
+    };
+    in_runtime(&opts, args.quiet, runner::run(&scenario, &opts))
+}
+
+/// Progress bars on a terminal, plain lines otherwise, nothing when `quiet`.
+fn progress_for(quiet: bool) -> Progress {
+    if quiet {
+        Progress::new(Mode::Quiet)
+    } else {
+        Progress::auto()
+    }
+}
+
+/// Pins this process to the fleet's cores, then runs `work` on a new tokio
+/// runtime with Ctrl-C and SIGTERM cancelling `opts.interrupt`.
+fn in_runtime<T>(
+    opts: &RunOptions,
+    quiet: bool,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> Result<T, Failure> {
+    if !opts.placement.fleet_cpus.is_empty() {
         // Before the runtime exists, so every worker and blocking thread
         // inherits the fleet's cores (and tokio sizes its workers to them).
-        placement::pin_process(&placement.fleet_cpus).map_err(failed)?;
+        placement::pin_process(&opts.placement.fleet_cpus).map_err(failed)?;
     }
-
     // The fleet is async and spread over its cores; the server is another process.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")
         .map_err(failed)?;
-    let interrupt = CancellationToken::new();
-    let opts = RunOptions {
-        out_dir,
-        target: args.target.clone(),
-        server_bin,
-        command_line,
-        interrupt: interrupt.clone(),
-        progress: if args.quiet {
-            Progress::new(Mode::Quiet)
-        } else {
-            Progress::auto()
-        },
-        placement,
-    };
-    let quiet = args.quiet;
+    let interrupt = opts.interrupt.clone();
     let outcome = rt.block_on(async {
         tokio::spawn(cancel_on_signal(interrupt, quiet));
-        runner::run(&scenario, &opts).await
+        work.await
     });
     // Bounded: nothing left running should outlive the run by much.
     rt.shutdown_timeout(Duration::from_secs(2));
     outcome.map_err(failed)
+}
+
+/// `pushbench capacity`: the search, then its outcome as an exit status
+/// (0: every transport's search ended on its own, whatever it found).
+fn cmd_capacity(
+    args: &crate::capacity::CapacityArgs,
+    command_line: Vec<String>,
+) -> Result<(), Failure> {
+    let (scenario, search, slo) = args
+        .plan(crate::scenario::open_file_limit())
+        .map_err(usage)?;
+    let server_bin = server_process::find_server_bin(args.server_bin.as_deref()).map_err(usage)?;
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("capacity-{}", scenario.name)));
+    let placement = placement_for(&scenario, false).map_err(usage)?;
+    let opts = RunOptions {
+        out_dir,
+        target: None,
+        server_bin: Some(server_bin),
+        command_line,
+        interrupt: CancellationToken::new(),
+        progress: progress_for(args.quiet),
+        placement,
+    };
+    let file = in_runtime(
+        &opts,
+        args.quiet,
+        crate::capacity::search(&scenario, &search, &slo, &opts),
+    )?;
+    if !file.complete {
+        return Err(failed(anyhow::anyhow!(
+            "the capacity search was interrupted (what was probed is in {})",
+            opts.out_dir.join(crate::capacity::CAPACITY_JSON).display()
+        )));
+    }
+    Ok(())
 }
 
 /// The placement for a run of `scenario` on this machine. Against a

@@ -22,6 +22,7 @@
 //! - [`progress`]: progress bars on a terminal, plain lines otherwise.
 //! - [`cli`]: the `pushbench` command line.
 
+pub mod capacity;
 pub mod cli;
 pub mod compare;
 pub mod fleet;
