@@ -394,7 +394,7 @@ impl CapacityArgs {
             bail!("--refine must be between 0 and 20, got {}", self.refine);
         }
         let slo_ms = self.slo_p99.as_secs_f64() * 1000.0;
-        if !(slo_ms > 0.0) {
+        if self.slo_p99.is_zero() {
             bail!(
                 "--slo-p99 must be longer than 0, got {}",
                 fmt_duration(self.slo_p99)

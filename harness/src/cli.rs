@@ -3,7 +3,8 @@
 //! `pushbench run` measures (the embedded default scenario unless
 //! `--scenario FILE`; flags override the scenario; the harness pins itself
 //! to the fleet's cores before it starts its runtime), `pushbench report DIR`
-//! re-renders a report from `DIR/run.json`, `pushbench schema` prints the
+//! re-renders a report from `DIR/run.json`, `pushbench capacity` searches
+//! each transport's capacity within a latency SLO, `pushbench schema` prints the
 //! JSON Schema of `run.json` (or of the `--json` summary). Every error is one
 //! line on stderr, `error: …`. Exit status: 0 when the run completed and
 //! every transport verified, 1 when a run failed or did not verify, 2 for

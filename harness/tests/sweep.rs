@@ -180,7 +180,10 @@ fn a_toy_capacity_search_ends_at_its_bound_and_writes_capacity_json() {
     assert!(!sse.stopped_because.is_empty());
 
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("## Highest passing clients per transport"), "{md}");
+    assert!(
+        md.contains("## Highest passing clients per transport"),
+        "{md}"
+    );
     let svg = std::fs::read_to_string(out.join(capacity::CAPACITY_SVG)).unwrap();
     assert!(svg.contains("SLO"), "the SLO line is in the legend");
 }
@@ -204,7 +207,10 @@ fn run_cli(args: &[&str]) -> (i32, String) {
 fn bad_sweeps_and_searches_are_one_line_usage_errors() {
     for (args, needle) in [
         (&["run", "--sweep", "clients="][..], "`sweep.clients`"),
-        (&["run", "--sweep", "rate=1,2,1"][..], "`sweep.rate` lists 1 twice"),
+        (
+            &["run", "--sweep", "rate=1,2,1"][..],
+            "`sweep.rate` lists 1 twice",
+        ),
         (&["run", "--sweep", "users=1"][..], "unknown key \"users\""),
         (
             &["run", "--sweep", "clients=10,100000"][..],
@@ -212,8 +218,14 @@ fn bad_sweeps_and_searches_are_one_line_usage_errors() {
         ),
         (&["capacity", "--factor", "1"][..], "--factor"),
         (&["capacity", "--max-clients", "0"][..], "--max-clients"),
-        (&["capacity", "--start", "500", "--max-clients", "100"][..], "--start"),
-        (&["capacity", "--axis", "rate", "--max-clients", "5"][..], "--max-clients"),
+        (
+            &["capacity", "--start", "500", "--max-clients", "100"][..],
+            "--start",
+        ),
+        (
+            &["capacity", "--axis", "rate", "--max-clients", "5"][..],
+            "--max-clients",
+        ),
     ] {
         let (code, stderr) = run_cli(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
