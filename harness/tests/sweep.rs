@@ -79,6 +79,18 @@ async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {
             (2, 4, TransportKind::Ws),
         ]
     );
+    // The sweep's run.json follows the committed schema.
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(results::RUN_SCHEMA_FILE);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
     // Each point's server kept its own log.
     assert!(out.join("server-sse-p1.log").is_file());
     assert!(out.join("server-ws-p2.log").is_file());
