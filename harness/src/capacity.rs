@@ -96,6 +96,18 @@ pub enum Verdict {
     Unfinished,
 }
 
+impl Verdict {
+    /// The verdict as `capacity.json` and reports write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::FleetBound => "fleet-bound",
+            Self::Unfinished => "unfinished",
+        }
+    }
+}
+
 /// Why a search ended.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -122,7 +134,7 @@ impl Stop {
         match self {
             Self::Refined => "boundary bisected as far as --refine allows".into(),
             Self::ReachedMax => {
-                "every probe passed up to the bound (--max or the open-file limit)".into()
+                "every probe passed up to the bound (--max-clients or --max-rate, or the open-file limit)".into()
             }
             Self::FleetBound { at } => format!(
                 "fleet-bound at {} {}: the load generator, not the server, was the limit",
@@ -177,11 +189,7 @@ pub fn next(s: &Search, probes: &[(f64, Verdict)]) -> Next {
     if probes.is_empty() {
         return Next::Probe(round_value(s.axis, s.start).min(max));
     }
-    let pass = probes
-        .iter()
-        .filter(|p| p.1 == Verdict::Pass)
-        .map(|p| p.0)
-        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+    let pass = highest_pass(probes.iter().copied());
     let first_fail = probes.iter().position(|p| p.1 == Verdict::Fail);
     let Some(first_fail) = first_fail else {
         // Growing.
@@ -569,27 +577,25 @@ pub async fn search(
     Ok(file)
 }
 
-/// The highest value whose probe passed.
-fn highest_passing(probes: &[ProbeRecord]) -> Option<f64> {
+/// The highest value whose probe passed (`None`: none did).
+fn highest_pass(probes: impl Iterator<Item = (f64, Verdict)>) -> Option<f64> {
     probes
-        .iter()
-        .filter(|p| p.verdict == Verdict::Pass)
-        .map(|p| p.value)
+        .filter(|p| p.1 == Verdict::Pass)
+        .map(|p| p.0)
         .fold(None, |m, v| Some(m.map_or(v, |m: f64| m.max(v))))
 }
 
+/// The highest value whose probe passed.
+fn highest_passing(probes: &[ProbeRecord]) -> Option<f64> {
+    highest_pass(probes.iter().map(|p| (p.value, p.verdict)))
+}
+
+/// A probe's verdict and, unless it passed, why.
 fn verdict_text(p: &ProbeRecord) -> String {
-    match p.verdict {
-        Verdict::Pass => "pass".into(),
-        _ if p.reasons.is_empty() => format!("{:?}", p.verdict).to_lowercase(),
-        v => format!(
-            "{} ({})",
-            serde_json::to_value(v)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            p.reasons.join("; ")
-        ),
+    if p.reasons.is_empty() {
+        p.verdict.as_str().to_string()
+    } else {
+        format!("{} ({})", p.verdict.as_str(), p.reasons.join("; "))
     }
 }
 
@@ -809,10 +815,7 @@ pub fn render_markdown(file: &CapacityFile) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | [{}]({}/report.md) |",
                 t.transport.label(),
                 fmt_value(axis, p.value),
-                serde_json::to_value(p.verdict)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                p.verdict.as_str(),
                 ms(p.p50_us),
                 ms(p.p99_us),
                 p.delivery
@@ -952,6 +955,18 @@ mod tests {
         assert_eq!(probed, [1.0, 10.0, 100.0, 1000.0, 550.0, 325.0]);
         assert_eq!(stop, Stop::Refined);
         assert_eq!(round_value(Axis::Rate, 12.345), 12.3);
+    }
+
+    #[test]
+    fn verdict_names_are_the_json_names() {
+        for v in [
+            Verdict::Pass,
+            Verdict::Fail,
+            Verdict::FleetBound,
+            Verdict::Unfinished,
+        ] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
     }
 
     #[test]

@@ -838,6 +838,18 @@ fn render_sweep_markdown(run: &RunFile) -> String {
     md
 }
 
+/// The values of a JSON list, comma-separated.
+fn list_of(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x.to_string().trim_matches('"').to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// The headline: which contending transport had the lowest p50 and p99
 /// latency (medians over repetitions).
 fn headline(rows: &[Row]) -> String {
@@ -1338,7 +1350,16 @@ pub fn scenario_name(scenario: &Value) -> Option<String> {
 /// module), so each item is looked up by its usual names, at the top level or
 /// one object down, and left out when absent.
 fn scenario_line(run: &RunFile) -> String {
-    let s = &run.scenario;
+    // A swept key's single value was not what ran: say so instead.
+    let mut scenario = run.scenario.clone();
+    if let Some(sweep) = lookup(&run.scenario, "sweep").and_then(Value::as_object) {
+        for (key, values) in sweep.iter().filter(|(_, v)| !v.is_null()) {
+            if let Some(slot) = scenario.get_mut(key.as_str()) {
+                *slot = Value::String(format!("swept ({})", list_of(values)));
+            }
+        }
+    }
+    let s = &scenario;
     let mut items = Vec::new();
     let clients = lookup_str(s, &["clients"]).or_else(|| {
         // Fall back to what the transports report, if they agree.
