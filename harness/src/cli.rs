@@ -3,7 +3,8 @@
 //! `pushbench run` measures (the embedded default scenario unless
 //! `--scenario FILE`; flags override the scenario; the harness pins itself
 //! to the fleet's cores before it starts its runtime), `pushbench report DIR`
-//! re-renders a report from `DIR/run.json`, `pushbench schema` prints the
+//! re-renders a report from `DIR/run.json`, `pushbench capacity` searches
+//! each transport's capacity within a latency SLO, `pushbench schema` prints the
 //! JSON Schema of `run.json` (or of the `--json` summary). Every error is one
 //! line on stderr, `error: …`. Exit status: 0 when the run completed and
 //! every transport verified, 1 when a run failed or did not verify, 2 for
@@ -58,6 +59,9 @@ pub enum Command {
         /// A results directory holding run.json.
         dir: PathBuf,
     },
+    /// Search, per transport, the most clients (or the highest rate) served within a
+    /// p99 latency SLO; writes results/capacity-NAME/ (capacity.json, report.md, capacity.svg).
+    Capacity(crate::capacity::CapacityArgs),
     /// Compare run NEW with run BASE; exit 1 if a figure regressed beyond the tolerance.
     Compare(crate::compare::CompareArgs),
     /// Print a JSON Schema (draft 2020-12) on stdout: of run.json, or of the summary `run --json` prints.
@@ -77,9 +81,45 @@ pub enum SchemaKind {
     Summary,
 }
 
-/// Flags of `pushbench run`; each overrides the scenario's value.
+/// Flags of `pushbench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The scenario and the flags that override its values.
+    #[command(flatten)]
+    pub flags: ScenarioArgs,
+    /// Sweep a key over a list of values, repeatable: KEY=V1,V2,… with KEY
+    /// clients, rate or payload_bytes; every transport runs at every point of
+    /// the grid (the product of the lists, clients slowest, then rate, then
+    /// payload_bytes); replaces the scenario's [sweep] table
+    /// [default: the scenario's sweep, none in the default scenario].
+    #[arg(long = "sweep", value_name = "KEY=LIST")]
+    pub sweep: Vec<String>,
+    /// Output directory [default: results/NAME, NAME being the scenario's name].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Measure a push-server that is already running at this base URL
+    /// (e.g. http://10.0.0.5:8080) instead of starting one per transport;
+    /// its rate, topics and payload (from GET /stats) replace the scenario's
+    /// [default: none: a fresh push-server per transport].
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// The push-server binary [default: push-server beside the pushbench executable].
+    #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
+    pub server_bin: Option<PathBuf>,
+    /// Print nothing but errors: no progress, no per-transport lines, no
+    /// "results:" line; the exit status tells the outcome [default: off].
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// When the run ends, print one JSON object summarising it on stdout and
+    /// nothing else there (schema: `pushbench schema summary`); progress
+    /// still goes to stderr, silenced by --quiet [default: off].
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The scenario flags shared by `run` and `capacity`; each overrides the scenario's value.
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
     /// Scenario file (TOML); keys it leaves out keep the default scenario's values
     /// [default: the embedded default scenario, scenarios/default.toml].
     #[arg(long, value_name = "FILE")]
@@ -123,30 +163,9 @@ pub struct RunArgs {
     /// e.g. drop@4s:0.5, restart@8s:1s, storm@12s [default: the scenario's].
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
-    /// Output directory [default: results/NAME, NAME being the scenario's name].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Measure a push-server that is already running at this base URL
-    /// (e.g. http://10.0.0.5:8080) instead of starting one per transport;
-    /// its rate, topics and payload (from GET /stats) replace the scenario's
-    /// [default: none: a fresh push-server per transport].
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
-    /// The push-server binary [default: push-server beside the pushbench executable].
-    #[arg(long, value_name = "PATH", env = SERVER_BIN_ENV)]
-    pub server_bin: Option<PathBuf>,
-    /// Print nothing but errors: no progress, no per-transport lines, no
-    /// "results:" line; the exit status tells the outcome [default: off].
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// When the run ends, print one JSON object summarising it on stdout and
-    /// nothing else there (schema: `pushbench schema summary`); progress
-    /// still goes to stderr, silenced by --quiet [default: off].
-    #[arg(long)]
-    pub json: bool,
 }
 
-impl RunArgs {
+impl ScenarioArgs {
     /// The scenario flags given, as `--flag value` strings.
     fn overrides(&self) -> Vec<String> {
         let dur = |d: &Option<Duration>| d.map(crate::scenario::fmt_duration);
@@ -177,11 +196,36 @@ impl RunArgs {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (write durations like 3s, 500ms, 1m)"))
 }
 
 impl RunArgs {
+    /// The scenario these flags describe: the file (or the default), flags
+    /// and `--sweep` applied. Not yet validated.
+    pub fn scenario(&self) -> anyhow::Result<Scenario> {
+        let mut s = self.flags.scenario()?;
+        if !self.sweep.is_empty() {
+            let mut sweep = crate::sweep::Sweep::default();
+            for spec in &self.sweep {
+                sweep.set_from_spec(spec)?;
+            }
+            let note = format!("Swept on the command line: {}.", sweep.describe());
+            s.description = if s.description.is_empty() {
+                note
+            } else {
+                format!("{} {note}", s.description)
+            };
+            s.sweep = sweep;
+        }
+        // `topics = 0` (one per client) follows the final `--clients` (or,
+        // in a sweep over clients, each point's).
+        s.resolve_topics();
+        Ok(s)
+    }
+}
+
+impl ScenarioArgs {
     /// The scenario these flags describe: the file (or the default), flags applied.
     /// Not yet validated.
     pub fn scenario(&self) -> anyhow::Result<Scenario> {
@@ -222,8 +266,6 @@ impl RunArgs {
             },
             ..ScenarioPatch::default()
         });
-        // `topics = 0` (one per client) follows the final `--clients`.
-        s.resolve_topics();
         Ok(s)
     }
 }
@@ -295,9 +337,14 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
         }
     };
     // `--quiet` means errors only, from the logs as from everything else.
-    init_tracing(matches!(&cli.command, Command::Run(a) if a.quiet));
+    init_tracing(match &cli.command {
+        Command::Run(a) => a.quiet,
+        Command::Capacity(a) => a.quiet,
+        _ => false,
+    });
     let result = match cli.command {
         Command::Run(args) => return run_and_summarise(&args, command_line),
+        Command::Capacity(args) => cmd_capacity(&args, command_line),
         // Its own exit statuses (1 regression, 2 bad input) and output.
         Command::Compare(args) => return crate::compare::cmd_compare(&args),
         Command::Report { dir } => crate::report::render_dir(&dir)
@@ -370,6 +417,12 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
     let scenario = args.scenario().map_err(usage)?;
     scenario.validate().map_err(usage)?;
     let server_bin = match &args.target {
+        Some(_) if scenario.sweep.rate.is_some() || scenario.sweep.payload_bytes.is_some() => {
+            return Err(usage(anyhow::anyhow!(
+                "--target: a running server's rate and payload are its own, so a sweep over \
+                 `rate` or `payload_bytes` cannot run against it (sweep `clients` only)"
+            )));
+        }
         Some(url) => {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(usage(anyhow::anyhow!(
@@ -386,40 +439,91 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
         .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
 
     let placement = placement_for(&scenario, args.target.is_some()).map_err(usage)?;
-    if !placement.fleet_cpus.is_empty() {
+    let opts = RunOptions {
+        out_dir,
+        target: args.target.clone(),
+        server_bin,
+        command_line,
+        interrupt: CancellationToken::new(),
+        progress: progress_for(args.quiet),
+        placement,
+    };
+    in_runtime(&opts, args.quiet, runner::run(&scenario, &opts))
+}
+
+/// Progress bars on a terminal, plain lines otherwise, nothing when `quiet`.
+fn progress_for(quiet: bool) -> Progress {
+    if quiet {
+        Progress::new(Mode::Quiet)
+    } else {
+        Progress::auto()
+    }
+}
+
+/// Pins this process to the fleet's cores, then runs `work` on a new tokio
+/// runtime with Ctrl-C and SIGTERM cancelling `opts.interrupt`.
+fn in_runtime<T>(
+    opts: &RunOptions,
+    quiet: bool,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> Result<T, Failure> {
+    if !opts.placement.fleet_cpus.is_empty() {
         // Before the runtime exists, so every worker and blocking thread
         // inherits the fleet's cores (and tokio sizes its workers to them).
-        placement::pin_process(&placement.fleet_cpus).map_err(failed)?;
+        placement::pin_process(&opts.placement.fleet_cpus).map_err(failed)?;
     }
-
     // The fleet is async and spread over its cores; the server is another process.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")
         .map_err(failed)?;
-    let interrupt = CancellationToken::new();
-    let opts = RunOptions {
-        out_dir,
-        target: args.target.clone(),
-        server_bin,
-        command_line,
-        interrupt: interrupt.clone(),
-        progress: if args.quiet {
-            Progress::new(Mode::Quiet)
-        } else {
-            Progress::auto()
-        },
-        placement,
-    };
-    let quiet = args.quiet;
+    let interrupt = opts.interrupt.clone();
     let outcome = rt.block_on(async {
         tokio::spawn(cancel_on_signal(interrupt, quiet));
-        runner::run(&scenario, &opts).await
+        work.await
     });
     // Bounded: nothing left running should outlive the run by much.
     rt.shutdown_timeout(Duration::from_secs(2));
     outcome.map_err(failed)
+}
+
+/// `pushbench capacity`: the search, then its outcome as an exit status
+/// (0: every transport's search ended on its own, whatever it found).
+fn cmd_capacity(
+    args: &crate::capacity::CapacityArgs,
+    command_line: Vec<String>,
+) -> Result<(), Failure> {
+    let (scenario, search, slo) = args
+        .plan(crate::scenario::open_file_limit())
+        .map_err(usage)?;
+    let server_bin = server_process::find_server_bin(args.server_bin.as_deref()).map_err(usage)?;
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("capacity-{}", scenario.name)));
+    let placement = placement_for(&scenario, false).map_err(usage)?;
+    let opts = RunOptions {
+        out_dir,
+        target: None,
+        server_bin: Some(server_bin),
+        command_line,
+        interrupt: CancellationToken::new(),
+        progress: progress_for(args.quiet),
+        placement,
+    };
+    let file = in_runtime(
+        &opts,
+        args.quiet,
+        crate::capacity::search(&scenario, &search, &slo, &opts),
+    )?;
+    if !file.complete {
+        return Err(failed(anyhow::anyhow!(
+            "the capacity search was interrupted (what was probed is in {})",
+            opts.out_dir.join(crate::capacity::CAPACITY_JSON).display()
+        )));
+    }
+    Ok(())
 }
 
 /// The placement for a run of `scenario` on this machine. Against a
@@ -812,6 +916,7 @@ mod tests {
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
             floor: None,
+            point: None,
         }
     }
 

@@ -32,6 +32,7 @@ use protocol::TransportKind;
 
 use crate::report::{self, Better, Metric, Row};
 use crate::results::{self, RunFile};
+use crate::sweep::SweepPoint;
 
 /// Exit status when a regression is flagged.
 pub const EXIT_REGRESSION: u8 = 1;
@@ -165,6 +166,8 @@ pub fn judge(better: Better, base: f64, new: f64, tolerance: f64) -> Option<Chan
 pub struct Diff {
     /// Which transport.
     pub transport: TransportKind,
+    /// At which sweep point (`None`: not a sweep).
+    pub point: Option<SweepPoint>,
     /// Which metric.
     pub metric: &'static Metric,
     /// Whether the figures are multiples of the reference transport's.
@@ -195,6 +198,8 @@ impl Diff {
 pub struct Verification {
     /// Which transport.
     pub transport: TransportKind,
+    /// At which sweep point (`None`: not a sweep).
+    pub point: Option<SweepPoint>,
     /// Verified in every repetition of BASE.
     pub base: bool,
     /// Verified in every repetition of NEW.
@@ -248,9 +253,76 @@ fn why_invalid(row: &Row) -> &'static str {
 
 /// Compares `new` against `base`.
 ///
-/// Errors are bad input: no transport in common, or `relative_to` missing
-/// from a run or without valid figures in BASE.
+/// Two sweeps are compared point by point: entries match by transport and
+/// by workload (clients, rate, payload), whatever their position in the grid.
+///
+/// Errors are bad input: no transport (or sweep point) in common, a sweep
+/// against a single run, or `relative_to` missing from a run or without
+/// valid figures in BASE.
 pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
+    match (report::is_sweep(base), report::is_sweep(new)) {
+        (false, false) => compare_runs(base, new, options),
+        (true, true) => compare_sweeps(base, new, options),
+        (b, _) => bail!(
+            "{} is a sweep and {} is not: compare a sweep with a sweep",
+            if b { "BASE" } else { "NEW" },
+            if b { "NEW" } else { "BASE" }
+        ),
+    }
+}
+
+/// [`compare`] of two sweeps: every point of BASE with the point of NEW
+/// that measured the same workload.
+fn compare_sweeps(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
+    let new_points = report::point_runs(new);
+    let mut all = Comparison {
+        options: options.clone(),
+        diffs: Vec::new(),
+        verification: Vec::new(),
+        notes: Vec::new(),
+    };
+    let mut matched = 0;
+    for (p, b) in report::point_runs(base) {
+        let Some((_, n)) = new_points.iter().find(|(q, _)| q.same_workload(&p)) else {
+            all.notes
+                .push(format!("point {p} is only in BASE: not compared"));
+            continue;
+        };
+        matched += 1;
+        match compare_runs(&b, n, options.clone()) {
+            Ok(c) => {
+                all.diffs.extend(c.diffs.into_iter().map(|mut d| {
+                    d.point = Some(p);
+                    d
+                }));
+                all.verification
+                    .extend(c.verification.into_iter().map(|mut v| {
+                        v.point = Some(p);
+                        v
+                    }));
+                all.notes
+                    .extend(c.notes.into_iter().map(|n| format!("at {p}: {n}")));
+            }
+            Err(e) => all.notes.push(format!("at {p}: not compared: {e:#}")),
+        }
+    }
+    for (q, _) in &new_points {
+        if !report::point_runs(base)
+            .iter()
+            .any(|(p, _)| p.same_workload(q))
+        {
+            all.notes
+                .push(format!("point {q} is only in NEW: not compared"));
+        }
+    }
+    if matched == 0 {
+        bail!("the two sweeps have no point (clients, rate, payload_bytes) in common");
+    }
+    Ok(all)
+}
+
+/// [`compare`] of two single runs (or of one point of two sweeps).
+fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
     let (base_rows, new_rows) = (report::rows(base), report::rows(new));
     let find = |rows: &[Row], t: TransportKind| rows.iter().position(|r| r.transport == t);
     let common: Vec<(usize, usize)> = base_rows
@@ -325,6 +397,7 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
         if !n.verified || !b.verified {
             verification.push(Verification {
                 transport: t,
+                point: None,
                 base: b.verified,
                 new: n.verified,
                 problems: if n.verified { Vec::new() } else { problems(n) },
@@ -370,6 +443,7 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
             if let Some(change) = judge(m.better, bv, nv, options.tolerance) {
                 diffs.push(Diff {
                     transport: t,
+                    point: None,
                     metric: m,
                     relative,
                     base: bv,
@@ -385,6 +459,14 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
         verification,
         notes,
     })
+}
+
+/// A transport's label, with its sweep point when it has one.
+fn at_point(t: TransportKind, point: Option<SweepPoint>) -> String {
+    match point {
+        Some(p) => cell(&format!("{} @ {p}", t.label())),
+        None => t.label().to_string(),
+    }
 }
 
 /// `v` as a multiple of the reference figure, when that is a positive number.
@@ -547,7 +629,7 @@ pub fn render_markdown(
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
-                v.transport.label(),
+                at_point(v.transport, v.point),
                 mark(v.base),
                 mark(v.new),
                 verdict.trim_end()
@@ -583,7 +665,7 @@ pub fn render_markdown(
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {ratio} | {} | {verdict} |",
-                d.transport.label(),
+                at_point(d.transport, d.point),
                 cell(d.metric.label),
                 d.metric.better.describe(),
                 shown(d, d.base),

@@ -670,7 +670,10 @@ pub fn render_html(run: &RunFile, markdown: &str, plots: &[SvgFile]) -> String {
 
     let verdict = verdict(run);
     let mut used = vec![false; plots.len()];
-    let mut verdict_done = false;
+    // A sweep's points each have their own figures: one verdict over them
+    // all would mix workloads, so its page has none (report.md's per-point
+    // tables say it all).
+    let mut verdict_done = report::is_sweep(run);
     let mut in_cell = false;
     let mut reopen_paragraph = false;
     // Markdown events waiting to be rendered, so our own HTML can be put between them.

@@ -46,6 +46,12 @@ pub const FAULTS_SVG: &str = "faults.svg";
 pub const RECONNECT_SVG: &str = "reconnect.svg";
 /// File name of the connected-clients timeline around faults.
 pub const CONNECTED_SVG: &str = "connected.svg";
+/// File name of a sweep's median latency against clients.
+pub const SWEEP_P50_SVG: &str = "sweep-p50.svg";
+/// File name of a sweep's p99 latency against clients.
+pub const SWEEP_P99_SVG: &str = "sweep-p99.svg";
+/// File name of a sweep's delivered against offered events/s.
+pub const SWEEP_THROUGHPUT_SVG: &str = "sweep-throughput.svg";
 
 /// One chart of a report: where it goes, what it is called, how it is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -60,14 +66,19 @@ pub struct Plot {
     pub applies: fn(&RunFile) -> bool,
 }
 
-/// Every run has this chart.
-fn always(_: &RunFile) -> bool {
-    true
+/// Every run but a sweep has this chart (a sweep's points would mix in it).
+fn always(run: &RunFile) -> bool {
+    !report::is_sweep(run)
 }
 
-/// Whether any entry of `run` had faults injected.
+/// A sweep has this chart.
+fn sweep_only(run: &RunFile) -> bool {
+    report::is_sweep(run)
+}
+
+/// Whether any entry of `run` had faults injected (not a sweep: its points would mix).
 pub fn has_faults(run: &RunFile) -> bool {
-    run.transports.iter().any(|t| !t.recovery.faults.is_empty())
+    always(run) && run.transports.iter().any(|t| !t.recovery.faults.is_empty())
 }
 
 /// The charts of [`PLOTS`] that `run` has, in reading order.
@@ -124,6 +135,24 @@ pub const PLOTS: &[Plot] = &[
         title: "Reconnect-time spectrum",
         render: reconnect_spectrum_svg,
         applies: has_faults,
+    },
+    Plot {
+        file: SWEEP_P50_SVG,
+        title: "Median latency against clients",
+        render: crate::plot_xy::p50_svg,
+        applies: sweep_only,
+    },
+    Plot {
+        file: SWEEP_P99_SVG,
+        title: "p99 latency against clients",
+        render: crate::plot_xy::p99_svg,
+        applies: sweep_only,
+    },
+    Plot {
+        file: SWEEP_THROUGHPUT_SVG,
+        title: "Delivered against offered events per second",
+        render: crate::plot_xy::throughput_svg,
+        applies: sweep_only,
     },
 ];
 
@@ -295,11 +324,11 @@ pub fn write_latency_spectrum(run: &RunFile, path: &Path) -> anyhow::Result<()> 
 }
 
 /// Error type of drawing into an SVG string.
-type DrawError = DrawingAreaErrorKind<std::io::Error>;
+pub(crate) type DrawError = DrawingAreaErrorKind<std::io::Error>;
 
 /// The chart's title and a centred grey caption saying why there is nothing
 /// to plot: every chart says so rather than drawing empty axes.
-fn draw_no_data(
+pub(crate) fn draw_no_data(
     chart_area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     title: &str,
     caption: &str,
@@ -317,7 +346,7 @@ fn draw_no_data(
 }
 
 /// Height of the strip under the chart holding the legend and notes, pixels.
-const FOOTER_H: u32 = 58;
+pub(crate) const FOOTER_H: u32 = 58;
 
 /// Label of a transport in the legend; an unverified one says so.
 fn legend_label(c: &Curve) -> String {
@@ -402,7 +431,7 @@ fn draw_spectrum(
 
 /// The legend (a filled swatch and a label per item, flowing left to right)
 /// and a note naming what could not be drawn.
-fn draw_footer(
+pub(crate) fn draw_footer(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     items: &[(RGBAColor, String)],
     left_out: &[String],
@@ -441,7 +470,7 @@ fn draw_footer(
 }
 
 /// A y tick label: [`format_ms`] without trailing zeros (`10`, `1`, `0.1`, `2.5`).
-fn tick_ms(ms: f64) -> String {
+pub(crate) fn tick_ms(ms: f64) -> String {
     let s = format_ms(ms);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -492,7 +521,7 @@ impl plotters::coord::ranged1d::ValueFormatter<f64> for NinesAxis {
 /// Tick values for a log axis over `[lo, hi]`: the sparsest of the 1-2-5-like
 /// mantissa sets that gives at least three ticks (plotters' own log ticks
 /// give none when the range holds no power of ten).
-fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     const MANTISSAS: [&[f64]; 4] = [
         &[1.0],
         &[1.0, 2.0, 5.0],
@@ -638,7 +667,7 @@ fn bar(row: &Row, segments: Vec<(f64, RGBAColor)>, min: f64, max: f64, value: St
 }
 
 /// `Title — scenario name`.
-fn titled(run: &RunFile, title: &str) -> String {
+pub(crate) fn titled(run: &RunFile, title: &str) -> String {
     match report::scenario_name(&run.scenario) {
         Some(name) => format!("{title} — {name}"),
         None => title.to_string(),
@@ -734,7 +763,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
 }
 
 /// About three significant digits, no trailing zeros: `7.25`, `183`, `0.412`.
-fn sig(v: f64) -> String {
+pub(crate) fn sig(v: f64) -> String {
     let s = crate::report::Unit::Bytes.format(v);
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()

@@ -691,6 +691,7 @@ mod tests {
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
             floor: None,
+            point: None,
         };
         assert_eq!(
             summary_line(&r),

@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::plot;
 use crate::results::{self, RunFile, TransportResult};
+use crate::sweep::SweepPoint;
 
 /// File name of the Markdown report inside a run directory.
 pub const REPORT_MD: &str = "report.md";
@@ -699,22 +700,41 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
     rows
 }
 
+/// Whether `run` is a sweep (its entries carry sweep points).
+pub fn is_sweep(run: &RunFile) -> bool {
+    run.transports.iter().any(|t| t.point.is_some())
+}
+
+/// A sweep's entries split by point, in grid order: one run per point,
+/// holding only that point's entries, so every per-run table and figure
+/// (repetitions, ratios to the floor) reads as it does for a single run.
+pub fn point_runs(run: &RunFile) -> Vec<(SweepPoint, RunFile)> {
+    let mut points: Vec<SweepPoint> = Vec::new();
+    for p in run.transports.iter().filter_map(|t| t.point) {
+        if !points.iter().any(|q| q.same_workload(&p)) {
+            points.push(p);
+        }
+    }
+    points.sort_by_key(|p| p.index);
+    points
+        .into_iter()
+        .map(|p| {
+            let mut sub = run.clone();
+            sub.transports
+                .retain(|t| t.point.is_some_and(|q| q.same_workload(&p)));
+            (p, sub)
+        })
+        .collect()
+}
+
 /// Renders the whole `report.md` for a run.
 pub fn render_markdown(run: &RunFile) -> String {
+    if is_sweep(run) {
+        return render_sweep_markdown(run);
+    }
     let rows = rows(run);
     let mut md = String::new();
-    let name = scenario_name(&run.scenario).unwrap_or_else(|| "unnamed scenario".to_string());
-    let _ = writeln!(md, "# pushbench: {}\n", escape_md(&name));
-    if let Some(desc) = lookup_str(&run.scenario, &["description"]) {
-        let _ = writeln!(md, "{}\n", escape_md(&one_line(&desc)));
-    }
-    let _ = writeln!(md, "**Scenario:** {}\n", scenario_line(run));
-    if !run.complete {
-        md.push_str(
-            "> **⚠ Incomplete run:** not every planned transport ran to the end; \
-             transports missing below were not measured.\n\n",
-        );
-    }
+    preamble(&mut md, run);
     let _ = writeln!(md, "{}\n", headline(&rows));
     if run.generator_bound {
         md.push_str(
@@ -744,6 +764,90 @@ pub fn render_markdown(run: &RunFile) -> String {
          with `pushbench report DIR`, where `DIR` is the directory holding this file.\n",
     );
     md
+}
+
+/// The title, description and scenario line of a report, and the warnings
+/// that apply to the whole run.
+fn preamble(md: &mut String, run: &RunFile) {
+    let name = scenario_name(&run.scenario).unwrap_or_else(|| "unnamed scenario".to_string());
+    let _ = writeln!(md, "# pushbench: {}\n", escape_md(&name));
+    if let Some(desc) = lookup_str(&run.scenario, &["description"]) {
+        let _ = writeln!(md, "{}\n", escape_md(&one_line(&desc)));
+    }
+    let _ = writeln!(md, "**Scenario:** {}\n", scenario_line(run));
+    if !run.complete {
+        md.push_str(
+            "> **⚠ Incomplete run:** not every planned transport ran to the end; \
+             transports missing below were not measured.\n\n",
+        );
+    }
+}
+
+/// `report.md` of a sweep: the grid, the sweep charts, then one summary
+/// table per point (the cost tables and per-run charts of a single run are
+/// left out: they would mix points; `run.json` holds every figure).
+fn render_sweep_markdown(run: &RunFile) -> String {
+    let mut md = String::new();
+    preamble(&mut md, run);
+    let points = point_runs(run);
+    let transports: Vec<&str> = rows(run).iter().map(|r| r.transport.label()).collect();
+    let grid = lookup(&run.scenario, "sweep")
+        .and_then(|v| serde_json::from_value::<crate::sweep::Sweep>(v.clone()).ok())
+        .map(|s| s.describe())
+        .unwrap_or_default();
+    let _ = writeln!(
+        md,
+        "**Sweep:** {} measured at {} (every transport at every point).\n",
+        escape_md(&transports.join(", ")),
+        counted(&points.len().to_string(), "point"),
+    );
+    if !grid.is_empty() {
+        let _ = writeln!(md, "Grid: {}\n", code_span(&grid));
+    }
+    if run.generator_bound {
+        md.push_str(
+            "> **⚠ Generator-bound:** the load generator (the fleet) was saturated or lagging \
+             at some points (marked below): their latency describes the fleet, not the server.\n\n",
+        );
+    }
+    md.push_str("## Sweep charts\n\n");
+    for p in plot::plots_for(run) {
+        let _ = writeln!(md, "### {}\n", p.title);
+        let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
+    }
+    md.push_str(
+        "Each line is one transport (one line per rate and payload when those are swept too); \
+         a filled dot is a verified point, a cross one that lost, duplicated or reordered \
+         events or whose fleet was the bottleneck. Offered events/s is what the clients \
+         should have received (events due in the window on their topics, per second); \
+         a transport that keeps up lies on the dashed line y = x.\n\n",
+    );
+    md.push_str("## Points\n\n");
+    for (p, sub) in &points {
+        let rows = rows(sub);
+        let _ = writeln!(md, "### Point {}: {}\n", p.index, code_span(&p.to_string()));
+        metric_table(&mut md, &rows, Group::Summary);
+        problems(&mut md, &rows);
+    }
+    definitions(&mut md);
+    provenance(&mut md, run);
+    md.push_str(
+        "---\n\nThis report is derived from `run.json` alone. Regenerate it (and its SVG charts) \
+         with `pushbench report DIR`, where `DIR` is the directory holding this file.\n",
+    );
+    md
+}
+
+/// The values of a JSON list, comma-separated.
+fn list_of(v: &Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x.to_string().trim_matches('"').to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// The headline: which contending transport had the lowest p50 and p99
@@ -1251,7 +1355,16 @@ pub fn scenario_name(scenario: &Value) -> Option<String> {
 /// module), so each item is looked up by its usual names, at the top level or
 /// one object down, and left out when absent.
 fn scenario_line(run: &RunFile) -> String {
-    let s = &run.scenario;
+    // A swept key's single value was not what ran: say so instead.
+    let mut scenario = run.scenario.clone();
+    if let Some(sweep) = lookup(&run.scenario, "sweep").and_then(Value::as_object) {
+        for (key, values) in sweep.iter().filter(|(_, v)| !v.is_null()) {
+            if let Some(slot) = scenario.get_mut(key.as_str()) {
+                *slot = Value::String(format!("swept ({})", list_of(values)));
+            }
+        }
+    }
+    let s = &scenario;
     let mut items = Vec::new();
     let clients = lookup_str(s, &["clients"]).or_else(|| {
         // Fall back to what the transports report, if they agree.

@@ -16,13 +16,23 @@ use serde::{Deserialize, Serialize};
 
 use protocol::TransportKind;
 
+use crate::sweep::SweepPoint;
+
 /// Version of the `run.json` layout.
 ///
 /// 2: repetitions (`repetition`), bytes on the wire (`wire`), server and
 /// fleet usage (`server`, `fleet`), the resource `timeline`, the server's
 /// stated settings (`server_config`), placement in the provenance and the
 /// run-wide `generator_bound` flag.
-pub const SCHEMA_VERSION: u32 = 2;
+///
+/// 3: sweeps: every entry carries its sweep `point` (`null` outside a
+/// sweep). Files of version 2 are still read (no sweep, so no point): an
+/// older pushbench would read a sweep's points as repetitions of one
+/// workload, hence the bump.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The oldest `schema_version` this build still reads.
+pub const OLDEST_READ_VERSION: u32 = 2;
 
 /// The whole of `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -144,6 +154,10 @@ pub struct TransportResult {
     /// before faults existed, hence the default when reading.
     #[serde(default)]
     pub recovery: Recovery,
+    /// The sweep point this entry was measured at (`null` outside a sweep;
+    /// the scenario's `sweep` describes the grid).
+    #[serde(default)]
+    pub point: Option<SweepPoint>,
     /// The floor's entry of the same repetition, attached when a report is
     /// rendered (never stored) so that ratio metrics are functions of one
     /// entry.
@@ -531,10 +545,10 @@ pub fn parse_run(text: &str) -> anyhow::Result<RunFile> {
             .as_u64()
             .ok_or_else(|| anyhow!("`schema_version` is {v}, expected a whole number"))?,
     };
-    if version != u64::from(SCHEMA_VERSION) {
+    if !(u64::from(OLDEST_READ_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&version) {
         bail!(
             "schema_version {version} is not supported: this pushbench ({}) reads schema_version \
-             {SCHEMA_VERSION}; use the pushbench that wrote the run, or re-run it",
+             {OLDEST_READ_VERSION} to {SCHEMA_VERSION}; use the pushbench that wrote the run, or re-run it",
             env!("CARGO_PKG_VERSION")
         );
     }

@@ -52,6 +52,7 @@ use crate::results::{
 };
 use crate::scenario::{Scenario, fmt_duration};
 use crate::server_process::{self, ServerProcess, ServerSpec, ServerStats};
+use crate::sweep::SweepPoint;
 use crate::{provenance, report};
 
 /// How often waits wake up to check the server, the fleet and Ctrl-C, and to redraw progress.
@@ -223,36 +224,61 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         generator_bound: false,
         transports: Vec::new(),
     };
-    let plans: Vec<TransportPlan> = (1..=scenario.repeat.max(1))
-        .flat_map(|rep| repetition_order(&scenario.transports, rep))
-        .map(|t| transport_plan(t, &scenario))
+    // A sweep runs the whole scenario (every transport, every repetition)
+    // at each point in turn; without one, the scenario is its one point.
+    let swept = scenario.sweep.is_active();
+    let points: Vec<(Option<SweepPoint>, Scenario)> = scenario
+        .points()
+        .into_iter()
+        .map(|p| (swept.then_some(p), scenario.at(&p)))
+        .collect();
+    let plans: Vec<TransportPlan> = points
+        .iter()
+        .flat_map(|(_, at)| {
+            (1..=at.repeat.max(1))
+                .flat_map(|rep| repetition_order(&at.transports, rep))
+                .map(|t| transport_plan(t, at))
+        })
         .collect();
     opts.progress.plan(&plans);
     let mut interrupted = false;
-    'repetitions: for rep in 1..=scenario.repeat.max(1) {
-        let order = repetition_order(&scenario.transports, rep);
-        if scenario.repeat > 1 {
-            let names: Vec<&str> = order.iter().map(|t| t.as_str()).collect();
-            opts.progress.line(&format!(
-                "repetition {rep} of {}: {}",
-                scenario.repeat,
-                names.join(", ")
-            ));
+    'points: for (point, at) in &points {
+        if let Some(p) = point {
+            opts.progress
+                .line(&format!("sweep point {} of {}: {p}", p.index, points.len()));
         }
-        for transport in order {
-            if opts.interrupt.is_cancelled() {
-                interrupted = true;
-                break 'repetitions;
+        for rep in 1..=at.repeat.max(1) {
+            let order = repetition_order(&at.transports, rep);
+            if at.repeat > 1 {
+                let names: Vec<&str> = order.iter().map(|t| t.as_str()).collect();
+                opts.progress.line(&format!(
+                    "repetition {rep} of {}: {}",
+                    at.repeat,
+                    names.join(", ")
+                ));
             }
-            let (result, cut_short) =
-                run_transport(transport, rep, &scenario, opts, &placement).await;
-            run.transports.extend(result);
-            run.generator_bound = run.transports.iter().any(|t| t.fleet.generator_bound);
-            // Saved after every transport: a crash later loses nothing measured.
-            write_run_blocking(&opts.out_dir, &run).await?;
-            if cut_short {
-                interrupted = true;
-                break 'repetitions;
+            for transport in order {
+                if opts.interrupt.is_cancelled() {
+                    interrupted = true;
+                    break 'points;
+                }
+                let run_id = RunId {
+                    transport,
+                    repetition: rep,
+                    point: *point,
+                };
+                let (result, cut_short) = run_transport(run_id, at, opts, &placement).await;
+                run.transports.extend(result.map(|mut r| {
+                    r.point = *point;
+                    r
+                }));
+                run.generator_bound = run.transports.iter().any(|t| t.fleet.generator_bound);
+                // Saved after every transport: a crash later loses nothing measured.
+                write_run_blocking(&opts.out_dir, &run).await?;
+                if cut_short {
+                    interrupted = true;
+                    break 'points;
+                }
             }
         }
     }
@@ -426,24 +452,41 @@ impl Snapshot {
     }
 }
 
-/// The log file of a server: `server-sse.log`, `server-sse-2.log` for repetition 2.
-fn server_log_name(transport: TransportKind, repetition: u32) -> String {
-    if repetition <= 1 {
-        format!("server-{transport}.log")
+/// Which run of a transport this is: its repetition and, in a sweep, its point.
+#[derive(Debug, Clone, Copy)]
+struct RunId {
+    transport: TransportKind,
+    repetition: u32,
+    point: Option<SweepPoint>,
+}
+
+/// The log file of a server: `server-sse.log`, `server-sse-2.log` for
+/// repetition 2, `server-sse-p3.log` at sweep point 3.
+fn server_log_name(id: RunId) -> String {
+    let point = id
+        .point
+        .map(|p| format!("-p{}", p.index))
+        .unwrap_or_default();
+    if id.repetition <= 1 {
+        format!("server-{}{point}.log", id.transport)
     } else {
-        format!("server-{transport}-{repetition}.log")
+        format!("server-{}{point}-{}.log", id.transport, id.repetition)
     }
 }
 
 /// Runs one transport. Returns its result (none if it never got to start a
 /// fleet because of Ctrl-C) and whether the run must stop (Ctrl-C).
 async fn run_transport(
-    transport: TransportKind,
-    repetition: u32,
+    id: RunId,
     scenario: &Scenario,
     opts: &RunOptions,
     placement: &Placement,
 ) -> (Option<TransportResult>, bool) {
+    let RunId {
+        transport,
+        repetition,
+        ..
+    } = id;
     let plan = transport_plan(transport, scenario);
     let progress = opts.progress.transport(transport, scenario.clients, plan);
     let mut problems: Vec<String> = Vec::new();
@@ -500,7 +543,7 @@ async fn run_transport(
                     }
                 }
             }
-            let log = opts.out_dir.join(server_log_name(transport, repetition));
+            let log = opts.out_dir.join(server_log_name(id));
             let Some(bin) = opts.server_bin.as_deref() else {
                 let r = unstarted(transport, scenario, "no push-server binary given".into());
                 progress.finish(&r);
@@ -1133,6 +1176,7 @@ fn unstarted(transport: TransportKind, scenario: &Scenario, problem: String) -> 
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
         floor: None,
+        point: None,
     }
 }
 
@@ -1218,6 +1262,7 @@ fn build_result(
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
         floor: None,
+        point: None,
     }
 }
 

@@ -19,6 +19,8 @@ use anyhow::{Context as _, bail};
 use protocol::TransportKind;
 use serde::{Deserialize, Serialize};
 
+use crate::sweep::{Sweep, SweepPoint};
+
 /// The embedded default scenario (`scenarios/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../scenarios/default.toml");
 
@@ -115,6 +117,9 @@ scenario_fields! {
     /// Faults injected into every transport's run, at offsets from the
     /// start of the measured window (empty: none).
     faults: Vec<Fault>,
+    /// Values of `clients`, `rate` and `payload_bytes` to measure at: the
+    /// grid is their product (see [`crate::sweep`]); an empty table: no sweep.
+    sweep: Sweep,
 }
 
 /// Bound on a restart's pause: a longer outage measures nothing more.
@@ -299,8 +304,11 @@ impl Scenario {
 
     /// Resolves `topics = 0` (one topic per client) against the final
     /// `clients`, so the stored scenario names the real number.
+    ///
+    /// A sweep over `clients` keeps 0: each point resolves it against its own
+    /// fleet ([`Scenario::at`]).
     pub fn resolve_topics(&mut self) {
-        if self.topics == 0 {
+        if self.topics == 0 && self.sweep.clients.is_none() {
             self.topics = u32::try_from(self.clients).unwrap_or(u32::MAX);
         }
     }
@@ -310,6 +318,25 @@ impl Scenario {
         self.pin
             .parse()
             .with_context(|| format!("`pin` {:?} is not auto, none or server:N,fleet:M", self.pin))
+    }
+
+    /// The points this scenario measures at: its sweep's grid, or (no sweep)
+    /// the one point of its own values.
+    pub fn points(&self) -> Vec<SweepPoint> {
+        self.sweep
+            .points(self.clients, self.rate, self.payload_bytes)
+    }
+
+    /// The scenario of one point: the point's values, no sweep, and
+    /// `topics = 0` resolved against the point's fleet.
+    pub fn at(&self, p: &SweepPoint) -> Scenario {
+        let mut s = self.clone();
+        s.clients = p.clients;
+        s.rate = p.rate;
+        s.payload_bytes = p.payload_bytes;
+        s.sweep = Sweep::default();
+        s.resolve_topics();
+        s
     }
 
     /// The scenario as a JSON value (what `run.json` stores).
@@ -327,7 +354,22 @@ impl Scenario {
     /// fit in (`None` when unknown: no client bound beyond sanity).
     ///
     /// The message names the key, the allowed range and the value given.
+    ///
+    /// A sweep is checked list by list, then point by point: every point must
+    /// be a valid scenario (fit the open-file limit, say), and the first that
+    /// is not is named, before anything runs.
     pub fn validate_with_fd_limit(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
+        if self.sweep.is_active() {
+            self.sweep.validate()?;
+            let points = self.points();
+            let n = points.len();
+            for p in &points {
+                self.at(p)
+                    .validate_with_fd_limit(fd_limit)
+                    .with_context(|| format!("sweep point {} of {n} ({p})", p.index))?;
+            }
+            return Ok(());
+        }
         check_name(&self.name)?;
         if self.transports.is_empty() {
             let names: Vec<&str> = TransportKind::ALL.iter().map(|t| t.as_str()).collect();

@@ -155,6 +155,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
                 .collect(),
         },
         floor: None,
+        point: None,
     }
 }
 
@@ -348,7 +349,8 @@ fn report_marks_the_unverified_transport_and_names_the_best_verified_one() {
     assert!(!headline.contains("**WebSocket**"), "{headline}");
 
     assert!(md.contains("\n![latency percentile spectrum](latency.svg)\n"));
-    for p in plot::PLOTS {
+    // Every chart of a single run (the sweep charts belong to sweeps).
+    for p in plot::PLOTS.iter().filter(|p| (p.applies)(&synthetic_run())) {
         assert!(
             md.contains(&format!("]({})", p.file)),
             "{} not embedded",
@@ -441,7 +443,7 @@ fn rendering_is_repeatable() {
         std::fs::read_to_string(dir.path().join("latency.svg")).unwrap(),
         svg
     );
-    for p in plot::PLOTS {
+    for p in plot::PLOTS.iter().filter(|p| (p.applies)(&synthetic_run())) {
         let path = dir.path().join(p.file);
         let before = std::fs::read_to_string(&path).unwrap();
         report::render_dir(dir.path()).unwrap();
@@ -459,6 +461,7 @@ fn rendering_is_repeatable() {
         .collect();
     for expected in plot::PLOTS
         .iter()
+        .filter(|p| (p.applies)(&synthetic_run()))
         .map(|p| p.file)
         .chain(["report.md", "run.json"])
     {
@@ -535,7 +538,7 @@ fn run_json_round_trips() {
     results::write_run(&nested, &run).unwrap();
     let text = std::fs::read_to_string(nested.join("run.json")).unwrap();
     assert!(
-        text.contains("\n  \"schema_version\": 2,"),
+        text.contains("\n  \"schema_version\": 3,"),
         "pretty JSON expected"
     );
     assert!(
@@ -584,9 +587,21 @@ fn read_run_errors_name_the_file_and_the_problem() {
     std::fs::write(&file, v.to_string()).unwrap();
     let e = error_of(dir.path());
     assert!(
-        e.contains("schema_version 99 is not supported") && e.contains("reads schema_version 2"),
+        e.contains("schema_version 99 is not supported")
+            && e.contains("reads schema_version 2 to 3"),
         "{e}"
     );
+
+    // A version-2 file (before sweeps: no `point`) is still read, as no sweep.
+    let mut v2 = serde_json::to_value(synthetic_run()).unwrap();
+    v2["schema_version"] = 2.into();
+    for t in v2["transports"].as_array_mut().unwrap() {
+        t.as_object_mut().unwrap().remove("point");
+    }
+    std::fs::write(&file, v2.to_string()).unwrap();
+    let old = results::read_run(dir.path()).unwrap();
+    assert_eq!(old.schema_version, 2);
+    assert!(old.transports.iter().all(|t| t.point.is_none()));
 
     // A version-1 file (before costs and repetitions) is refused by version, not by layout.
     v["schema_version"] = 1.into();
