@@ -191,6 +191,12 @@ pub struct ClientConfig {
     /// server's keep-alive interval and, without keep-alives, the gap
     /// between events.
     pub idle_timeout: Duration,
+    /// SSE and WebSocket: the path and query of one topic's stream on a
+    /// server pushbench did not build (a *target*), `{topic}` standing for
+    /// the topic, e.g. `/events/?channel={topic}`. `None`: push-server's
+    /// `/sse?topic=…` and `/ws?topic=…`. A WebSocket subscriber still adds
+    /// `after=N` when it resumes.
+    pub path: Option<String>,
 }
 
 impl ClientConfig {
@@ -210,6 +216,7 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(5),
             backoff_jitter: 0.5,
             idle_timeout: Duration::from_secs(60),
+            path: None,
         }
     }
 }

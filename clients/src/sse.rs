@@ -47,7 +47,7 @@ impl Sse {
     async fn open<O: Observer>(&self, observer: &mut O) -> anyhow::Result<reqwest::Response> {
         let mut request = self
             .client
-            .get(self.target.url("/sse", None, &[]))
+            .get(self.target.stream_url("/sse", None))
             .header(ACCEPT, "text/event-stream")
             .header(CACHE_CONTROL, "no-cache");
         let last_event_id = self.parser.last_event_id();

@@ -31,6 +31,7 @@ use crate::progress::{Mode, Progress};
 use crate::report;
 use crate::results::{self, TransportResult};
 use crate::runner::{self, RunOptions, RunOutcome};
+use crate::scenario::Contender;
 use crate::scenario::{Scenario, ScenarioPatch};
 use crate::server_process::{self, SERVER_BIN_ENV};
 
@@ -85,10 +86,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws,
-    /// and tcp (the raw-TCP floor; put it last: reports show ratios to it)
+    /// and tcp (the raw-TCP floor; put it last: reports show ratios to it), or
+    /// names of targets the scenario declares under [targets]
     /// [default: short-poll,long-poll,sse,ws,tcp].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub transports: Option<Vec<TransportKind>>,
+    pub transports: Option<Vec<Contender>>,
     /// Runs of each transport (a count); repetitions alternate the order (ABCD DCBA …) and
     /// the report shows the median and min–max of every figure [default: 1].
     #[arg(long, value_name = "K")]
@@ -155,7 +157,7 @@ impl RunArgs {
                 "--transports",
                 self.transports
                     .as_ref()
-                    .map(|t| t.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")),
+                    .map(|t| t.iter().map(Contender::name).collect::<Vec<_>>().join(",")),
             ),
             ("--repeat", self.repeat.map(|v| v.to_string())),
             ("--pin", self.pin.clone()),
@@ -712,7 +714,7 @@ mod tests {
             .render_long_help()
             .to_string();
         let d = Scenario::default();
-        let names: Vec<_> = d.transports.iter().map(|t| t.as_str()).collect();
+        let names: Vec<_> = d.transports.iter().map(Contender::name).collect();
         for expected in [
             format!("[default: {}]", names.join(",")),
             format!("[default: {}]", d.clients),
@@ -771,6 +773,7 @@ mod tests {
     fn measured(transport: TransportKind, repetition: u32) -> TransportResult {
         use crate::results::{Counts, Histograms, ServerUsage, Summary};
         TransportResult {
+            target: None,
             transport,
             repetition,
             verified: true,

@@ -142,7 +142,7 @@ fn toy_scenario() -> Scenario {
         "#,
     )
     .unwrap();
-    s.transports = vec![TransportKind::Sse, TransportKind::Tcp];
+    s.transports = harness::scenario::builtins(&vec![TransportKind::Sse, TransportKind::Tcp]);
     s.validate().unwrap();
     s
 }
@@ -203,6 +203,7 @@ async fn a_real_run_matches_the_schema() {
 fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
     let empty = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     TransportResult {
+        target: None,
         transport,
         repetition,
         verified: false,
@@ -237,7 +238,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
 fn synthetic_run() -> Value {
     let scenario = Scenario {
         repeat: 2,
-        transports: vec![TransportKind::LongPoll, TransportKind::Ws],
+        transports: harness::scenario::builtins(&[TransportKind::LongPoll, TransportKind::Ws]),
         event_type: Some("status".into()),
         ..Scenario::default()
     };
