@@ -197,6 +197,13 @@ pub struct ClientConfig {
     /// `/sse?topic=…` and `/ws?topic=…`. A WebSocket subscriber still adds
     /// `after=N` when it resumes.
     pub path: Option<String>,
+    /// SSE: the event type listened for, as a page's
+    /// `addEventListener(type)` would (`None`: `message`, what `onmessage`
+    /// sees). Events of other types, such as a foreign server's own
+    /// control events (django-eventstream's `stream-open` and
+    /// `keep-alive`), are ignored, as a browser ignores types nobody
+    /// listens to.
+    pub event_type: Option<String>,
 }
 
 impl ClientConfig {
@@ -217,6 +224,7 @@ impl ClientConfig {
             backoff_jitter: 0.5,
             idle_timeout: Duration::from_secs(60),
             path: None,
+            event_type: None,
         }
     }
 }

@@ -211,6 +211,80 @@ async fn sse_resumes_with_last_event_id_without_loss_or_duplicates() {
 }
 
 // ---------------------------------------------------------------------------
+// A foreign SSE server (django-eventstream's framing) at a path template
+
+/// What django-eventstream sends: a 2 KiB padding comment, a `stream-open`
+/// event with empty data, events typed `message` with ids `t0:N`, and
+/// `keep-alive` events with empty data; it resumes from `Last-Event-ID: t0:N`.
+async fn django_like_route(
+    State(seen): State<Seen>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let last = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().unwrap_or("<non-ascii>").to_string());
+    seen.lock().unwrap().push(last.clone());
+    if q.get("channel").map(String::as_str) != Some("t0") {
+        return (axum::http::StatusCode::BAD_REQUEST, "no channel\n").into_response();
+    }
+    let first = match last.as_deref() {
+        None => 1,
+        Some("t0:2") => 3,
+        Some(_) => return (axum::http::StatusCode::BAD_REQUEST, "bad resume\n").into_response(),
+    };
+    let mut body = format!(":{}\n\nevent: stream-open\ndata:\n\n", " ".repeat(2048));
+    for id in first..first + 2 {
+        body.push_str(&format!(
+            "event: message\nid: t0:{id}\ndata: {}\n\nevent: keep-alive\ndata:\n\n",
+            event_json(id)
+        ));
+    }
+    let head = stream::once(async move { Ok::<_, Infallible>(Bytes::from(body)) });
+    // The first stream ends after event 2; the resumed one stays open.
+    let stream = if first == 1 {
+        head.boxed()
+    } else {
+        head.chain(stream::pending()).boxed()
+    };
+    (
+        [(CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn a_foreign_sse_stream_at_a_path_template_delivers_its_typed_events_and_resumes() {
+    let seen = Seen::default();
+    let router = Router::new()
+        .route("/events/", get(django_like_route))
+        .with_state(seen.clone());
+    let addr = serve_router(router).await;
+    let mut cfg = config(TransportKind::Sse, addr);
+    cfg.path = Some("/events/?channel={topic}".to_string());
+    let running = start(cfg);
+    assert!(
+        running
+            .probe
+            .wait_until(Duration::from_secs(5), |r| r.events.len() >= 4)
+            .await,
+        "got {:?}",
+        running.probe.ids()
+    );
+    let probe = running.stop_within_1s().await;
+    assert_eq!(probe.ids(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None, Some("t0:2".to_string())],
+        "resumed with the server's own last id"
+    );
+    // The control events (`stream-open`, `keep-alive`, empty data) are other
+    // types: ignored, not reported as undecodable.
+    probe.get(|r| assert!(r.errors.is_empty(), "{:?}", r.errors));
+}
+
+// ---------------------------------------------------------------------------
 // WebSocket: pings are answered, and a reconnect resumes with `after=`
 
 #[derive(Clone, Default)]

@@ -163,8 +163,10 @@ pub fn judge(better: Better, base: f64, new: f64, tolerance: f64) -> Option<Chan
 /// One compared figure.
 #[derive(Debug, Clone)]
 pub struct Diff {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     pub transport: TransportKind,
+    /// The row's label (`SSE`, `django-eventstream (SSE)`).
+    pub label: String,
     /// Which metric.
     pub metric: &'static Metric,
     /// Whether the figures are multiples of the reference transport's.
@@ -193,8 +195,8 @@ impl Diff {
 /// A transport whose verification changed or failed in NEW.
 #[derive(Debug, Clone)]
 pub struct Verification {
-    /// Which transport.
-    pub transport: TransportKind,
+    /// The row's label (`SSE`, `django-eventstream (SSE)`).
+    pub label: String,
     /// Verified in every repetition of BASE.
     pub base: bool,
     /// Verified in every repetition of NEW.
@@ -252,11 +254,15 @@ fn why_invalid(row: &Row) -> &'static str {
 /// from a run or without valid figures in BASE.
 pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
     let (base_rows, new_rows) = (report::rows(base), report::rows(new));
-    let find = |rows: &[Row], t: TransportKind| rows.iter().position(|r| r.transport == t);
+    // Rows match by transport and target: a target's SSE is not push-server's.
+    let find = |rows: &[Row], r: &Row| {
+        rows.iter()
+            .position(|x| x.transport == r.transport && x.target == r.target)
+    };
     let common: Vec<(usize, usize)> = base_rows
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| Some((i, find(&new_rows, r.transport)?)))
+        .filter_map(|(i, r)| Some((i, find(&new_rows, r)?)))
         .collect();
     if common.is_empty() {
         bail!(
@@ -271,7 +277,11 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
     let reference = match options.relative_to {
         None => None,
         Some(t) => {
-            let (Some(b), Some(n)) = (find(&base_rows, t), find(&new_rows, t)) else {
+            let builtin = |rows: &[Row]| {
+                rows.iter()
+                    .position(|x| x.transport == t && x.target.is_none())
+            };
+            let (Some(b), Some(n)) = (builtin(&base_rows), builtin(&new_rows)) else {
                 bail!(
                     "--relative-to {t}: {} is not in both runs (BASE has {}, NEW has {})",
                     t.label(),
@@ -301,19 +311,13 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
     };
 
     for r in &base_rows {
-        if find(&new_rows, r.transport).is_none() {
-            notes.push(format!(
-                "{} is only in BASE: not compared",
-                r.transport.label()
-            ));
+        if find(&new_rows, r).is_none() {
+            notes.push(format!("{} is only in BASE: not compared", r.label()));
         }
     }
     for r in &new_rows {
-        if find(&base_rows, r.transport).is_none() {
-            notes.push(format!(
-                "{} is only in NEW: not compared",
-                r.transport.label()
-            ));
+        if find(&base_rows, r).is_none() {
+            notes.push(format!("{} is only in NEW: not compared", r.label()));
         }
     }
 
@@ -324,7 +328,7 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
         let t = b.transport;
         if !n.verified || !b.verified {
             verification.push(Verification {
-                transport: t,
+                label: b.label(),
                 base: b.verified,
                 new: n.verified,
                 problems: if n.verified { Vec::new() } else { problems(n) },
@@ -370,6 +374,7 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
             if let Some(change) = judge(m.better, bv, nv, options.tolerance) {
                 diffs.push(Diff {
                     transport: t,
+                    label: b.label(),
                     metric: m,
                     relative,
                     base: bv,
@@ -410,7 +415,7 @@ fn list(rows: &[Row]) -> String {
         return "none".to_string();
     }
     rows.iter()
-        .map(|r| r.transport.as_str())
+        .map(|r| r.entries.first().map_or(r.transport.as_str(), |e| e.name()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -547,7 +552,7 @@ pub fn render_markdown(
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
-                v.transport.label(),
+                v.label,
                 mark(v.base),
                 mark(v.new),
                 verdict.trim_end()
@@ -583,7 +588,7 @@ pub fn render_markdown(
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {ratio} | {} | {verdict} |",
-                d.transport.label(),
+                d.label,
                 cell(d.metric.label),
                 d.metric.better.describe(),
                 shown(d, d.base),

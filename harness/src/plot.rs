@@ -143,6 +143,27 @@ pub fn colour(transport: TransportKind) -> RGBColor {
     }
 }
 
+/// Colours of targets (foreign servers), from the rest of the Okabe–Ito
+/// palette, so a target never shares a built-in transport's colour.
+const TARGET_COLOURS: [RGBColor; 3] = [
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue
+    RGBColor(0xB8, 0xA2, 0x00), // dark yellow (plain yellow vanishes on white)
+];
+
+/// The colour of `transport` as served by `target` (`None`: push-server):
+/// the transport's own, or one of [`TARGET_COLOURS`] chosen by the target's
+/// name, so a target keeps its colour across runs and reports.
+pub fn entry_colour(transport: TransportKind, target: Option<&str>) -> RGBColor {
+    match target {
+        None => colour(transport),
+        Some(name) => {
+            let h = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+            TARGET_COLOURS[h % TARGET_COLOURS.len()]
+        }
+    }
+}
+
 /// The colour of a transport as SVG writes it (`#RRGGBB`), for tests and HTML.
 pub fn colour_hex(transport: TransportKind) -> String {
     let RGBColor(r, g, b) = colour(transport);
@@ -199,7 +220,8 @@ pub fn spectrum_points(h: &hdrhistogram::Histogram<u64>, max_nines: f64) -> Vec<
 
 /// One transport's line on the spectrum.
 struct Curve {
-    transport: TransportKind,
+    label: String,
+    colour: RGBColor,
     verified: bool,
     points: Vec<(f64, f64)>,
 }
@@ -250,11 +272,11 @@ fn spectrum_svg(
                 max_count = max_count.max(h.len());
                 histograms.push((r, h));
             }
-            Ok(_) => left_out.push(format!("{} (no samples)", r.transport.label())),
+            Ok(_) => left_out.push(format!("{} (no samples)", r.label())),
             Err(_) if pick(r).trim().is_empty() => {
-                left_out.push(format!("{} (no samples)", r.transport.label()));
+                left_out.push(format!("{} (no samples)", r.label()));
             }
-            Err(_) => left_out.push(format!("{} (unreadable histogram)", r.transport.label())),
+            Err(_) => left_out.push(format!("{} (unreadable histogram)", r.label())),
         }
     }
     let x_max = (max_count.max(1) as f64)
@@ -263,7 +285,8 @@ fn spectrum_svg(
         .clamp(MIN_NINES, MAX_NINES);
     for (r, h) in &histograms {
         curves.push(Curve {
-            transport: r.transport,
+            label: r.label(),
+            colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points: spectrum_points(h, x_max),
         });
@@ -314,9 +337,9 @@ const FOOTER_H: u32 = 58;
 /// Label of a transport in the legend; an unverified one says so.
 fn legend_label(c: &Curve) -> String {
     if c.verified {
-        c.transport.label().to_string()
+        c.label.clone()
     } else {
-        format!("{} — ✗ not verified, invalid", c.transport.label())
+        format!("{} — ✗ not verified, invalid", c.label)
     }
 }
 
@@ -336,7 +359,7 @@ fn draw_spectrum(
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
     let legend: Vec<(RGBAColor, String)> = curves
         .iter()
-        .map(|c| (colour(c.transport).to_rgba(), legend_label(c)))
+        .map(|c| (c.colour.to_rgba(), legend_label(c)))
         .collect();
     draw_footer(&footer, &legend, left_out)?;
 
@@ -380,7 +403,7 @@ fn draw_spectrum(
         .draw()?;
 
     for c in curves {
-        let style = colour(c.transport).stroke_width(2);
+        let style = c.colour.stroke_width(2);
         if c.verified {
             chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?;
         } else {
@@ -524,7 +547,8 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// segments, with the min–max over repetitions as a whisker.
 #[derive(Debug, Clone)]
 struct Bar {
-    transport: TransportKind,
+    /// The row's label (the x axis).
+    name: String,
     /// Stacked segments from the bottom: (height, colour).
     segments: Vec<(f64, RGBAColor)>,
     /// Min–max of the whole bar over repetitions (drawn when they differ).
@@ -582,10 +606,10 @@ fn single_metric_chart<'a>(
         let Some(f) = row.figure(m) else {
             chart
                 .notes
-                .push(format!("{} (no data)", row.transport.label()));
+                .push(format!("{} (no data)", row.label()));
             continue;
         };
-        if row.transport.is_floor() {
+        if row.is_floor() {
             if row.verified {
                 chart.floor = Some(FloorLine {
                     value: f.median,
@@ -598,13 +622,13 @@ fn single_metric_chart<'a>(
         }
         chart.bars.push(bar(
             row,
-            vec![(f.median, colour(row.transport).to_rgba())],
+            vec![(f.median, entry_colour(row.transport, row.target.as_deref()).to_rgba())],
             f.min,
             f.max,
             fmt(f.median),
         ));
     }
-    if !rows.iter().any(|r| r.transport.is_floor()) {
+    if !rows.iter().any(|r| r.is_floor()) {
         chart.notes.push("no raw-TCP floor in this run".into());
     }
     chart
@@ -621,7 +645,7 @@ fn bar(row: &Row, segments: Vec<(f64, RGBAColor)>, min: f64, max: f64, value: St
         ""
     };
     Bar {
-        transport: row.transport,
+        name: row.label(),
         segments,
         range: (max > min).then_some((min, max)),
         label: format!("{value}{mark}"),
@@ -684,7 +708,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
         let (Some(d), Some(u)) = (row.figure(down), row.figure(up)) else {
             chart
                 .notes
-                .push(format!("{} (no data)", row.transport.label()));
+                .push(format!("{} (no data)", row.label()));
             continue;
         };
         // The total per repetition, for the whisker and the floor line.
@@ -699,7 +723,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
             max: d.median + u.median,
             n: 1,
         });
-        if row.transport.is_floor() {
+        if row.is_floor() {
             if row.verified {
                 chart.floor = Some(FloorLine {
                     value: total.median,
@@ -710,7 +734,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
             }
             continue;
         }
-        let c = colour(row.transport);
+        let c = entry_colour(row.transport, row.target.as_deref());
         chart.bars.push(bar(
             row,
             vec![(d.median, c.to_rgba()), (u.median, c.mix(0.35))],
@@ -719,7 +743,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
             format!("{} + {} B", sig(d.median), sig(u.median)),
         ));
     }
-    if !rows.iter().any(|r| r.transport.is_floor()) {
+    if !rows.iter().any(|r| r.is_floor()) {
         chart.notes.push("no raw-TCP floor in this run".into());
     }
     draw_bars(&chart)
@@ -787,7 +811,7 @@ fn draw_bars_into(svg: &mut String, c: &BarChart<'_>) -> Result<(), DrawError> {
         .fold(0.0f64, f64::min)
         * 1.18;
     let n = c.bars.len().max(1);
-    let labels: Vec<&str> = c.bars.iter().map(|b| b.transport.label()).collect();
+    let labels: Vec<&str> = c.bars.iter().map(|b| b.name.as_str()).collect();
     let x_label = |x: &f64| -> String {
         let i = x.round();
         if (x - i).abs() < 1e-6 && i >= 0.0 {
@@ -911,12 +935,13 @@ pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
             })
             .collect();
         if points.is_empty() || r.window_start_us == 0 {
-            left_out.push(format!("{} (no samples)", r.transport.label()));
+            left_out.push(format!("{} (no samples)", r.label()));
             continue;
         }
         window_s = window_s.max(r.window_s);
         lines.push(Curve {
-            transport: r.transport,
+            label: r.label(),
+            colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points,
         });
@@ -944,7 +969,7 @@ pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
     let mut markers: Vec<f64> = Vec::new();
     for r in &run.transports {
         if r.recovery.delivered_per_s.is_empty() || r.window_start_us == 0 {
-            left_out.push(format!("{} (no deliveries)", r.transport.label()));
+            left_out.push(format!("{} (no deliveries)", r.label()));
             continue;
         }
         if markers.is_empty() {
@@ -965,7 +990,8 @@ pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
             .map(|(i, &n)| (i as f64 + 0.5, n as f64))
             .collect();
         lines.push(Curve {
-            transport: r.transport,
+            label: r.label(),
+            colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points,
         });
@@ -996,8 +1022,8 @@ fn draw_timeline(
     let mut legend: Vec<(RGBAColor, String)> = Vec::new();
     for c in lines {
         let item = (
-            colour(c.transport).to_rgba(),
-            c.transport.label().to_string(),
+            c.colour.to_rgba(),
+            c.label.clone(),
         );
         if !legend.iter().any(|l| l.1 == item.1) {
             legend.push(item);
@@ -1045,7 +1071,7 @@ fn draw_timeline(
         )))?;
     }
     for c in lines {
-        let style = colour(c.transport).stroke_width(2);
+        let style = c.colour.stroke_width(2);
         if c.verified {
             chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?;
         } else {

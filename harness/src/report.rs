@@ -636,8 +636,10 @@ impl Figure {
 /// and chart bar shows.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     pub transport: TransportKind,
+    /// The target measured (`None`: push-server).
+    pub target: Option<String>,
     /// Its entries (one per repetition, in run order), each with the floor
     /// of its repetition attached.
     pub entries: Vec<TransportResult>,
@@ -656,7 +658,17 @@ impl Row {
 
     /// Whether its speed figures may compete: verified, not generator-bound, not the floor.
     pub fn contends(&self) -> bool {
-        self.verified && !self.generator_bound && !self.transport.is_floor()
+        self.verified && !self.generator_bound && !self.is_floor()
+    }
+
+    /// `SSE`, or `django-eventstream (SSE)` for a target.
+    pub fn label(&self) -> String {
+        crate::results::entry_label(self.transport, self.target.as_deref())
+    }
+
+    /// Whether this is push-server's raw-TCP floor.
+    pub fn is_floor(&self) -> bool {
+        self.target.is_none() && self.transport.is_floor()
     }
 }
 
@@ -667,7 +679,7 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
     let floors: Vec<&TransportResult> = run
         .transports
         .iter()
-        .filter(|r| r.transport.is_floor())
+        .filter(|r| r.is_floor())
         .collect();
     let floor_of = |rep: u32| -> Option<Box<TransportResult>> {
         let f = floors
@@ -682,7 +694,10 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
     for r in &run.transports {
         let mut entry = r.clone();
         entry.floor = floor_of(r.repetition);
-        match rows.iter_mut().find(|row| row.transport == r.transport) {
+        match rows
+            .iter_mut()
+            .find(|row| row.transport == r.transport && row.target == r.target)
+        {
             Some(row) => {
                 row.verified &= r.verified;
                 row.generator_bound |= r.fleet.generator_bound;
@@ -690,6 +705,7 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
             }
             None => rows.push(Row {
                 transport: r.transport,
+                target: r.target.clone(),
                 verified: r.verified,
                 generator_bound: r.fleet.generator_bound,
                 entries: vec![entry],
@@ -750,10 +766,10 @@ pub fn render_markdown(run: &RunFile) -> String {
 /// latency (medians over repetitions).
 fn headline(rows: &[Row]) -> String {
     let contenders: Vec<&Row> = rows.iter().filter(|r| r.contends()).collect();
-    let invalid: Vec<&str> = rows
+    let invalid: Vec<String> = rows
         .iter()
         .filter(|r| !r.verified)
-        .map(|r| r.transport.label())
+        .map(Row::label)
         .collect();
     let mut line = String::from("**Headline:** ");
     if rows.is_empty() {
@@ -762,15 +778,15 @@ fn headline(rows: &[Row]) -> String {
     }
     let best = |key: &str| -> Option<String> {
         let m = metric(key)?;
-        let values: Vec<(&str, f64)> = contenders
+        let values: Vec<(String, f64)> = contenders
             .iter()
-            .filter_map(|r| r.figure(m).map(|f| (r.transport.label(), f.median)))
+            .filter_map(|r| r.figure(m).map(|f| (r.label(), f.median)))
             .collect();
         let min = values.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
         let names: Vec<&str> = values
             .iter()
-            .filter(|&&(_, v)| v == min)
-            .map(|&(n, _)| n)
+            .filter(|&(_, v)| *v == min)
+            .map(|(n, _)| n.as_str())
             .collect();
         (!names.is_empty())
             .then(|| format!("**{}** ({} ms)", names.join("** and **"), format_ms(min)))
@@ -785,7 +801,7 @@ fn headline(rows: &[Row]) -> String {
             );
         }
         _ if contenders.is_empty() => {
-            if rows.iter().any(|r| r.verified && !r.transport.is_floor()) {
+            if rows.iter().any(|r| r.verified && !r.is_floor()) {
                 line.push_str(
                     "every verified transport was generator-bound, so no latency in this run \
                      describes the server.",
@@ -865,7 +881,7 @@ fn metric_table(md: &mut String, rows: &[Row], group: Group) {
         .collect();
 
     for row in rows {
-        let _ = write!(md, "| {} | {} |", row.transport.label(), status(row));
+        let _ = write!(md, "| {} | {} |", row.label(), status(row));
         for (m, best) in metrics.iter().zip(&best) {
             let cell = match row.figure(m) {
                 None => "–".to_string(),
@@ -896,7 +912,7 @@ fn metric_table(md: &mut String, rows: &[Row], group: Group) {
 
 /// Why ratios to the floor are missing, if they are.
 fn floor_note(md: &mut String, rows: &[Row]) {
-    match rows.iter().find(|r| r.transport.is_floor()) {
+    match rows.iter().find(|r| r.is_floor()) {
         None => md.push_str(
             "*No raw-TCP floor (`tcp`) in this run, so the ×floor columns are shown as –. \
              Add `tcp` as the last transport to compare every figure with the floor.*\n\n",
@@ -943,7 +959,7 @@ fn faults(md: &mut String, run: &RunFile) {
             let _ = writeln!(
                 md,
                 "| {} | {}{} | {at_s:.1} s | {} | {} | {} | {} | {} | {} |",
-                t.transport.label(),
+                t.label(),
                 f.kind,
                 f.fraction
                     .filter(|_| f.kind == "drop")
@@ -978,7 +994,7 @@ fn problems(md: &mut String, rows: &[Row]) {
     }
     md.push_str("### Problems\n\n");
     for row in failed {
-        let _ = writeln!(md, "**✗ {} — not verified:**\n", row.transport.label());
+        let _ = writeln!(md, "**✗ {} — not verified:**\n", row.label());
         let several = row.entries.len() > 1;
         for r in row.entries.iter().filter(|r| !r.verified) {
             let prefix = if several {
@@ -1029,7 +1045,7 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
             let _ = writeln!(
                 md,
                 "- {} (repetition {}): {}",
-                r.transport.label(),
+                r.label(),
                 r.repetition,
                 escape_md(&r.fleet.generator_bound_reasons.join("; "))
             );

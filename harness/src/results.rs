@@ -390,6 +390,11 @@ impl TransportResult {
         self.target.as_deref().unwrap_or(self.transport.as_str())
     }
 
+    /// Whether this is push-server's raw-TCP floor.
+    pub fn is_floor(&self) -> bool {
+        self.target.is_none() && self.transport.is_floor()
+    }
+
     /// The label of reports: `SSE`, or `django-eventstream (SSE)` for a target.
     pub fn label(&self) -> String {
         entry_label(self.transport, self.target.as_deref())
