@@ -925,6 +925,28 @@ fn floor_note(md: &mut String, rows: &[Row]) {
     }
 }
 
+/// What a target's cost figures are, and why some are missing: a foreign
+/// server has no `/stats`, so nothing counts its bytes.
+fn target_note(md: &mut String, rows: &[Row]) {
+    let targets: Vec<String> = rows
+        .iter()
+        .filter(|r| r.target.is_some())
+        .map(Row::label)
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "*{} {} a target, a server pushbench did not build: {} no `/stats`, so bytes on the \
+         wire and requests are not counted (–). Memory and CPU are those of its process and \
+         its descendants, from `/proc`, like push-server's.*\n",
+        targets.join(", "),
+        if targets.len() == 1 { "is" } else { "are" },
+        if targets.len() == 1 { "it has" } else { "they have" },
+    );
+}
+
 /// Why each unverified transport failed.
 /// The faults injected into each entry and how its clients recovered, with
 /// the fault charts (nothing for a run without faults).
@@ -1027,6 +1049,7 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
     );
     metric_table(md, rows, Group::Cost);
     floor_note(md, rows);
+    target_note(md, rows);
     let elsewhere = [plot::LATENCY_SVG, plot::FAULTS_SVG, plot::RECONNECT_SVG];
     for p in plot::plots_for(run).filter(|p| !elsewhere.contains(&p.file)) {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
@@ -1087,7 +1110,8 @@ fn server_settings(md: &mut String, run: &RunFile) {
     }
     md.push_str(
         "As each `push-server` reported them (`/stats` → `config`), buffers included: every \
-         transport ran with these.\n\n| setting | value |\n|---|---|\n",
+         transport ran with these (a target reports none; it got the same schedule through \
+         its `PUSHBENCH_*` variables).\n\n| setting | value |\n|---|---|\n",
     );
     for (k, vs) in keys.iter().zip(&values) {
         let first = &vs[0];

@@ -803,7 +803,10 @@ mod tests {
         assert!(msg.contains("line 1"), "{msg}");
         assert!(Scenario::from_toml("duration = 5").is_err());
         assert!(Scenario::from_toml("clients = -1").is_err());
-        assert!(Scenario::from_toml("transports = [\"carrier-pigeon\"]").is_err());
+        // Parsed as a target's name, then refused: none is declared.
+        let s = Scenario::from_toml("transports = [\"carrier-pigeon\"]").unwrap();
+        let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();
+        assert!(msg.contains("`carrier-pigeon`"), "{msg}");
     }
 
     #[test]
@@ -988,5 +991,45 @@ mod tests {
         };
         let e = s.validate_with_fd_limit(None).unwrap_err().to_string();
         assert!(e.contains("in order"), "{e}");
+    }
+
+    #[test]
+    fn targets_are_named_in_transports_and_their_keys_checked() {
+        let base = r#"
+            transports = ["sse", "django-eventstream"]
+            [targets.django-eventstream]
+            transport = "sse"
+            command = ["targets/django-eventstream/run.sh"]
+            path = "/events/?channel={topic}"
+        "#;
+        let s = Scenario::from_toml(base).unwrap();
+        s.validate_with_fd_limit(None).unwrap();
+        assert_eq!(
+            s.transports,
+            vec![
+                Contender::Builtin(TransportKind::Sse),
+                Contender::Target("django-eventstream".into())
+            ]
+        );
+        let t = &s.targets["django-eventstream"];
+        assert_eq!(t.ready_path, "/healthz");
+        assert_eq!(t.ready_timeout, Duration::from_secs(60));
+        for (change, needle) in [
+            (("transport = \"sse\"", "transport = \"long-poll\""), "`targets.django-eventstream.transport` must be sse or ws"),
+            (("path = \"/events/?channel={topic}\"", "path = \"/events/\""), "`targets.django-eventstream.path` must start with `/` and contain `{topic}`, got \"/events/\""),
+            (("command = [\"targets/django-eventstream/run.sh\"]", "command = []"), "`targets.django-eventstream.command` must name a program"),
+            (("path =", "ready_timeout = \"0s\"\npath ="), "`targets.django-eventstream.ready_timeout` must be between 1ms and 10m, got 0s"),
+        ] {
+            let s = Scenario::from_toml(&base.replace(change.0, change.1)).unwrap();
+            let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{msg}");
+        }
+        let s = Scenario::from_toml(&base.replace("django-eventstream", "ws")).unwrap();
+        let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();
+        assert!(msg.contains("not a built-in transport's name"), "{msg}");
+        let msg = Scenario::from_toml(&format!("{base}\nready_pth = \"/x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("ready_pth"), "{msg}");
     }
 }
