@@ -478,9 +478,12 @@ pub struct RunSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct TransportSummary {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     #[schemars(with = "results::TransportName")]
     pub transport: TransportKind,
+    /// The target measured, by its name under the scenario's `targets`
+    /// (`null`: pushbench's own push-server).
+    pub target: Option<String>,
     /// Which repetition of this transport (1-based).
     pub repetition: u32,
     /// Whether every expected event was delivered exactly once and in order
@@ -563,6 +566,7 @@ impl TransportSummary {
         };
         Self {
             transport: r.transport,
+            target: r.target.clone(),
             repetition: r.repetition,
             verified: r.verified,
             problems: r.problems.clone(),

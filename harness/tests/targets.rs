@@ -123,6 +123,17 @@ async fn django_eventstream_verifies_with_memory_and_cpu() {
     // No /stats: bytes are not counted rather than made up.
     assert!(t.wire.is_none());
     assert!(out.join("server-django-eventstream.log").is_file());
+    // The run file of a target run is what the published schema describes.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schemas/run.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let invalid: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(invalid.is_empty(), "{invalid:?}");
+    assert_eq!(doc["transports"][0]["target"], "django-eventstream");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| django-eventstream (SSE) | ✓ verified |"), "{md}");
     assert!(md.contains("is a target"), "{md}");
