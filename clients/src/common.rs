@@ -232,7 +232,8 @@ fn stream_url(base: &Url, template: &str, topic: &str) -> anyhow::Result<Url> {
     let topic = encoder.query().unwrap_or("t=")[2..].to_string();
     let filled = template.replace("{topic}", &topic);
     let joined = format!("{}{filled}", base.as_str().trim_end_matches('/'));
-    Url::parse(&joined).with_context(|| format!("stream path `{template}` makes a bad URL `{joined}`"))
+    Url::parse(&joined)
+        .with_context(|| format!("stream path `{template}` makes a bad URL `{joined}`"))
 }
 
 /// The HTTP client of one subscriber: its own connection pool of one, as a

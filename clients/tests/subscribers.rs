@@ -145,11 +145,28 @@ fn event_json(id: u64) -> String {
 
 type Seen = Arc<Mutex<Vec<Option<String>>>>;
 
-async fn sse_route(State(seen): State<Seen>, headers: HeaderMap) -> Response {
+/// The request's `Last-Event-ID` (if any), also appended to `seen`.
+fn record_last_event_id(seen: &Seen, headers: &HeaderMap) -> Option<String> {
     let last = headers
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("<non-ascii>").to_string());
     seen.lock().unwrap().push(last.clone());
+    last
+}
+
+/// A `text/event-stream` response with `body`.
+fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    (
+        [(CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn sse_route(State(seen): State<Seen>, headers: HeaderMap) -> Response {
+    let last = record_last_event_id(&seen, &headers);
     let first = match last.as_deref() {
         None => 1,
         Some("3") => 4,
@@ -173,11 +190,7 @@ async fn sse_route(State(seen): State<Seen>, headers: HeaderMap) -> Response {
     } else {
         head.chain(stream::pending()).boxed()
     };
-    (
-        [(CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    event_stream(stream)
 }
 
 #[tokio::test]
@@ -221,10 +234,7 @@ async fn django_like_route(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let last = headers
-        .get("last-event-id")
-        .map(|v| v.to_str().unwrap_or("<non-ascii>").to_string());
-    seen.lock().unwrap().push(last.clone());
+    let last = record_last_event_id(&seen, &headers);
     if q.get("channel").map(String::as_str) != Some("t0") {
         return (axum::http::StatusCode::BAD_REQUEST, "no channel\n").into_response();
     }
@@ -247,11 +257,7 @@ async fn django_like_route(
     } else {
         head.chain(stream::pending()).boxed()
     };
-    (
-        [(CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    event_stream(stream)
 }
 
 #[tokio::test]

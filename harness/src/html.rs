@@ -277,9 +277,8 @@ pub fn verdict(run: &RunFile) -> Verdict {
         });
         let best = values[0].1;
         let shown = m.unit.format(best);
-        let (winners, rest): (Vec<_>, Vec<_>) = values
-            .iter()
-            .partition(|(_, v)| m.unit.format(*v) == shown);
+        let (winners, rest): (Vec<_>, Vec<_>) =
+            values.iter().partition(|(_, v)| m.unit.format(*v) == shown);
         av.metrics.push(MetricVerdict {
             metric: m,
             winners: winners.iter().map(|(t, _)| t.clone()).collect(),
@@ -317,12 +316,7 @@ pub fn verdict(run: &RunFile) -> Verdict {
         generator_bound: rows
             .iter()
             .filter(|r| r.verified && r.generator_bound)
-            .map(|r| {
-                (
-                    r.label(),
-                    reasons(r, |e| &e.fleet.generator_bound_reasons),
-                )
-            })
+            .map(|r| (r.label(), reasons(r, |e| &e.fleet.generator_bound_reasons)))
             .collect(),
         repetitions: rows.iter().map(|r| r.entries.len()).max().unwrap_or(0),
     }

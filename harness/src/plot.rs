@@ -158,7 +158,9 @@ pub fn entry_colour(transport: TransportKind, target: Option<&str>) -> RGBColor 
     match target {
         None => colour(transport),
         Some(name) => {
-            let h = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+            let h = name
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
             TARGET_COLOURS[h % TARGET_COLOURS.len()]
         }
     }
@@ -604,9 +606,7 @@ fn single_metric_chart<'a>(
     };
     for row in &rows {
         let Some(f) = row.figure(m) else {
-            chart
-                .notes
-                .push(format!("{} (no data)", row.label()));
+            chart.notes.push(format!("{} (no data)", row.label()));
             continue;
         };
         if row.is_floor() {
@@ -622,7 +622,10 @@ fn single_metric_chart<'a>(
         }
         chart.bars.push(bar(
             row,
-            vec![(f.median, entry_colour(row.transport, row.target.as_deref()).to_rgba())],
+            vec![(
+                f.median,
+                entry_colour(row.transport, row.target.as_deref()).to_rgba(),
+            )],
             f.min,
             f.max,
             fmt(f.median),
@@ -706,9 +709,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
     };
     for row in &rows {
         let (Some(d), Some(u)) = (row.figure(down), row.figure(up)) else {
-            chart
-                .notes
-                .push(format!("{} (no data)", row.label()));
+            chart.notes.push(format!("{} (no data)", row.label()));
             continue;
         };
         // The total per repetition, for the whisker and the floor line.
@@ -1021,10 +1022,7 @@ fn draw_timeline(
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
     let mut legend: Vec<(RGBAColor, String)> = Vec::new();
     for c in lines {
-        let item = (
-            c.colour.to_rgba(),
-            c.label.clone(),
-        );
+        let item = (c.colour.to_rgba(), c.label.clone());
         if !legend.iter().any(|l| l.1 == item.1) {
             legend.push(item);
         }

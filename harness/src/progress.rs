@@ -297,12 +297,7 @@ impl Progress {
 
     /// Progress of one transport run with `clients` clients, planned as
     /// `plan`; `name` is the transport's (`sse`) or a target's.
-    pub fn transport(
-        &self,
-        name: &str,
-        clients: usize,
-        plan: TransportPlan,
-    ) -> TransportProgress {
+    pub fn transport(&self, name: &str, clients: usize, plan: TransportPlan) -> TransportProgress {
         let ordinal = {
             let mut run = self.shared.plan();
             run.pending = run.pending.saturating_sub(plan.total());
@@ -562,10 +557,7 @@ pub fn summary_line(r: &TransportResult) -> String {
         r.delivered_per_s
     );
     if r.repetition > 1 {
-        line.insert_str(
-            r.name().len() + 1,
-            &format!(" #{}", r.repetition),
-        );
+        line.insert_str(r.name().len() + 1, &format!(" #{}", r.repetition));
     }
     let cost = cost_summary(r);
     if !cost.is_empty() {

@@ -676,11 +676,7 @@ impl Row {
 /// entry with the floor's entry of the same repetition attached (or, if
 /// that repetition has none, the first floor entry), for the ratio metrics.
 pub fn rows(run: &RunFile) -> Vec<Row> {
-    let floors: Vec<&TransportResult> = run
-        .transports
-        .iter()
-        .filter(|r| r.is_floor())
-        .collect();
+    let floors: Vec<&TransportResult> = run.transports.iter().filter(|r| r.is_floor()).collect();
     let floor_of = |rep: u32| -> Option<Box<TransportResult>> {
         let f = floors
             .iter()
@@ -943,7 +939,11 @@ fn target_note(md: &mut String, rows: &[Row]) {
          its descendants, from `/proc`, like push-server's.*\n",
         targets.join(", "),
         if targets.len() == 1 { "is" } else { "are" },
-        if targets.len() == 1 { "it has" } else { "they have" },
+        if targets.len() == 1 {
+            "it has"
+        } else {
+            "they have"
+        },
     );
 }
 

@@ -542,7 +542,11 @@ async fn run_transport(
                     stats.config.schedule(),
                 ),
                 Err(e) => {
-                    let r = unstarted((transport, target_name), scenario, format!("target unreachable: {e:#}"));
+                    let r = unstarted(
+                        (transport, target_name),
+                        scenario,
+                        format!("target unreachable: {e:#}"),
+                    );
                     progress.finish(&r);
                     return (Some(with_repetition(r, repetition)), false);
                 }
@@ -566,9 +570,15 @@ async fn run_transport(
                     }
                 }
             }
-            let log = opts.out_dir.join(server_log_name(transport.as_str(), repetition));
+            let log = opts
+                .out_dir
+                .join(server_log_name(transport.as_str(), repetition));
             let Some(bin) = opts.server_bin.as_deref() else {
-                let r = unstarted((transport, target_name), scenario, "no push-server binary given".into());
+                let r = unstarted(
+                    (transport, target_name),
+                    scenario,
+                    "no push-server binary given".into(),
+                );
                 progress.finish(&r);
                 return (Some(with_repetition(r, repetition)), false);
             };

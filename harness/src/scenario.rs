@@ -240,7 +240,11 @@ impl TargetSpec {
             );
         }
         if self.command.first().is_none_or(|p| p.trim().is_empty()) {
-            bail!("{} must name a program (and its arguments), got {:?}", key("command"), self.command);
+            bail!(
+                "{} must name a program (and its arguments), got {:?}",
+                key("command"),
+                self.command
+            );
         }
         if !self.path.starts_with('/') || !self.path.contains("{topic}") {
             bail!(
@@ -250,7 +254,11 @@ impl TargetSpec {
             );
         }
         if !self.ready_path.starts_with('/') {
-            bail!("{} must start with `/`, got {:?}", key("ready_path"), self.ready_path);
+            bail!(
+                "{} must start with `/`, got {:?}",
+                key("ready_path"),
+                self.ready_path
+            );
         }
         if self.ready_timeout.is_zero() || self.ready_timeout > MAX_READY_TIMEOUT {
             bail!(
@@ -1015,10 +1023,25 @@ mod tests {
         assert_eq!(t.ready_path, "/healthz");
         assert_eq!(t.ready_timeout, Duration::from_secs(60));
         for (change, needle) in [
-            (("transport = \"sse\"", "transport = \"long-poll\""), "`targets.django-eventstream.transport` must be sse or ws"),
-            (("path = \"/events/?channel={topic}\"", "path = \"/events/\""), "`targets.django-eventstream.path` must start with `/` and contain `{topic}`, got \"/events/\""),
-            (("command = [\"targets/django-eventstream/run.sh\"]", "command = []"), "`targets.django-eventstream.command` must name a program"),
-            (("path =", "ready_timeout = \"0s\"\npath ="), "`targets.django-eventstream.ready_timeout` must be between 1ms and 10m, got 0s"),
+            (
+                ("transport = \"sse\"", "transport = \"long-poll\""),
+                "`targets.django-eventstream.transport` must be sse or ws",
+            ),
+            (
+                ("path = \"/events/?channel={topic}\"", "path = \"/events/\""),
+                "`targets.django-eventstream.path` must start with `/` and contain `{topic}`, got \"/events/\"",
+            ),
+            (
+                (
+                    "command = [\"targets/django-eventstream/run.sh\"]",
+                    "command = []",
+                ),
+                "`targets.django-eventstream.command` must name a program",
+            ),
+            (
+                ("path =", "ready_timeout = \"0s\"\npath ="),
+                "`targets.django-eventstream.ready_timeout` must be between 1ms and 10m, got 0s",
+            ),
         ] {
             let s = Scenario::from_toml(&base.replace(change.0, change.1)).unwrap();
             let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();

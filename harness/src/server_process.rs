@@ -316,7 +316,10 @@ impl ServerProcess {
         };
         signal_group(pid, libc::SIGKILL);
         let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
-        Err(anyhow!("{who} failed to start: {failure}{}", log_tail_suffix(log_path)))
+        Err(anyhow!(
+            "{who} failed to start: {failure}{}",
+            log_tail_suffix(log_path)
+        ))
     }
 
     /// `push-server` or `target \`NAME\``, for messages.
@@ -422,28 +425,28 @@ fn signal_group(pid: u32, signal: libc::c_int) {
 /// What every server process gets before exec: death with the harness
 /// (`PR_SET_PDEATHSIG`) and its cores (`cpus`, none: not pinned).
 fn pre_exec_setup(cmd: &mut Command, cpus: &[usize]) {
-        // Built before the fork: the child must not allocate.
-        let cpus = (!cpus.is_empty()).then(|| crate::placement::cpu_set(cpus));
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl and sched_setaffinity, which are async-signal-safe; it
-        // reads a copy of the CPU set and touches no other memory of the parent.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || {
-                // The server dies with the harness even on SIGKILL. (The
-                // signal follows the spawning *thread*; runtime worker
-                // threads live as long as the runtime, which outlives it.)
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Pinned before exec, so every thread the server starts
-                // inherits the placement and it never runs elsewhere.
-                if let Some(set) = &cpus {
-                    crate::placement::set_affinity(0, set)?;
-                }
-                Ok(())
-            });
-        }
+    // Built before the fork: the child must not allocate.
+    let cpus = (!cpus.is_empty()).then(|| crate::placement::cpu_set(cpus));
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl and sched_setaffinity, which are async-signal-safe; it
+    // reads a copy of the CPU set and touches no other memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            // The server dies with the harness even on SIGKILL. (The
+            // signal follows the spawning *thread*; runtime worker
+            // threads live as long as the runtime, which outlives it.)
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Pinned before exec, so every thread the server starts
+            // inherits the placement and it never runs elsewhere.
+            if let Some(set) = &cpus {
+                crate::placement::set_affinity(0, set)?;
+            }
+            Ok(())
+        });
+    }
 }
 
 /// How often a starting target's readiness is asked.
@@ -676,6 +679,29 @@ mod tests {
         let mut spec = ServerSpec::from_scenario(&s, 1);
         spec.tcp = true;
         assert!(spec.args().join(" ").contains("--tcp-listen 127.0.0.1:0"));
+    }
+
+    #[test]
+    fn a_target_gets_the_same_schedule_in_its_environment() {
+        let s = Scenario {
+            rate: 2.5,
+            topics: 3,
+            ..Scenario::default()
+        };
+        let spec = ServerSpec::from_scenario(&s, 1_700_000_000_000_000);
+        let env: std::collections::BTreeMap<String, String> =
+            target_env(&spec, "127.0.0.1:4321".parse().unwrap())
+                .into_iter()
+                .collect();
+        let get = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(get("PUSHBENCH_LISTEN"), Some("127.0.0.1:4321"));
+        assert_eq!(get("PUSHBENCH_START_EPOCH_US"), Some("1700000000000000"));
+        // Rust's shortest round-trip form: any language's float parser reads back the same f64.
+        assert_eq!(get("PUSHBENCH_RATE"), Some("2.5"));
+        assert_eq!(get("PUSHBENCH_TOPICS"), Some("3"));
+        assert_eq!(get("PUSHBENCH_PAYLOAD_BYTES"), Some("64"));
+        assert_eq!(get("PUSHBENCH_EVENT_TYPE"), Some(""), "the default type");
+        assert_eq!(get("PUSHBENCH_RETRY_MS"), Some("1000"));
     }
 
     #[test]

@@ -386,11 +386,17 @@ fn verdict_without_valid_figures_and_with_a_saturated_generator() {
     let v = html::verdict(&run);
     assert_eq!(
         v.contenders,
-        [TransportKind::ShortPoll.label(), TransportKind::LongPoll.label()]
+        [
+            TransportKind::ShortPoll.label(),
+            TransportKind::LongPoll.label()
+        ]
     );
     assert_eq!(
         v.generator_bound,
-        [(TransportKind::Sse.label().to_string(), vec!["fleet CPU 97 %".to_string()])]
+        [(
+            TransportKind::Sse.label().to_string(),
+            vec!["fleet CPU 97 %".to_string()]
+        )]
     );
     let (_dir, page) = render(&run);
     let verdict = verdict_section(&page);

@@ -296,7 +296,8 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
         .unwrap();
     assert!(ok.success());
     let mut scenario = tiny_scenario();
-    scenario.transports = harness::scenario::builtins(&vec![TransportKind::Sse, TransportKind::LongPoll]);
+    scenario.transports =
+        harness::scenario::builtins(&vec![TransportKind::Sse, TransportKind::LongPoll]);
     scenario.duration = Duration::from_secs(10);
     let out = dir.path().join("out");
     let opts = options(&out, wrapper, CancellationToken::new());

@@ -118,7 +118,10 @@ async fn django_eventstream_verifies_with_memory_and_cpu() {
     // Memory and CPU of the target's process (tree), from /proc.
     let s = t.server.expect("the target's memory and CPU were read");
     assert!(s.rss_baseline_bytes > 0 && s.rss_idle_bytes > 0, "{s:?}");
-    assert!(s.cpu_s > 0.0, "a Python server publishing 30 events used no CPU? {s:?}");
+    assert!(
+        s.cpu_s > 0.0,
+        "a Python server publishing 30 events used no CPU? {s:?}"
+    );
     assert!(t.timeline.iter().all(|x| x.server_rss_bytes.is_some()));
     // No /stats: bytes are not counted rather than made up.
     assert!(t.wire.is_none());
@@ -135,7 +138,10 @@ async fn django_eventstream_verifies_with_memory_and_cpu() {
     assert!(invalid.is_empty(), "{invalid:?}");
     assert_eq!(doc["transports"][0]["target"], "django-eventstream");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("| django-eventstream (SSE) | ✓ verified |"), "{md}");
+    assert!(
+        md.contains("| django-eventstream (SSE) | ✓ verified |"),
+        "{md}"
+    );
     assert!(md.contains("is a target"), "{md}");
 }
 
@@ -153,10 +159,17 @@ async fn a_target_that_exits_at_once_is_a_clear_error_quoting_its_log() {
     let started = Instant::now();
     let (run, outcome) = run(&scenario, tmp.path(), Duration::from_secs(60)).await;
     // Noticed at its exit, long before the 60 s readiness bound.
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(!outcome.passed());
     let problems = run.transports[0].problems.join(" ");
-    assert!(problems.contains("target `crasher` failed to start"), "{problems}");
+    assert!(
+        problems.contains("target `crasher` failed to start"),
+        "{problems}"
+    );
     assert!(problems.contains("exited"), "{problems}");
     assert!(problems.contains("no module named django"), "{problems}");
     assert_eq!(run.transports[0].target.as_deref(), Some("crasher"));
@@ -180,11 +193,18 @@ async fn a_target_that_never_gets_ready_fails_at_its_bound_and_is_killed() {
     let out = tmp.path().join("out");
     let started = Instant::now();
     let (run, outcome) = run(&scenario, &out, Duration::from_secs(60)).await;
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(!outcome.passed());
     let problems = run.transports[0].problems.join(" ");
     assert!(problems.contains("not ready within 1s"), "{problems}");
-    assert!(problems.contains("/healthz"), "names what it asked: {problems}");
+    assert!(
+        problems.contains("/healthz"),
+        "names what it asked: {problems}"
+    );
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     assert!(
         !Path::new(&format!("/proc/{}", pid.trim())).exists(),
@@ -193,10 +213,74 @@ async fn a_target_that_never_gets_ready_fails_at_its_bound_and_is_killed() {
     );
 }
 
+/// The Python publisher's schedule and event JSON are the Rust originals,
+/// event for event, across rates whose steps round both ways.
+#[test]
+fn the_python_publisher_reproduces_the_schedule_and_the_event_json() {
+    let dir = repo_root().join("targets/django-eventstream");
+    // Printed with `{:?}`, a Rust array of tuples is a Python list of tuples.
+    // 200000 events/s on 2 topics steps 2.5 µs: halves, which Rust rounds away from zero.
+    let cases: [(f64, u32); 6] = [
+        (10.0, 1),
+        (3.0, 7),
+        (0.7, 3),
+        (1000.0, 2),
+        (33.3, 10),
+        (200_000.0, 2),
+    ];
+    let start = 1_795_000_000_123_000_u64;
+    let script = format!(
+        "import sys\n\
+         sys.path.insert(0, {dir:?})\n\
+         from pbtarget.schedule import slot, event_json\n\
+         for rate, topics in {cases:?}:\n\
+         \x20   for seq in range(5000):\n\
+         \x20       t, i, at = slot({start}, rate, topics, seq)\n\
+         \x20       print(event_json(i, f't{{t}}', at, 'x' * 5))\n",
+        dir = dir.display().to_string(),
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs (install Python 3.10 or newer)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    for (rate, topics) in cases {
+        let schedule = protocol::Schedule {
+            start_epoch_us: start,
+            rate,
+            topics,
+        };
+        for seq in 0..5000 {
+            let s = schedule.slot(seq);
+            let want = protocol::encode::event_json(
+                s.id,
+                &protocol::schedule::topic_name(s.topic),
+                s.at_us,
+                &protocol::encode::payload(5),
+            );
+            assert_eq!(
+                lines.next(),
+                Some(want.as_str()),
+                "rate {rate}, {topics} topics, seq {seq}"
+            );
+        }
+    }
+    assert_eq!(lines.next(), None);
+}
+
 #[test]
 fn a_name_in_transports_must_be_built_in_or_declared() {
     let mut s = Scenario::default();
-    s.transports = vec![Contender::Builtin(TransportKind::Sse), Contender::Target("rails".into())];
+    s.transports = vec![
+        Contender::Builtin(TransportKind::Sse),
+        Contender::Target("rails".into()),
+    ];
     let err = s.validate().unwrap_err().to_string();
     assert!(err.contains("`rails`"), "{err}");
     assert!(err.contains("short-poll, long-poll, sse, ws, tcp"), "{err}");

@@ -22,30 +22,15 @@ django-eventstream keeps its own history (24 h in the database) and sends no
 """
 
 import logging
-import math
 import os
 import threading
 import time
 
 from django_eventstream import send_event
 
+from pbtarget.schedule import event_json, scheduled_at_us
+
 log = logging.getLogger("pbtarget.publisher")
-
-
-def scheduled_at_us(start_us: int, step_us: float, seq: int) -> int:
-    """`Schedule::slot(seq).at_us`: Rust's `f64::round` rounds half away from zero."""
-    return start_us + int(math.floor(seq * step_us + 0.5))
-
-
-def event_json(event_id: int, topic: str, emitted_at_us: int, data: str) -> str:
-    """`protocol::Event::to_json`: compact, fields in declaration order.
-
-    `data` is ASCII `x` filler and topics are `tN`, so nothing needs escaping.
-    """
-    return (
-        f'{{"id":{event_id},"topic":"{topic}",'
-        f'"emitted_at_us":{emitted_at_us},"data":"{data}"}}'
-    )
 
 
 def run(start_us: int, rate: float, topics: int, payload_bytes: int, event_type: str):
