@@ -229,7 +229,7 @@ async fn ctrl_c_saves_what_was_measured_as_incomplete() {
     let server_bin = server_bin();
     let dir = tempfile::tempdir().unwrap();
     let mut scenario = tiny_scenario();
-    scenario.transports = harness::scenario::builtins(&vec![TransportKind::Sse, TransportKind::Ws]);
+    scenario.transports = harness::scenario::builtins(&[TransportKind::Sse, TransportKind::Ws]);
     scenario.duration = Duration::from_secs(30);
     let interrupt = CancellationToken::new();
     let opts = options(dir.path(), server_bin, interrupt.clone());
@@ -297,7 +297,7 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
     assert!(ok.success());
     let mut scenario = tiny_scenario();
     scenario.transports =
-        harness::scenario::builtins(&vec![TransportKind::Sse, TransportKind::LongPoll]);
+        harness::scenario::builtins(&[TransportKind::Sse, TransportKind::LongPoll]);
     scenario.duration = Duration::from_secs(10);
     let out = dir.path().join("out");
     let opts = options(&out, wrapper, CancellationToken::new());

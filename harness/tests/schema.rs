@@ -142,7 +142,7 @@ fn toy_scenario() -> Scenario {
         "#,
     )
     .unwrap();
-    s.transports = harness::scenario::builtins(&vec![TransportKind::Sse, TransportKind::Tcp]);
+    s.transports = harness::scenario::builtins(&[TransportKind::Sse, TransportKind::Tcp]);
     s.validate().unwrap();
     s
 }

@@ -28,7 +28,7 @@ fn repo_root() -> PathBuf {
 /// A scenario of one target, `[targets.NAME]` given as TOML (`command` and
 /// the rest), at toy scale.
 fn target_scenario(name: &str, target_toml: &str, clients: usize) -> Scenario {
-    let mut s = Scenario::from_toml(&format!(
+    let s = Scenario::from_toml(&format!(
         r#"
         name = "targets"
         description = "Foreign target test."
@@ -276,11 +276,13 @@ fn the_python_publisher_reproduces_the_schedule_and_the_event_json() {
 
 #[test]
 fn a_name_in_transports_must_be_built_in_or_declared() {
-    let mut s = Scenario::default();
-    s.transports = vec![
-        Contender::Builtin(TransportKind::Sse),
-        Contender::Target("rails".into()),
-    ];
+    let s = Scenario {
+        transports: vec![
+            Contender::Builtin(TransportKind::Sse),
+            Contender::Target("rails".into()),
+        ],
+        ..Scenario::default()
+    };
     let err = s.validate().unwrap_err().to_string();
     assert!(err.contains("`rails`"), "{err}");
     assert!(err.contains("short-poll, long-poll, sse, ws, tcp"), "{err}");
