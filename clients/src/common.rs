@@ -160,6 +160,8 @@ pub(crate) fn elapsed_us(since: Instant) -> u64 {
 pub(crate) struct Target {
     base: Url,
     topic: String,
+    /// [`ClientConfig::path`], already filled in and parsed.
+    stream: Option<Url>,
 }
 
 impl Target {
@@ -171,10 +173,30 @@ impl Target {
             // No TLS is compiled in: the benchmark measures transports, not crypto.
             bail!("base URL `{}` must be http://host[:port]", config.base_url);
         }
+        let stream = config
+            .path
+            .as_deref()
+            .map(|template| stream_url(&base, template, &config.topic))
+            .transpose()?;
         Ok(Self {
             base,
             topic: config.topic.clone(),
+            stream,
         })
+    }
+
+    /// The URL of a streaming subscription: the configured path template
+    /// (plus `after=N` when given), else `{base}{default_path}?topic=T[&after=N]`.
+    pub(crate) fn stream_url(&self, default_path: &str, after: Option<u64>) -> Url {
+        let Some(url) = &self.stream else {
+            return self.url(default_path, after, &[]);
+        };
+        let mut url = url.clone();
+        if let Some(after) = after {
+            url.query_pairs_mut()
+                .append_pair("after", &after.to_string());
+        }
+        url
     }
 
     /// `{base}{path}?topic=T[&after=N][&k=v…]`, query values percent-encoded.
@@ -196,6 +218,22 @@ impl Target {
         }
         url
     }
+}
+
+/// `template` (`/events/?channel={topic}`) on `base`, `{topic}` replaced by
+/// the percent-encoded topic. A base path prefix is kept, as in [`Target::url`].
+fn stream_url(base: &Url, template: &str, topic: &str) -> anyhow::Result<Url> {
+    if !template.starts_with('/') || !template.contains("{topic}") {
+        bail!("stream path `{template}` must start with `/` and contain `{{topic}}`");
+    }
+    // The query encoder of `Url` (what `Target::url` uses for `topic=`), without a new dependency.
+    let mut encoder = Url::parse("http://x/").expect("a constant URL parses");
+    encoder.query_pairs_mut().append_pair("t", topic);
+    let topic = encoder.query().unwrap_or("t=")[2..].to_string();
+    let filled = template.replace("{topic}", &topic);
+    let joined = format!("{}{filled}", base.as_str().trim_end_matches('/'));
+    Url::parse(&joined)
+        .with_context(|| format!("stream path `{template}` makes a bad URL `{joined}`"))
 }
 
 /// The HTTP client of one subscriber: its own connection pool of one, as a
@@ -413,6 +451,38 @@ mod tests {
             target.url("/sse", None, &[]).as_str(),
             "http://host:1/push/sse?topic=t0"
         );
+    }
+
+    #[test]
+    fn a_path_template_replaces_the_default_stream_route() {
+        let mut config = ClientConfig::new(protocol::TransportKind::Sse, "http://h:1/app/");
+        config.topic = "t 1".to_string();
+        config.path = Some("/events/?channel={topic}".to_string());
+        let target = Target::new(&config).unwrap();
+        assert_eq!(
+            target.stream_url("/sse", None).as_str(),
+            "http://h:1/app/events/?channel=t+1"
+        );
+        assert_eq!(
+            target.stream_url("/ws", Some(4)).as_str(),
+            "http://h:1/app/events/?channel=t+1&after=4"
+        );
+        config.path = None;
+        let target = Target::new(&config).unwrap();
+        assert_eq!(
+            target.stream_url("/sse", None).as_str(),
+            "http://h:1/app/sse?topic=t+1"
+        );
+    }
+
+    #[test]
+    fn a_path_template_without_topic_or_slash_is_refused() {
+        for path in ["/events", "events/{topic}"] {
+            let mut config = ClientConfig::new(protocol::TransportKind::Sse, "http://h:1");
+            config.path = Some(path.to_string());
+            let err = Target::new(&config).unwrap_err().to_string();
+            assert!(err.contains(path), "{err}");
+        }
     }
 
     #[test]

@@ -191,6 +191,19 @@ pub struct ClientConfig {
     /// server's keep-alive interval and, without keep-alives, the gap
     /// between events.
     pub idle_timeout: Duration,
+    /// SSE and WebSocket: the path and query of one topic's stream on a
+    /// server pushbench did not build (a *target*), `{topic}` standing for
+    /// the topic, e.g. `/events/?channel={topic}`. `None`: push-server's
+    /// `/sse?topic=…` and `/ws?topic=…`. A WebSocket subscriber still adds
+    /// `after=N` when it resumes.
+    pub path: Option<String>,
+    /// SSE: the event type listened for, as a page's
+    /// `addEventListener(type)` would (`None`: `message`, what `onmessage`
+    /// sees). Events of other types, such as a foreign server's own
+    /// control events (django-eventstream's `stream-open` and
+    /// `keep-alive`), are ignored, as a browser ignores types nobody
+    /// listens to.
+    pub event_type: Option<String>,
 }
 
 impl ClientConfig {
@@ -210,6 +223,8 @@ impl ClientConfig {
             backoff_max: Duration::from_secs(5),
             backoff_jitter: 0.5,
             idle_timeout: Duration::from_secs(60),
+            path: None,
+            event_type: None,
         }
     }
 }

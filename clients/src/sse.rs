@@ -28,6 +28,8 @@ pub struct Sse {
     connect_timeout: Duration,
     idle_timeout: Duration,
     backoff: Backoff,
+    /// The event type delivered ([`ClientConfig::event_type`]).
+    event_type: String,
 }
 
 impl Sse {
@@ -40,6 +42,10 @@ impl Sse {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             backoff: Backoff::from_config(config),
+            event_type: config
+                .event_type
+                .clone()
+                .unwrap_or_else(|| "message".to_string()),
         })
     }
 
@@ -47,7 +53,7 @@ impl Sse {
     async fn open<O: Observer>(&self, observer: &mut O) -> anyhow::Result<reqwest::Response> {
         let mut request = self
             .client
-            .get(self.target.url("/sse", None, &[]))
+            .get(self.target.stream_url("/sse", None))
             .header(ACCEPT, "text/event-stream")
             .header(CACHE_CONTROL, "no-cache");
         let last_event_id = self.parser.last_event_id();
@@ -101,8 +107,11 @@ impl Transport for Sse {
                         // Read once per chunk: every event completed by it arrived now.
                         let received_at_us = protocol::now_us();
                         idle.touch();
+                        let listened = &self.event_type;
                         self.parser.feed_ref(&bytes, |event| {
-                            deliver(observer, event.data, received_at_us);
+                            if event.event_type == listened {
+                                deliver(observer, event.data, received_at_us);
+                            }
                         });
                     }
                     Some(Err(err)) => break Err(err.into()),

@@ -54,7 +54,7 @@ impl Ws {
 
     /// TCP connect from the chosen source address, then the handshake.
     async fn open(&self) -> anyhow::Result<WebSocketStream<TcpStream>> {
-        let mut url = self.target.url("/ws", self.after, &[]);
+        let mut url = self.target.stream_url("/ws", self.after);
         // http → ws keeps host, port and query; both schemes are "special",
         // so the change cannot be refused.
         let _ = url.set_scheme("ws");

@@ -145,11 +145,28 @@ fn event_json(id: u64) -> String {
 
 type Seen = Arc<Mutex<Vec<Option<String>>>>;
 
-async fn sse_route(State(seen): State<Seen>, headers: HeaderMap) -> Response {
+/// The request's `Last-Event-ID` (if any), also appended to `seen`.
+fn record_last_event_id(seen: &Seen, headers: &HeaderMap) -> Option<String> {
     let last = headers
         .get("last-event-id")
         .map(|v| v.to_str().unwrap_or("<non-ascii>").to_string());
     seen.lock().unwrap().push(last.clone());
+    last
+}
+
+/// A `text/event-stream` response with `body`.
+fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+) -> Response {
+    (
+        [(CONTENT_TYPE, "text/event-stream")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn sse_route(State(seen): State<Seen>, headers: HeaderMap) -> Response {
+    let last = record_last_event_id(&seen, &headers);
     let first = match last.as_deref() {
         None => 1,
         Some("3") => 4,
@@ -173,11 +190,7 @@ async fn sse_route(State(seen): State<Seen>, headers: HeaderMap) -> Response {
     } else {
         head.chain(stream::pending()).boxed()
     };
-    (
-        [(CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    event_stream(stream)
 }
 
 #[tokio::test]
@@ -208,6 +221,73 @@ async fn sse_resumes_with_last_event_id_without_loss_or_duplicates() {
         assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
         assert!(r.errors[0].contains("undecodable event"), "{:?}", r.errors);
     });
+}
+
+// ---------------------------------------------------------------------------
+// A foreign SSE server (django-eventstream's framing) at a path template
+
+/// What django-eventstream sends: a 2 KiB padding comment, a `stream-open`
+/// event with empty data, events typed `message` with ids `t0:N`, and
+/// `keep-alive` events with empty data; it resumes from `Last-Event-ID: t0:N`.
+async fn django_like_route(
+    State(seen): State<Seen>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let last = record_last_event_id(&seen, &headers);
+    if q.get("channel").map(String::as_str) != Some("t0") {
+        return (axum::http::StatusCode::BAD_REQUEST, "no channel\n").into_response();
+    }
+    let first = match last.as_deref() {
+        None => 1,
+        Some("t0:2") => 3,
+        Some(_) => return (axum::http::StatusCode::BAD_REQUEST, "bad resume\n").into_response(),
+    };
+    let mut body = format!(":{}\n\nevent: stream-open\ndata:\n\n", " ".repeat(2048));
+    for id in first..first + 2 {
+        body.push_str(&format!(
+            "event: message\nid: t0:{id}\ndata: {}\n\nevent: keep-alive\ndata:\n\n",
+            event_json(id)
+        ));
+    }
+    let head = stream::once(async move { Ok::<_, Infallible>(Bytes::from(body)) });
+    // The first stream ends after event 2; the resumed one stays open.
+    let stream = if first == 1 {
+        head.boxed()
+    } else {
+        head.chain(stream::pending()).boxed()
+    };
+    event_stream(stream)
+}
+
+#[tokio::test]
+async fn a_foreign_sse_stream_at_a_path_template_delivers_its_typed_events_and_resumes() {
+    let seen = Seen::default();
+    let router = Router::new()
+        .route("/events/", get(django_like_route))
+        .with_state(seen.clone());
+    let addr = serve_router(router).await;
+    let mut cfg = config(TransportKind::Sse, addr);
+    cfg.path = Some("/events/?channel={topic}".to_string());
+    let running = start(cfg);
+    assert!(
+        running
+            .probe
+            .wait_until(Duration::from_secs(5), |r| r.events.len() >= 4)
+            .await,
+        "got {:?}",
+        running.probe.ids()
+    );
+    let probe = running.stop_within_1s().await;
+    assert_eq!(probe.ids(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![None, Some("t0:2".to_string())],
+        "resumed with the server's own last id"
+    );
+    // The control events (`stream-open`, `keep-alive`, empty data) are other
+    // types: ignored, not reported as undecodable.
+    probe.get(|r| assert!(r.errors.is_empty(), "{:?}", r.errors));
 }
 
 // ---------------------------------------------------------------------------

@@ -492,7 +492,7 @@ fn probe_scenario(base: &Scenario, transport: TransportKind, axis: Axis, value: 
         payload_bytes: base.payload_bytes,
     };
     let mut s = base.at(&point);
-    s.transports = vec![transport];
+    s.transports = vec![transport.into()];
     s
 }
 
@@ -505,6 +505,18 @@ pub async fn search(
     slo: &Slo,
     opts: &RunOptions,
 ) -> anyhow::Result<CapacityFile> {
+    if let Some(target) = base
+        .transports
+        .iter()
+        .find(|c| matches!(c, crate::scenario::Contender::Target(_)))
+    {
+        // Each probe starts a fresh push-server of the transport; a
+        // target's figures would need their own search set-up.
+        bail!(
+            "capacity searches push-server's transports; `{target}` is a target: \
+             measure it with `pushbench run` (or a [sweep])"
+        );
+    }
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
     let command_line = opts.command_line.clone();
@@ -520,7 +532,10 @@ pub async fn search(
         complete: false,
         transports: Vec::new(),
     };
-    for &transport in &base.transports {
+    for contender in &base.transports {
+        let crate::scenario::Contender::Builtin(transport) = *contender else {
+            unreachable!("targets are refused before the search starts");
+        };
         let mut done = TransportCapacity {
             transport,
             probes: Vec::new(),

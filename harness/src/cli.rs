@@ -32,6 +32,7 @@ use crate::progress::{Mode, Progress};
 use crate::report;
 use crate::results::{self, TransportResult};
 use crate::runner::{self, RunOptions, RunOutcome};
+use crate::scenario::Contender;
 use crate::scenario::{Scenario, ScenarioPatch};
 use crate::server_process::{self, SERVER_BIN_ENV};
 
@@ -125,10 +126,11 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Transports to measure, in order, comma-separated: short-poll, long-poll, sse, ws,
-    /// and tcp (the raw-TCP floor; put it last: reports show ratios to it)
+    /// and tcp (the raw-TCP floor; put it last: reports show ratios to it), or
+    /// names of targets the scenario declares under [targets]
     /// [default: short-poll,long-poll,sse,ws,tcp].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub transports: Option<Vec<TransportKind>>,
+    pub transports: Option<Vec<Contender>>,
     /// Runs of each transport (a count); repetitions alternate the order (ABCD DCBA …) and
     /// the report shows the median and min–max of every figure [default: 1].
     #[arg(long, value_name = "K")]
@@ -174,7 +176,7 @@ impl ScenarioArgs {
                 "--transports",
                 self.transports
                     .as_ref()
-                    .map(|t| t.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(",")),
+                    .map(|t| t.iter().map(Contender::name).collect::<Vec<_>>().join(",")),
             ),
             ("--repeat", self.repeat.map(|v| v.to_string())),
             ("--pin", self.pin.clone()),
@@ -583,9 +585,12 @@ pub struct RunSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct TransportSummary {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     #[schemars(with = "results::TransportName")]
     pub transport: TransportKind,
+    /// The target measured, by its name under the scenario's `targets`
+    /// (`null`: pushbench's own push-server).
+    pub target: Option<String>,
     /// Which repetition of this transport (1-based).
     pub repetition: u32,
     /// Whether every expected event was delivered exactly once and in order
@@ -668,6 +673,7 @@ impl TransportSummary {
         };
         Self {
             transport: r.transport,
+            target: r.target.clone(),
             repetition: r.repetition,
             verified: r.verified,
             problems: r.problems.clone(),
@@ -819,7 +825,7 @@ mod tests {
             .render_long_help()
             .to_string();
         let d = Scenario::default();
-        let names: Vec<_> = d.transports.iter().map(|t| t.as_str()).collect();
+        let names: Vec<_> = d.transports.iter().map(Contender::name).collect();
         for expected in [
             format!("[default: {}]", names.join(",")),
             format!("[default: {}]", d.clients),
@@ -878,6 +884,7 @@ mod tests {
     fn measured(transport: TransportKind, repetition: u32) -> TransportResult {
         use crate::results::{Counts, Histograms, ServerUsage, Summary};
         TransportResult {
+            target: None,
             transport,
             repetition,
             verified: true,
@@ -977,8 +984,19 @@ mod tests {
     fn bad_values_are_usage_errors() {
         let e = parse(&["run", "--duration", "abc"]).unwrap_err();
         assert!(e.to_string().contains("--duration"), "{e}");
-        assert!(parse(&["run", "--transports", "sse,pigeon"]).is_err());
         assert!(parse(&["run", "--clients", "-3"]).is_err());
+        // A name that is no built-in may be a target's: the scenario decides.
+        let Command::Run(args) = parse(&["run", "--transports", "sse,pigeon"])
+            .unwrap()
+            .command
+        else {
+            panic!("run expected")
+        };
+        let e = args.scenario().unwrap().validate().unwrap_err().to_string();
+        assert!(
+            e.contains("`pigeon`") && e.contains("short-poll, long-poll, sse, ws, tcp"),
+            "{e}"
+        );
     }
 
     #[test]

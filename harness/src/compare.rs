@@ -164,10 +164,12 @@ pub fn judge(better: Better, base: f64, new: f64, tolerance: f64) -> Option<Chan
 /// One compared figure.
 #[derive(Debug, Clone)]
 pub struct Diff {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     pub transport: TransportKind,
     /// At which sweep point (`None`: not a sweep).
     pub point: Option<SweepPoint>,
+    /// The row's label (`SSE`, `django-eventstream (SSE)`).
+    pub label: String,
     /// Which metric.
     pub metric: &'static Metric,
     /// Whether the figures are multiples of the reference transport's.
@@ -196,10 +198,12 @@ impl Diff {
 /// A transport whose verification changed or failed in NEW.
 #[derive(Debug, Clone)]
 pub struct Verification {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     pub transport: TransportKind,
     /// At which sweep point (`None`: not a sweep).
     pub point: Option<SweepPoint>,
+    /// The row's label (`SSE`, `django-eventstream (SSE)`).
+    pub label: String,
     /// Verified in every repetition of BASE.
     pub base: bool,
     /// Verified in every repetition of NEW.
@@ -324,11 +328,15 @@ fn compare_sweeps(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Re
 /// [`compare`] of two single runs (or of one point of two sweeps).
 fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
     let (base_rows, new_rows) = (report::rows(base), report::rows(new));
-    let find = |rows: &[Row], t: TransportKind| rows.iter().position(|r| r.transport == t);
+    // Rows match by transport and target: a target's SSE is not push-server's.
+    let find = |rows: &[Row], r: &Row| {
+        rows.iter()
+            .position(|x| x.transport == r.transport && x.target == r.target)
+    };
     let common: Vec<(usize, usize)> = base_rows
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| Some((i, find(&new_rows, r.transport)?)))
+        .filter_map(|(i, r)| Some((i, find(&new_rows, r)?)))
         .collect();
     if common.is_empty() {
         bail!(
@@ -343,7 +351,11 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
     let reference = match options.relative_to {
         None => None,
         Some(t) => {
-            let (Some(b), Some(n)) = (find(&base_rows, t), find(&new_rows, t)) else {
+            let builtin = |rows: &[Row]| {
+                rows.iter()
+                    .position(|x| x.transport == t && x.target.is_none())
+            };
+            let (Some(b), Some(n)) = (builtin(&base_rows), builtin(&new_rows)) else {
                 bail!(
                     "--relative-to {t}: {} is not in both runs (BASE has {}, NEW has {})",
                     t.label(),
@@ -373,19 +385,13 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
     };
 
     for r in &base_rows {
-        if find(&new_rows, r.transport).is_none() {
-            notes.push(format!(
-                "{} is only in BASE: not compared",
-                r.transport.label()
-            ));
+        if find(&new_rows, r).is_none() {
+            notes.push(format!("{} is only in BASE: not compared", r.label()));
         }
     }
     for r in &new_rows {
-        if find(&base_rows, r.transport).is_none() {
-            notes.push(format!(
-                "{} is only in NEW: not compared",
-                r.transport.label()
-            ));
+        if find(&base_rows, r).is_none() {
+            notes.push(format!("{} is only in NEW: not compared", r.label()));
         }
     }
 
@@ -398,6 +404,7 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
             verification.push(Verification {
                 transport: t,
                 point: None,
+                label: b.label(),
                 base: b.verified,
                 new: n.verified,
                 problems: if n.verified { Vec::new() } else { problems(n) },
@@ -444,6 +451,7 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
                 diffs.push(Diff {
                     transport: t,
                     point: None,
+                    label: b.label(),
                     metric: m,
                     relative,
                     base: bv,
@@ -462,10 +470,10 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
 }
 
 /// A transport's label, with its sweep point when it has one.
-fn at_point(t: TransportKind, point: Option<SweepPoint>) -> String {
+fn at_point(label: &str, point: Option<SweepPoint>) -> String {
     match point {
-        Some(p) => cell(&format!("{} @ {p}", t.label())),
-        None => t.label().to_string(),
+        Some(p) => cell(&format!("{label} @ {p}")),
+        None => label.to_string(),
     }
 }
 
@@ -492,7 +500,7 @@ fn list(rows: &[Row]) -> String {
         return "none".to_string();
     }
     rows.iter()
-        .map(|r| r.transport.as_str())
+        .map(|r| r.entries.first().map_or(r.transport.as_str(), |e| e.name()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -629,7 +637,7 @@ pub fn render_markdown(
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} |",
-                at_point(v.transport, v.point),
+                at_point(&v.label, v.point),
                 mark(v.base),
                 mark(v.new),
                 verdict.trim_end()
@@ -665,7 +673,7 @@ pub fn render_markdown(
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {ratio} | {} | {verdict} |",
-                at_point(d.transport, d.point),
+                at_point(&d.label, d.point),
                 cell(d.metric.label),
                 d.metric.better.describe(),
                 shown(d, d.base),

@@ -47,6 +47,7 @@ pub fn client_configs(
             c.connect_timeout = scenario.connect_timeout;
             c.backoff_initial = scenario.reconnect_delay;
             c.idle_timeout = scenario.idle_timeout;
+            c.event_type.clone_from(&scenario.event_type);
             c.local_addr = spread.then(|| source_addr(i));
             c
         })

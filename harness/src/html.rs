@@ -27,7 +27,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use protocol::TransportKind;
 use pulldown_cmark::{CowStr, Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 
 use crate::report::{self, Better, Metric, Row};
@@ -153,13 +152,13 @@ pub struct MetricVerdict {
     /// The metric.
     pub metric: &'static Metric,
     /// Transports sharing the best figure (equal as displayed), in run order.
-    pub winners: Vec<TransportKind>,
+    pub winners: Vec<String>,
     /// The best figure.
     pub best: f64,
     /// Verified, compared transports with a figure for this metric.
     pub contenders: usize,
     /// The best transport that is not a winner, and its figure.
-    pub runner_up: Option<(TransportKind, f64)>,
+    pub runner_up: Option<(String, f64)>,
     /// The raw-TCP floor's figure, when the floor ran and verified.
     pub floor: Option<f64>,
 }
@@ -186,29 +185,29 @@ pub struct AspectVerdict {
 impl AspectVerdict {
     /// Each transport that won a decided metric, with its count of wins
     /// (a shared best counts for each), most wins first.
-    pub fn wins(&self) -> Vec<(TransportKind, usize)> {
-        let mut wins: Vec<(TransportKind, usize)> = Vec::new();
+    pub fn wins(&self) -> Vec<(String, usize)> {
+        let mut wins: Vec<(String, usize)> = Vec::new();
         for mv in self.metrics.iter().filter(|mv| mv.decided()) {
-            for &w in &mv.winners {
-                match wins.iter_mut().find(|(t, _)| *t == w) {
+            for w in &mv.winners {
+                match wins.iter_mut().find(|(t, _)| t == w) {
                     Some((_, n)) => *n += 1,
-                    None => wins.push((w, 1)),
+                    None => wins.push((w.clone(), 1)),
                 }
             }
         }
         // Stable: equal counts stay in run order.
-        wins.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        wins.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         wins
     }
 
     /// The transports that won the most decided metrics, with their count of wins.
-    pub fn leaders(&self) -> (Vec<TransportKind>, usize) {
+    pub fn leaders(&self) -> (Vec<String>, usize) {
         let wins = self.wins();
-        let top = wins.iter().map(|&(_, n)| n).max().unwrap_or(0);
+        let top = wins.iter().map(|(_, n)| *n).max().unwrap_or(0);
         let leaders = wins
-            .iter()
-            .filter(|&&(_, n)| n == top && top > 0)
-            .map(|&(t, _)| t)
+            .into_iter()
+            .filter(|(_, n)| *n == top && top > 0)
+            .map(|(t, _)| t)
             .collect();
         (leaders, top)
     }
@@ -221,13 +220,13 @@ pub struct Verdict {
     pub aspects: Vec<AspectVerdict>,
     /// Transports whose figures compete: verified, not generator-bound, not
     /// the floor ([`report::Row::contends`]), in run order.
-    pub contenders: Vec<TransportKind>,
+    pub contenders: Vec<String>,
     /// Transports measured (each once, whatever its repetitions), floor included.
     pub measured: usize,
     /// Transports that did not verify (in some repetition), with their problems.
-    pub unverified: Vec<(TransportKind, Vec<String>)>,
+    pub unverified: Vec<(String, Vec<String>)>,
     /// Verified transports whose load generator was saturated, with the reasons.
-    pub generator_bound: Vec<(TransportKind, Vec<String>)>,
+    pub generator_bound: Vec<(String, Vec<String>)>,
     /// The most repetitions any transport has (figures are medians over them).
     pub repetitions: usize,
 }
@@ -243,7 +242,7 @@ pub struct Verdict {
 pub fn verdict(run: &RunFile) -> Verdict {
     let rows = report::rows(run);
     let contenders: Vec<&Row> = rows.iter().filter(|r| r.contends()).collect();
-    let floor = rows.iter().find(|r| r.transport.is_floor() && r.verified);
+    let floor = rows.iter().find(|r| r.is_floor() && r.verified);
 
     let mut aspects: Vec<AspectVerdict> = Aspect::CONTESTED
         .iter()
@@ -263,9 +262,9 @@ pub fn verdict(run: &RunFile) -> Verdict {
             continue; // correctness: reported as verification
         };
         av.measured |= rows.iter().any(|r| r.figure(m).is_some());
-        let mut values: Vec<(TransportKind, f64)> = contenders
+        let mut values: Vec<(String, f64)> = contenders
             .iter()
-            .filter_map(|r| Some((r.transport, r.figure(m)?.median)))
+            .filter_map(|r| Some((r.label(), r.figure(m)?.median)))
             .filter(|(_, v)| v.is_finite())
             .collect();
         if values.is_empty() {
@@ -278,15 +277,14 @@ pub fn verdict(run: &RunFile) -> Verdict {
         });
         let best = values[0].1;
         let shown = m.unit.format(best);
-        let (winners, rest): (Vec<_>, Vec<_>) = values
-            .iter()
-            .partition(|&&(_, v)| m.unit.format(v) == shown);
+        let (winners, rest): (Vec<_>, Vec<_>) =
+            values.iter().partition(|(_, v)| m.unit.format(*v) == shown);
         av.metrics.push(MetricVerdict {
             metric: m,
-            winners: winners.iter().map(|&&(t, _)| t).collect(),
+            winners: winners.iter().map(|(t, _)| t.clone()).collect(),
             best,
             contenders: values.len(),
-            runner_up: rest.first().map(|&&p| p),
+            runner_up: rest.first().map(|&p| p.clone()),
             floor: floor
                 .and_then(|f| f.figure(m))
                 .map(|f| f.median)
@@ -308,22 +306,17 @@ pub fn verdict(run: &RunFile) -> Verdict {
     };
     Verdict {
         aspects,
-        contenders: contenders.iter().map(|r| r.transport).collect(),
+        contenders: contenders.iter().map(|r| r.label()).collect(),
         measured: rows.len(),
         unverified: rows
             .iter()
             .filter(|r| !r.verified)
-            .map(|r| (r.transport, reasons(r, |e| &e.problems)))
+            .map(|r| (r.label(), reasons(r, |e| &e.problems)))
             .collect(),
         generator_bound: rows
             .iter()
             .filter(|r| r.verified && r.generator_bound)
-            .map(|r| {
-                (
-                    r.transport,
-                    reasons(r, |e| &e.fleet.generator_bound_reasons),
-                )
-            })
+            .map(|r| (r.label(), reasons(r, |e| &e.fleet.generator_bound_reasons)))
             .collect(),
         repetitions: rows.iter().map(|r| r.entries.len()).max().unwrap_or(0),
     }
@@ -362,8 +355,8 @@ fn times(f: f64) -> String {
 }
 
 /// Names joined for prose: `A`, `A and B`, `A, B and C`.
-fn names(ts: &[TransportKind]) -> String {
-    let labels: Vec<&str> = ts.iter().map(|t| t.label()).collect();
+fn names(ts: &[String]) -> String {
+    let labels: Vec<&str> = ts.iter().map(String::as_str).collect();
     match labels.as_slice() {
         [] => String::new(),
         [one] => (*one).to_string(),
@@ -420,7 +413,7 @@ fn verdict_html(out: &mut String, run: &RunFile, v: &Verdict) {
             let _ = write!(
                 out,
                 "<li><span class=\"bad\">✗ {}</span>: {}</li>",
-                esc(t.label()),
+                esc(t),
                 esc(&first_reason(problems))
             );
         }
@@ -436,7 +429,7 @@ fn verdict_html(out: &mut String, run: &RunFile, v: &Verdict) {
             let _ = write!(
                 out,
                 " <strong>{}</strong> ({});",
-                esc(t.label()),
+                esc(t),
                 esc(&first_reason(reasons))
             );
         }
@@ -469,7 +462,7 @@ fn aspect_sentence(av: &AspectVerdict, v: &Verdict) -> String {
         return if mv.contenders == 1 {
             format!(
                 "only {} has figures ({} {}); nothing to compare.",
-                esc(mv.winners[0].label()),
+                esc(&mv.winners[0]),
                 esc(m.label),
                 esc(&figure(m, mv.best))
             )
@@ -495,7 +488,7 @@ fn aspect_sentence(av: &AspectVerdict, v: &Verdict) -> String {
         .wins()
         .into_iter()
         .filter(|(t, _)| !leaders.contains(t))
-        .map(|(t, n)| format!("{} {n}", t.label()))
+        .map(|(t, n)| format!("{t} {n}"))
         .collect();
     if !others.is_empty() {
         let _ = write!(s, " ({})", esc(&others.join(", ")));
@@ -511,8 +504,9 @@ fn aspect_sentence(av: &AspectVerdict, v: &Verdict) -> String {
         .map(|mv| {
             let f = mv
                 .runner_up
+                .as_ref()
                 .filter(|_| mv.best > 0.0)
-                .and_then(|(_, r)| factor(mv.metric, mv.best, r))
+                .and_then(|&(_, r)| factor(mv.metric, mv.best, r))
                 .unwrap_or(0.0);
             (mv, f)
         })
@@ -524,8 +518,9 @@ fn aspect_sentence(av: &AspectVerdict, v: &Verdict) -> String {
     if let Some(&(mv, _)) = example {
         let m = mv.metric;
         let _ = write!(s, ": {} {}", esc(m.label), esc(&figure(m, mv.best)));
-        if let Some((t, r)) = mv.runner_up {
-            let _ = write!(s, " vs {} {}", esc(t.label()), esc(&figure(m, r)));
+        if let Some((t, r)) = &mv.runner_up {
+            let r = *r;
+            let _ = write!(s, " vs {} {}", esc(t), esc(&figure(m, r)));
             if let Some(f) = factor(m, mv.best, r) {
                 let _ = write!(s, " ({})", times(f));
             }
@@ -571,12 +566,13 @@ fn verdict_table(out: &mut String, v: &Verdict) {
             } else {
                 names(&mv.winners)
             };
-            let runner = match mv.runner_up {
+            let runner = match &mv.runner_up {
                 Some((t, r)) => {
+                    let r = *r;
                     let f = factor(m, mv.best, r)
                         .map(|f| format!(" ({})", times(f)))
                         .unwrap_or_default();
-                    format!("{} {}{f}", t.label(), figure(m, r))
+                    format!("{t} {}{f}", figure(m, r))
                 }
                 None => "–".to_string(),
             };
@@ -973,11 +969,11 @@ mod tests {
         assert_eq!(figure(rate, 400.0), "400/s");
         assert_eq!(
             names(&[
-                TransportKind::Sse,
-                TransportKind::Ws,
-                TransportKind::LongPoll
+                protocol::TransportKind::Sse.label().to_string(),
+                protocol::TransportKind::Ws.label().to_string(),
+                "django-eventstream (SSE)".to_string()
             ]),
-            "SSE, WebSocket and long polling"
+            "SSE, WebSocket and django-eventstream (SSE)"
         );
     }
 }

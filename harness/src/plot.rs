@@ -180,6 +180,29 @@ pub fn colour(transport: TransportKind) -> RGBColor {
     }
 }
 
+/// Colours of targets (foreign servers), from the rest of the Okabe–Ito
+/// palette, so a target never shares a built-in transport's colour.
+const TARGET_COLOURS: [RGBColor; 3] = [
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue
+    RGBColor(0xB8, 0xA2, 0x00), // dark yellow (plain yellow vanishes on white)
+];
+
+/// The colour of `transport` as served by `target` (`None`: push-server):
+/// the transport's own, or one of [`TARGET_COLOURS`] chosen by the target's
+/// name, so a target keeps its colour across runs and reports.
+pub fn entry_colour(transport: TransportKind, target: Option<&str>) -> RGBColor {
+    match target {
+        None => colour(transport),
+        Some(name) => {
+            let h = name
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+            TARGET_COLOURS[h % TARGET_COLOURS.len()]
+        }
+    }
+}
+
 /// The colour of a transport as SVG writes it (`#RRGGBB`), for tests and HTML.
 pub fn colour_hex(transport: TransportKind) -> String {
     let RGBColor(r, g, b) = colour(transport);
@@ -236,7 +259,8 @@ pub fn spectrum_points(h: &hdrhistogram::Histogram<u64>, max_nines: f64) -> Vec<
 
 /// One transport's line on the spectrum.
 struct Curve {
-    transport: TransportKind,
+    label: String,
+    colour: RGBColor,
     verified: bool,
     points: Vec<(f64, f64)>,
 }
@@ -287,11 +311,11 @@ fn spectrum_svg(
                 max_count = max_count.max(h.len());
                 histograms.push((r, h));
             }
-            Ok(_) => left_out.push(format!("{} (no samples)", r.transport.label())),
+            Ok(_) => left_out.push(format!("{} (no samples)", r.label())),
             Err(_) if pick(r).trim().is_empty() => {
-                left_out.push(format!("{} (no samples)", r.transport.label()));
+                left_out.push(format!("{} (no samples)", r.label()));
             }
-            Err(_) => left_out.push(format!("{} (unreadable histogram)", r.transport.label())),
+            Err(_) => left_out.push(format!("{} (unreadable histogram)", r.label())),
         }
     }
     let x_max = (max_count.max(1) as f64)
@@ -300,7 +324,8 @@ fn spectrum_svg(
         .clamp(MIN_NINES, MAX_NINES);
     for (r, h) in &histograms {
         curves.push(Curve {
-            transport: r.transport,
+            label: r.label(),
+            colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points: spectrum_points(h, x_max),
         });
@@ -351,9 +376,9 @@ pub(crate) const FOOTER_H: u32 = 58;
 /// Label of a transport in the legend; an unverified one says so.
 fn legend_label(c: &Curve) -> String {
     if c.verified {
-        c.transport.label().to_string()
+        c.label.clone()
     } else {
-        format!("{} — ✗ not verified, invalid", c.transport.label())
+        format!("{} — ✗ not verified, invalid", c.label)
     }
 }
 
@@ -373,7 +398,7 @@ fn draw_spectrum(
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
     let legend: Vec<(RGBAColor, String)> = curves
         .iter()
-        .map(|c| (colour(c.transport).to_rgba(), legend_label(c)))
+        .map(|c| (c.colour.to_rgba(), legend_label(c)))
         .collect();
     draw_footer(&footer, &legend, left_out)?;
 
@@ -417,7 +442,7 @@ fn draw_spectrum(
         .draw()?;
 
     for c in curves {
-        let style = colour(c.transport).stroke_width(2);
+        let style = c.colour.stroke_width(2);
         if c.verified {
             chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?;
         } else {
@@ -561,7 +586,8 @@ pub(crate) fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// segments, with the min–max over repetitions as a whisker.
 #[derive(Debug, Clone)]
 struct Bar {
-    transport: TransportKind,
+    /// The row's label (the x axis).
+    name: String,
     /// Stacked segments from the bottom: (height, colour).
     segments: Vec<(f64, RGBAColor)>,
     /// Min–max of the whole bar over repetitions (drawn when they differ).
@@ -617,12 +643,10 @@ fn single_metric_chart<'a>(
     };
     for row in &rows {
         let Some(f) = row.figure(m) else {
-            chart
-                .notes
-                .push(format!("{} (no data)", row.transport.label()));
+            chart.notes.push(format!("{} (no data)", row.label()));
             continue;
         };
-        if row.transport.is_floor() {
+        if row.is_floor() {
             if row.verified {
                 chart.floor = Some(FloorLine {
                     value: f.median,
@@ -635,13 +659,16 @@ fn single_metric_chart<'a>(
         }
         chart.bars.push(bar(
             row,
-            vec![(f.median, colour(row.transport).to_rgba())],
+            vec![(
+                f.median,
+                entry_colour(row.transport, row.target.as_deref()).to_rgba(),
+            )],
             f.min,
             f.max,
             fmt(f.median),
         ));
     }
-    if !rows.iter().any(|r| r.transport.is_floor()) {
+    if !rows.iter().any(|r| r.is_floor()) {
         chart.notes.push("no raw-TCP floor in this run".into());
     }
     chart
@@ -658,7 +685,7 @@ fn bar(row: &Row, segments: Vec<(f64, RGBAColor)>, min: f64, max: f64, value: St
         ""
     };
     Bar {
-        transport: row.transport,
+        name: row.label(),
         segments,
         range: (max > min).then_some((min, max)),
         label: format!("{value}{mark}"),
@@ -719,9 +746,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
     };
     for row in &rows {
         let (Some(d), Some(u)) = (row.figure(down), row.figure(up)) else {
-            chart
-                .notes
-                .push(format!("{} (no data)", row.transport.label()));
+            chart.notes.push(format!("{} (no data)", row.label()));
             continue;
         };
         // The total per repetition, for the whisker and the floor line.
@@ -736,7 +761,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
             max: d.median + u.median,
             n: 1,
         });
-        if row.transport.is_floor() {
+        if row.is_floor() {
             if row.verified {
                 chart.floor = Some(FloorLine {
                     value: total.median,
@@ -747,7 +772,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
             }
             continue;
         }
-        let c = colour(row.transport);
+        let c = entry_colour(row.transport, row.target.as_deref());
         chart.bars.push(bar(
             row,
             vec![(d.median, c.to_rgba()), (u.median, c.mix(0.35))],
@@ -756,7 +781,7 @@ pub fn bytes_svg(run: &RunFile) -> anyhow::Result<String> {
             format!("{} + {} B", sig(d.median), sig(u.median)),
         ));
     }
-    if !rows.iter().any(|r| r.transport.is_floor()) {
+    if !rows.iter().any(|r| r.is_floor()) {
         chart.notes.push("no raw-TCP floor in this run".into());
     }
     draw_bars(&chart)
@@ -824,7 +849,7 @@ fn draw_bars_into(svg: &mut String, c: &BarChart<'_>) -> Result<(), DrawError> {
         .fold(0.0f64, f64::min)
         * 1.18;
     let n = c.bars.len().max(1);
-    let labels: Vec<&str> = c.bars.iter().map(|b| b.transport.label()).collect();
+    let labels: Vec<&str> = c.bars.iter().map(|b| b.name.as_str()).collect();
     let x_label = |x: &f64| -> String {
         let i = x.round();
         if (x - i).abs() < 1e-6 && i >= 0.0 {
@@ -951,12 +976,13 @@ fn sample_curves(
             })
             .collect();
         if points.is_empty() || r.window_start_us == 0 {
-            left_out.push(format!("{} (no samples)", r.transport.label()));
+            left_out.push(format!("{} (no samples)", r.label()));
             continue;
         }
         window_s = window_s.max(r.window_s);
         lines.push(Curve {
-            transport: r.transport,
+            label: r.label(),
+            colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points,
         });
@@ -1041,7 +1067,7 @@ pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
     let mut window_s = 0.0f64;
     for r in &run.transports {
         if r.recovery.delivered_per_s.is_empty() || r.window_start_us == 0 {
-            left_out.push(format!("{} (no deliveries)", r.transport.label()));
+            left_out.push(format!("{} (no deliveries)", r.label()));
             continue;
         }
         window_s = window_s.max(r.window_s);
@@ -1054,7 +1080,8 @@ pub fn faults_svg(run: &RunFile) -> anyhow::Result<String> {
             .map(|(i, &n)| (i as f64 + 0.5, n as f64))
             .collect();
         lines.push(Curve {
-            transport: r.transport,
+            label: r.label(),
+            colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points,
         });
@@ -1091,10 +1118,7 @@ fn draw_timeline(
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
     let mut legend: Vec<(RGBAColor, String)> = Vec::new();
     for c in lines {
-        let item = (
-            colour(c.transport).to_rgba(),
-            c.transport.label().to_string(),
-        );
+        let item = (c.colour.to_rgba(), c.label.clone());
         if !legend.iter().any(|l| l.1 == item.1) {
             legend.push(item);
         }
@@ -1141,7 +1165,7 @@ fn draw_timeline(
         )))?;
     }
     for c in lines {
-        let style = colour(c.transport).stroke_width(2);
+        let style = c.colour.stroke_width(2);
         if c.verified {
             chart.draw_series(LineSeries::new(c.points.iter().copied(), style))?;
         } else {

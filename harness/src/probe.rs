@@ -158,13 +158,58 @@ pub struct ProcUsage {
     pub hwm_bytes: u64,
 }
 
-/// Reads `/proc/<pid>` (`None`: this process). `None` if the process is gone
-/// or its files are unreadable.
+/// Bound on the processes summed under one server (a runaway fork bomb
+/// must not make every sample scan forever).
+const MAX_TREE: usize = 256;
+
+/// Reads `/proc/<pid>` and sums its descendants (`None`: this process
+/// alone). `None` if the process is gone or its files are unreadable.
+///
+/// The sum is what the server costs when its command is a script or a
+/// supervisor with worker processes (a target); push-server has no
+/// children, so for it this is its own figure. Each descendant's peak
+/// (`VmHWM`) is its own, so the summed peak is an upper bound.
 pub fn read_process(pid: Option<u32>) -> Option<ProcUsage> {
-    let dir = match pid {
-        Some(pid) => format!("/proc/{pid}"),
-        None => "/proc/self".to_string(),
+    let Some(pid) = pid else {
+        return read_one("/proc/self");
     };
+    let mut total = read_one(&format!("/proc/{pid}"))?;
+    let mut pending = children(pid);
+    let mut seen = 1;
+    while let Some(child) = pending.pop() {
+        if seen >= MAX_TREE {
+            break;
+        }
+        seen += 1;
+        // A child that exits between listing and reading is simply not counted.
+        if let Some(u) = read_one(&format!("/proc/{child}")) {
+            total.cpu_s += u.cpu_s;
+            total.rss_bytes += u.rss_bytes;
+            total.hwm_bytes += u.hwm_bytes;
+        }
+        pending.extend(children(child));
+    }
+    Some(total)
+}
+
+/// The children of every thread of `pid` (`/proc/<pid>/task/*/children`).
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Reads one process's `stat` and `status` under `dir`.
+fn read_one(dir: &str) -> Option<ProcUsage> {
     let stat = parse_stat(&std::fs::read_to_string(format!("{dir}/stat")).ok()?)?;
     let status = parse_status(&std::fs::read_to_string(format!("{dir}/status")).ok()?)?;
     Some(ProcUsage {
@@ -412,6 +457,42 @@ mod tests {
         assert_eq!(read_process(Some(u32::MAX)), None, "no such process");
         let s = sample(Some(std::process::id()));
         assert!(s.server_rss_bytes.is_some() && s.fleet_rss_bytes.is_some());
+    }
+
+    #[test]
+    fn a_process_is_summed_with_its_descendants() {
+        // A shell (not exec'ing: `; true` keeps it) whose child sleeps.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true"])
+            .spawn()
+            .unwrap();
+        let pid = sh.id();
+        // The fork happens after the spawn returns: wait (bounded) for the child.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while children(pid).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let kids = children(pid);
+        let tree = read_process(Some(pid));
+        let shell = read_one(&format!("/proc/{pid}"));
+        let child = kids.first().and_then(|c| read_one(&format!("/proc/{c}")));
+        let _ = sh.kill();
+        let _ = std::process::Command::new("kill")
+            .args(kids.iter().map(u32::to_string))
+            .status();
+        let _ = sh.wait();
+        assert_eq!(kids.len(), 1, "the shell's one child: {kids:?}");
+        let (tree, shell, child) = (tree.unwrap(), shell.unwrap(), child.unwrap());
+        // Each read once; the tree was read before the two parts, and an idle
+        // sleeping shell and `sleep` do not change their RSS meanwhile by a page.
+        assert!(
+            tree.rss_bytes + 2 * page_size() >= shell.rss_bytes + child.rss_bytes
+                && tree.rss_bytes > shell.rss_bytes,
+            "tree {} vs shell {} + child {}",
+            tree.rss_bytes,
+            shell.rss_bytes,
+            child.rss_bytes
+        );
     }
 
     #[tokio::test]

@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use protocol::TransportKind;
 
 use crate::report::format_ms;
 use crate::results::TransportResult;
@@ -296,13 +295,9 @@ impl Progress {
         }
     }
 
-    /// Progress of one transport run with `clients` clients, planned as `plan`.
-    pub fn transport(
-        &self,
-        transport: TransportKind,
-        clients: usize,
-        plan: TransportPlan,
-    ) -> TransportProgress {
+    /// Progress of one transport run with `clients` clients, planned as
+    /// `plan`; `name` is the transport's (`sse`) or a target's.
+    pub fn transport(&self, name: &str, clients: usize, plan: TransportPlan) -> TransportProgress {
         let ordinal = {
             let mut run = self.shared.plan();
             run.pending = run.pending.saturating_sub(plan.total());
@@ -314,12 +309,12 @@ impl Progress {
         let bar = self.shared.multi.as_ref().map(|multi| {
             let bar = multi.add(ProgressBar::new(1));
             bar.set_style(style("cyan/blue"));
-            bar.set_prefix(format!("[{transport}]"));
+            bar.set_prefix(format!("[{name}]"));
             bar
         });
         let now = Instant::now();
         TransportProgress {
-            transport,
+            name: name.to_string(),
             clients,
             mode: self.mode,
             bar,
@@ -350,7 +345,8 @@ pub fn fmt_eta(d: Duration) -> String {
 /// Progress of one transport.
 #[derive(Debug)]
 pub struct TransportProgress {
-    transport: TransportKind,
+    /// The transport's name, or a target's.
+    name: String,
     clients: usize,
     mode: Mode,
     bar: Option<ProgressBar>,
@@ -505,7 +501,7 @@ impl TransportProgress {
     pub fn problem(&self, msg: &str) {
         if self.mode != Mode::Quiet {
             self.shared
-                .println(&format!("[{}] problem: {msg}", self.transport));
+                .println(&format!("[{}] problem: {msg}", self.name));
         }
     }
 
@@ -530,7 +526,7 @@ impl TransportProgress {
 
     fn plain(&self, what: &str) {
         if self.mode == Mode::Plain {
-            eprintln!("[{}] {what}", self.transport);
+            eprintln!("[{}] {what}", self.name);
         }
     }
 }
@@ -553,7 +549,7 @@ pub fn summary_line(r: &TransportResult) -> String {
     let c = &r.counts;
     let mut line = format!(
         "[{}] delivered {}/{}, p50 {} ms, p99 {} ms, {:.0} events/s",
-        r.transport,
+        r.name(),
         c.delivered,
         c.expected,
         format_ms(r.latency.p50 as f64 / 1000.0),
@@ -561,10 +557,7 @@ pub fn summary_line(r: &TransportResult) -> String {
         r.delivered_per_s
     );
     if r.repetition > 1 {
-        line.insert_str(
-            r.transport.as_str().len() + 1,
-            &format!(" #{}", r.repetition),
-        );
+        line.insert_str(r.name().len() + 1, &format!(" #{}", r.repetition));
     }
     let cost = cost_summary(r);
     if !cost.is_empty() {
@@ -629,7 +622,7 @@ mod tests {
         let p = Progress::new(Mode::Quiet);
         p.plan(&[plan, plan]);
 
-        let t = p.transport(TransportKind::Sse, 4, plan);
+        let t = p.transport("sse", 4, plan);
         let eta = t.run_eta_at(Instant::now());
         assert!(close(eta, s(36)), "all of both runs: {eta:?}");
         // A timed phase's real length replaces the planned one.
@@ -644,12 +637,12 @@ mod tests {
         assert!(close(t.remaining_at(Instant::now()), s(1)));
         drop(t);
 
-        let t = p.transport(TransportKind::Ws, 4, plan);
+        let t = p.transport("ws", 4, plan);
         let eta = t.run_eta_at(Instant::now());
         assert!(close(eta, s(18)), "the last run only: {eta:?}");
         // A transport the plan did not announce adds no phantom time.
         drop(t);
-        let t = p.transport(TransportKind::Tcp, 4, plan);
+        let t = p.transport("tcp", 4, plan);
         assert!(close(t.run_eta_at(Instant::now()), s(18)));
         assert_eq!(t.ordinal, (3, 3));
     }
@@ -663,7 +656,8 @@ mod tests {
     #[test]
     fn summary_names_counts_percentiles_and_problems() {
         let mut r = TransportResult {
-            transport: TransportKind::Sse,
+            target: None,
+            transport: protocol::TransportKind::Sse,
             verified: true,
             problems: vec![],
             clients: 100,

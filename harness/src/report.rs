@@ -637,8 +637,10 @@ impl Figure {
 /// and chart bar shows.
 #[derive(Debug, Clone)]
 pub struct Row {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     pub transport: TransportKind,
+    /// The target measured (`None`: push-server).
+    pub target: Option<String>,
     /// Its entries (one per repetition, in run order), each with the floor
     /// of its repetition attached.
     pub entries: Vec<TransportResult>,
@@ -657,7 +659,17 @@ impl Row {
 
     /// Whether its speed figures may compete: verified, not generator-bound, not the floor.
     pub fn contends(&self) -> bool {
-        self.verified && !self.generator_bound && !self.transport.is_floor()
+        self.verified && !self.generator_bound && !self.is_floor()
+    }
+
+    /// `SSE`, or `django-eventstream (SSE)` for a target.
+    pub fn label(&self) -> String {
+        crate::results::entry_label(self.transport, self.target.as_deref())
+    }
+
+    /// Whether this is push-server's raw-TCP floor.
+    pub fn is_floor(&self) -> bool {
+        self.target.is_none() && self.transport.is_floor()
     }
 }
 
@@ -665,11 +677,7 @@ impl Row {
 /// entry with the floor's entry of the same repetition attached (or, if
 /// that repetition has none, the first floor entry), for the ratio metrics.
 pub fn rows(run: &RunFile) -> Vec<Row> {
-    let floors: Vec<&TransportResult> = run
-        .transports
-        .iter()
-        .filter(|r| r.transport.is_floor())
-        .collect();
+    let floors: Vec<&TransportResult> = run.transports.iter().filter(|r| r.is_floor()).collect();
     let floor_of = |rep: u32| -> Option<Box<TransportResult>> {
         let f = floors
             .iter()
@@ -683,7 +691,10 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
     for r in &run.transports {
         let mut entry = r.clone();
         entry.floor = floor_of(r.repetition);
-        match rows.iter_mut().find(|row| row.transport == r.transport) {
+        match rows
+            .iter_mut()
+            .find(|row| row.transport == r.transport && row.target == r.target)
+        {
             Some(row) => {
                 row.verified &= r.verified;
                 row.generator_bound |= r.fleet.generator_bound;
@@ -691,6 +702,7 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
             }
             None => rows.push(Row {
                 transport: r.transport,
+                target: r.target.clone(),
                 verified: r.verified,
                 generator_bound: r.fleet.generator_bound,
                 entries: vec![entry],
@@ -854,10 +866,10 @@ fn list_of(v: &Value) -> String {
 /// latency (medians over repetitions).
 fn headline(rows: &[Row]) -> String {
     let contenders: Vec<&Row> = rows.iter().filter(|r| r.contends()).collect();
-    let invalid: Vec<&str> = rows
+    let invalid: Vec<String> = rows
         .iter()
         .filter(|r| !r.verified)
-        .map(|r| r.transport.label())
+        .map(Row::label)
         .collect();
     let mut line = String::from("**Headline:** ");
     if rows.is_empty() {
@@ -866,15 +878,15 @@ fn headline(rows: &[Row]) -> String {
     }
     let best = |key: &str| -> Option<String> {
         let m = metric(key)?;
-        let values: Vec<(&str, f64)> = contenders
+        let values: Vec<(String, f64)> = contenders
             .iter()
-            .filter_map(|r| r.figure(m).map(|f| (r.transport.label(), f.median)))
+            .filter_map(|r| r.figure(m).map(|f| (r.label(), f.median)))
             .collect();
         let min = values.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
         let names: Vec<&str> = values
             .iter()
-            .filter(|&&(_, v)| v == min)
-            .map(|&(n, _)| n)
+            .filter(|&(_, v)| *v == min)
+            .map(|(n, _)| n.as_str())
             .collect();
         (!names.is_empty())
             .then(|| format!("**{}** ({} ms)", names.join("** and **"), format_ms(min)))
@@ -889,7 +901,7 @@ fn headline(rows: &[Row]) -> String {
             );
         }
         _ if contenders.is_empty() => {
-            if rows.iter().any(|r| r.verified && !r.transport.is_floor()) {
+            if rows.iter().any(|r| r.verified && !r.is_floor()) {
                 line.push_str(
                     "every verified transport was generator-bound, so no latency in this run \
                      describes the server.",
@@ -969,7 +981,7 @@ fn metric_table(md: &mut String, rows: &[Row], group: Group) {
         .collect();
 
     for row in rows {
-        let _ = write!(md, "| {} | {} |", row.transport.label(), status(row));
+        let _ = write!(md, "| {} | {} |", row.label(), status(row));
         for (m, best) in metrics.iter().zip(&best) {
             let cell = match row.figure(m) {
                 None => "–".to_string(),
@@ -1000,7 +1012,7 @@ fn metric_table(md: &mut String, rows: &[Row], group: Group) {
 
 /// Why ratios to the floor are missing, if they are.
 fn floor_note(md: &mut String, rows: &[Row]) {
-    match rows.iter().find(|r| r.transport.is_floor()) {
+    match rows.iter().find(|r| r.is_floor()) {
         None => md.push_str(
             "*No raw-TCP floor (`tcp`) in this run, so the ×floor columns are shown as –. \
              Add `tcp` as the last transport to compare every figure with the floor.*\n\n",
@@ -1011,6 +1023,32 @@ fn floor_note(md: &mut String, rows: &[Row]) {
         ),
         Some(_) => {}
     }
+}
+
+/// What a target's cost figures are, and why some are missing: a foreign
+/// server has no `/stats`, so nothing counts its bytes.
+fn target_note(md: &mut String, rows: &[Row]) {
+    let targets: Vec<String> = rows
+        .iter()
+        .filter(|r| r.target.is_some())
+        .map(Row::label)
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "*{} {} a target, a server pushbench did not build: {} no `/stats`, so bytes on the \
+         wire and requests are not counted (–). Memory and CPU are those of its process and \
+         its descendants, from `/proc`, like push-server's.*\n",
+        targets.join(", "),
+        if targets.len() == 1 { "is" } else { "are" },
+        if targets.len() == 1 {
+            "it has"
+        } else {
+            "they have"
+        },
+    );
 }
 
 /// Why each unverified transport failed.
@@ -1047,7 +1085,7 @@ fn faults(md: &mut String, run: &RunFile) {
             let _ = writeln!(
                 md,
                 "| {} | {}{} | {at_s:.1} s | {} | {} | {} | {} | {} | {} |",
-                t.transport.label(),
+                t.label(),
                 f.kind,
                 f.fraction
                     .filter(|_| f.kind == "drop")
@@ -1082,7 +1120,7 @@ fn problems(md: &mut String, rows: &[Row]) {
     }
     md.push_str("### Problems\n\n");
     for row in failed {
-        let _ = writeln!(md, "**✗ {} — not verified:**\n", row.transport.label());
+        let _ = writeln!(md, "**✗ {} — not verified:**\n", row.label());
         let several = row.entries.len() > 1;
         for r in row.entries.iter().filter(|r| !r.verified) {
             let prefix = if several {
@@ -1115,6 +1153,7 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
     );
     metric_table(md, rows, Group::Cost);
     floor_note(md, rows);
+    target_note(md, rows);
     let elsewhere = [
         plot::LATENCY_SVG,
         plot::FAULTS_SVG,
@@ -1138,7 +1177,7 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
             let _ = writeln!(
                 md,
                 "- {} (repetition {}): {}",
-                r.transport.label(),
+                r.label(),
                 r.repetition,
                 escape_md(&r.fleet.generator_bound_reasons.join("; "))
             );
@@ -1180,7 +1219,8 @@ fn server_settings(md: &mut String, run: &RunFile) {
     }
     md.push_str(
         "As each `push-server` reported them (`/stats` → `config`), buffers included: every \
-         transport ran with these.\n\n| setting | value |\n|---|---|\n",
+         transport ran with these (a target reports none; it got the same schedule through \
+         its `PUSHBENCH_*` variables).\n\n| setting | value |\n|---|---|\n",
     );
     for (k, vs) in keys.iter().zip(&values) {
         let first = &vs[0];

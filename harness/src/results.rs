@@ -104,9 +104,14 @@ pub struct Placement {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct TransportResult {
-    /// Which transport.
+    /// Which transport (for a target: the protocol its clients spoke).
     #[schemars(with = "TransportName")]
     pub transport: TransportKind,
+    /// The foreign server measured, by its name under the scenario's
+    /// `targets`; `null` for pushbench's own push-server (and in files
+    /// written before targets existed, hence the default when reading).
+    #[serde(default)]
+    pub target: Option<String>,
     /// Which repetition of this transport this entry is (1-based).
     pub repetition: u32,
     /// Whether the verify step passed: every expected event delivered exactly
@@ -396,6 +401,32 @@ pub fn run_schema() -> serde_json::Value {
     generator.into_root_schema_for::<RunFile>().to_value()
 }
 
+impl TransportResult {
+    /// The name this entry runs under in `transports`: the transport's
+    /// (`sse`) or the target's (`django-eventstream`).
+    pub fn name(&self) -> &str {
+        self.target.as_deref().unwrap_or(self.transport.as_str())
+    }
+
+    /// Whether this is push-server's raw-TCP floor.
+    pub fn is_floor(&self) -> bool {
+        self.target.is_none() && self.transport.is_floor()
+    }
+
+    /// The label of reports: `SSE`, or `django-eventstream (SSE)` for a target.
+    pub fn label(&self) -> String {
+        entry_label(self.transport, self.target.as_deref())
+    }
+}
+
+/// The label of reports for `transport` as served by `target` (`None`: push-server).
+pub fn entry_label(transport: TransportKind, target: Option<&str>) -> String {
+    match target {
+        Some(name) => format!("{name} ({})", transport.label()),
+        None => transport.label().to_string(),
+    }
+}
+
 /// The schema of [`TransportKind`] as results write it. Kept here so the
 /// protocol crate stays free of schema concerns.
 pub(crate) struct TransportName;
@@ -422,7 +453,7 @@ impl JsonSchema for TransportName {
 /// key added to the scenario appears here without anyone remembering to.
 /// Types are read off the default values (a key whose default is `null`
 /// accepts any value).
-fn scenario_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+fn scenario_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     use serde_json::{Value, json};
     let default = crate::scenario::Scenario::default().to_json();
     let mut properties = serde_json::Map::new();
@@ -433,9 +464,13 @@ fn scenario_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schem
             Value::Number(n) if n.is_u64() => json!({"type": "integer", "minimum": 0}),
             Value::Number(_) => json!({"type": "number"}),
             Value::String(_) => json!({"type": "string"}),
-            Value::Array(_) if key == "transports" => {
-                json!({"type": "array", "items": generator.subschema_for::<TransportName>()})
-            }
+            Value::Array(_) if key == "transports" => json!({
+                "type": "array",
+                "items": {
+                    "description": "A built-in transport (short-poll, long-poll, sse, ws, tcp) or the name of a target declared in `targets`.",
+                    "type": "string",
+                },
+            }),
             Value::Array(_) => json!({"type": "array"}),
             Value::Object(_) => json!({"type": "object"}),
         };

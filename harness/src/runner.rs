@@ -50,7 +50,7 @@ use crate::results::{
     self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary,
     TransportResult, Wire,
 };
-use crate::scenario::{Scenario, fmt_duration};
+use crate::scenario::{Contender, Scenario, fmt_duration};
 use crate::server_process::{self, ServerProcess, ServerSpec, ServerStats};
 use crate::sweep::SweepPoint;
 use crate::{provenance, report};
@@ -168,7 +168,7 @@ fn repetition_suffix(run: &RunFile, repetition: u32) -> String {
 /// The order of the transports in repetition `rep` (1-based): the
 /// scenario's order in odd repetitions, reversed in even ones (ABCD DCBA …;
 /// see the module documentation for why).
-pub fn repetition_order(transports: &[TransportKind], rep: u32) -> Vec<TransportKind> {
+pub fn repetition_order<T: Clone>(transports: &[T], rep: u32) -> Vec<T> {
     let mut order = transports.to_vec();
     if rep % 2 == 0 {
         order.reverse();
@@ -237,7 +237,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         .flat_map(|(_, at)| {
             (1..=at.repeat.max(1))
                 .flat_map(|rep| repetition_order(&at.transports, rep))
-                .map(|t| transport_plan(t, at))
+                .map(|c| transport_plan(protocol_of(&c, at), at))
         })
         .collect();
     opts.progress.plan(&plans);
@@ -250,24 +250,24 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         for rep in 1..=at.repeat.max(1) {
             let order = repetition_order(&at.transports, rep);
             if at.repeat > 1 {
-                let names: Vec<&str> = order.iter().map(|t| t.as_str()).collect();
+                let names: Vec<&str> = order.iter().map(Contender::name).collect();
                 opts.progress.line(&format!(
                     "repetition {rep} of {}: {}",
                     at.repeat,
                     names.join(", ")
                 ));
             }
-            for transport in order {
+            for contender in order {
                 if opts.interrupt.is_cancelled() {
                     interrupted = true;
                     break 'points;
                 }
                 let run_id = RunId {
-                    transport,
+                    contender,
                     repetition: rep,
                     point: *point,
                 };
-                let (result, cut_short) = run_transport(run_id, at, opts, &placement).await;
+                let (result, cut_short) = run_transport(&run_id, at, opts, &placement).await;
                 run.transports.extend(result.map(|mut r| {
                     r.point = *point;
                     r
@@ -382,7 +382,8 @@ impl Watch<'_> {
             if let Some(server) = self.server.as_deref_mut() {
                 if let Some(status) = server.exited() {
                     return Waited::ServerExited(format!(
-                        "push-server exited unexpectedly ({status}){}",
+                        "{} exited unexpectedly ({status}){}",
+                        server.name(),
                         server.log_tail()
                     ));
                 }
@@ -433,16 +434,20 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads `/proc` first (instantaneous), then `/stats` (bounded).
-    async fn take(server_pid: Option<u32>, base_url: &str) -> Self {
+    /// Reads `/proc` first (instantaneous), then `/stats` (bounded) of
+    /// `stats_url` (`None`: a target, which has no `/stats`).
+    async fn take(server_pid: Option<u32>, stats_url: Option<&str>) -> Self {
         let server = server_pid.and_then(|pid| probe::read_process(Some(pid)));
         let fleet = probe::read_process(None);
-        let stats = match server_process::fetch_stats(base_url).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("GET /stats: {e:#}");
-                None
-            }
+        let stats = match stats_url {
+            Some(url) => match server_process::fetch_stats(url).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("GET /stats: {e:#}");
+                    None
+                }
+            },
+            None => None,
         };
         Self {
             stats,
@@ -452,46 +457,65 @@ impl Snapshot {
     }
 }
 
-/// Which run of a transport this is: its repetition and, in a sweep, its point.
-#[derive(Debug, Clone, Copy)]
+/// Which run this is: what runs, its repetition and, in a sweep, its point.
+#[derive(Debug, Clone)]
 struct RunId {
-    transport: TransportKind,
+    contender: Contender,
     repetition: u32,
     point: Option<SweepPoint>,
 }
 
 /// The log file of a server: `server-sse.log`, `server-sse-2.log` for
-/// repetition 2, `server-sse-p3.log` at sweep point 3.
-fn server_log_name(id: RunId) -> String {
+/// repetition 2, `server-sse-p3.log` at sweep point 3; a target's is named
+/// after it (`server-django-eventstream.log`).
+fn server_log_name(id: &RunId) -> String {
+    let name = id.contender.name();
     let point = id
         .point
         .map(|p| format!("-p{}", p.index))
         .unwrap_or_default();
     if id.repetition <= 1 {
-        format!("server-{}{point}.log", id.transport)
+        format!("server-{name}{point}.log")
     } else {
-        format!("server-{}{point}-{}.log", id.transport, id.repetition)
+        format!("server-{name}{point}-{}.log", id.repetition)
+    }
+}
+
+/// The protocol `contender`'s clients speak (a target's `transport`).
+fn protocol_of(contender: &Contender, scenario: &Scenario) -> TransportKind {
+    match contender {
+        Contender::Builtin(t) => *t,
+        // Validation guarantees the target is declared; SSE is a harmless
+        // fallback for an unvalidated scenario (its run then fails to start).
+        Contender::Target(name) => scenario
+            .targets
+            .get(name)
+            .map_or(TransportKind::Sse, |t| t.transport),
     }
 }
 
 /// Runs one transport. Returns its result (none if it never got to start a
 /// fleet because of Ctrl-C) and whether the run must stop (Ctrl-C).
 async fn run_transport(
-    id: RunId,
+    id: &RunId,
     scenario: &Scenario,
     opts: &RunOptions,
     placement: &Placement,
 ) -> (Option<TransportResult>, bool) {
-    let RunId {
-        transport,
-        repetition,
-        ..
-    } = id;
+    let (contender, repetition) = (&id.contender, id.repetition);
+    let transport = protocol_of(contender, scenario);
+    // A target: its name and how to start it (`None`: a transport of push-server).
+    let foreign = match contender {
+        Contender::Target(name) => scenario.targets.get(name).map(|t| (name.as_str(), t)),
+        Contender::Builtin(_) => None,
+    };
+    let target_name = foreign.map(|(name, _)| name);
     let plan = transport_plan(transport, scenario);
-    let progress = opts.progress.transport(transport, scenario.clients, plan);
+    let name = foreign.map_or(transport.as_str(), |(name, _)| name);
+    let progress = opts.progress.transport(name, scenario.clients, plan);
     let mut problems: Vec<String> = Vec::new();
 
-    // Faults need the admin routes of a server of ours.
+    // Faults need the admin routes (or the restart) of a push-server of ours.
     let faults = if scenario.faults.is_empty() {
         &[][..]
     } else if opts.target.is_some() {
@@ -500,14 +524,53 @@ async fn run_transport(
                 .to_string(),
         );
         &[][..]
+    } else if foreign.is_some() {
+        problems.push(format!(
+            "faults are injected only into push-server (its admin routes and restart), \
+             not into target `{name}`: none were"
+        ));
+        &[][..]
     } else {
         &scenario.faults[..]
     };
     let mut restart_ctx: Option<(ServerSpec, PathBuf, PathBuf)> = None;
 
     // 1. The server and its schedule.
-    let (mut server, base_url, tcp_addr, schedule) = match &opts.target {
-        Some(url) => {
+    let (mut server, base_url, tcp_addr, schedule) = match (&opts.target, foreign) {
+        (_, Some((name, target))) => {
+            progress.starting(&format!("starting target {name}"));
+            let start_epoch_us = protocol::now_us().div_ceil(1000) * 1000;
+            let spec = ServerSpec::from_scenario(scenario, start_epoch_us);
+            let log = opts.out_dir.join(server_log_name(id));
+            let started = async {
+                let listen = server_process::free_loopback_addr()?;
+                let env = server_process::target_env(&spec, listen);
+                ServerProcess::start_target(
+                    name,
+                    target,
+                    (listen, &env, &placement.server_cpus),
+                    &log,
+                )
+                .await
+            };
+            let started = tokio::select! {
+                () = opts.interrupt.cancelled() => return (None, true),
+                s = started => s,
+            };
+            match started {
+                Ok(s) => {
+                    let url = s.base_url().to_string();
+                    tracing::info!(target = name, pid = s.pid(), %url, "target ready");
+                    (Some(s), url, None, spec.schedule)
+                }
+                Err(e) => {
+                    let r = unstarted((transport, target_name), scenario, format!("{e:#}"));
+                    progress.finish(&r);
+                    return (Some(with_repetition(r, repetition)), false);
+                }
+            }
+        }
+        (Some(url), None) => {
             progress.starting(&format!("using the server at {url}"));
             match server_process::fetch_stats(url).await {
                 // A target's raw-TCP port is not known here: a tcp fleet
@@ -519,13 +582,17 @@ async fn run_transport(
                     stats.config.schedule(),
                 ),
                 Err(e) => {
-                    let r = unstarted(transport, scenario, format!("target unreachable: {e:#}"));
+                    let r = unstarted(
+                        (transport, target_name),
+                        scenario,
+                        format!("target unreachable: {e:#}"),
+                    );
                     progress.finish(&r);
                     return (Some(with_repetition(r, repetition)), false);
                 }
             }
         }
-        None => {
+        (None, None) => {
             progress.starting("starting push-server");
             // A whole millisecond, in the future: ids and times read cleanly in logs.
             let start_epoch_us = protocol::now_us().div_ceil(1000) * 1000;
@@ -537,7 +604,7 @@ async fn run_transport(
                 match server_process::random_token() {
                     Ok(t) => spec.admin_token = Some(t),
                     Err(e) => {
-                        let r = unstarted(transport, scenario, format!("{e:#}"));
+                        let r = unstarted((transport, target_name), scenario, format!("{e:#}"));
                         progress.finish(&r);
                         return (Some(with_repetition(r, repetition)), false);
                     }
@@ -545,7 +612,11 @@ async fn run_transport(
             }
             let log = opts.out_dir.join(server_log_name(id));
             let Some(bin) = opts.server_bin.as_deref() else {
-                let r = unstarted(transport, scenario, "no push-server binary given".into());
+                let r = unstarted(
+                    (transport, target_name),
+                    scenario,
+                    "no push-server binary given".into(),
+                );
                 progress.finish(&r);
                 return (Some(with_repetition(r, repetition)), false);
             };
@@ -566,7 +637,7 @@ async fn run_transport(
                     (Some(s), url, tcp, spec.schedule)
                 }
                 Err(e) => {
-                    let r = unstarted(transport, scenario, format!("{e:#}"));
+                    let r = unstarted((transport, target_name), scenario, format!("{e:#}"));
                     progress.finish(&r);
                     return (Some(with_repetition(r, repetition)), false);
                 }
@@ -580,7 +651,12 @@ async fn run_transport(
     // sockets have closed), and the settings the server states.
     probe::settle_sockets(SETTLE).await;
     let baseline = probe::sample(server_pid);
-    let baseline_stats = server_process::fetch_stats(&base_url).await.ok();
+    // A target has no `/stats`: its bytes on the wire are not counted.
+    let stats_url = foreign.is_none().then_some(base_url.as_str());
+    let baseline_stats = match stats_url {
+        Some(url) => server_process::fetch_stats(url).await.ok(),
+        None => None,
+    };
     let presence = Presence::new();
     let sampler = Sampler::following(
         shared_pid.clone(),
@@ -592,7 +668,12 @@ async fn run_transport(
 
     // 2. The fleet.
     let hint = (schedule.rate * scenario.duration.as_secs_f64()).ceil() as u64 + 2;
-    let configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario);
+    let mut configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario);
+    if let Some((_, target)) = foreign {
+        for c in &mut configs {
+            c.path = Some(target.path.clone());
+        }
+    }
     let fleet = Fleet::start(
         configs,
         scenario.connect_rate,
@@ -671,8 +752,8 @@ async fn run_transport(
                 break;
             }
             match phase {
-                Timed::WarmingUp => at_start = Some(Snapshot::take(server_pid, &base_url).await),
-                Timed::Measuring => at_end = Some(Snapshot::take(server_pid, &base_url).await),
+                Timed::WarmingUp => at_start = Some(Snapshot::take(server_pid, stats_url).await),
+                Timed::Measuring => at_end = Some(Snapshot::take(server_pid, stats_url).await),
                 Timed::Draining => {}
             }
             phase_start = until;
@@ -703,7 +784,7 @@ async fn run_transport(
     };
     if at_start.is_some() && at_end.is_none() {
         // Cut short: the window's costs run to the cut (if the server is still there).
-        at_end = Some(Snapshot::take(server_pid, &base_url).await);
+        at_end = Some(Snapshot::take(server_pid, stats_url).await);
     }
     if let Some(u) = at_end.as_mut().and_then(|s| s.server.as_mut()) {
         // CPU of the killed servers since they started, so that end − start
@@ -712,8 +793,8 @@ async fn run_transport(
         u.cpu_s += fault_log.cpu_carry_s;
     }
     // Totals since the server started, handshakes included, and the peak RSS it ever had.
-    let drained_stats = if at_start.is_some() {
-        server_process::fetch_stats(&base_url).await.ok()
+    let drained_stats = if let (Some(_), Some(url)) = (&at_start, stats_url) {
+        server_process::fetch_stats(url).await.ok()
     } else {
         None
     };
@@ -768,6 +849,7 @@ async fn run_transport(
         problems,
     );
     result.repetition = repetition;
+    result.target = target_name.map(str::to_string);
     for (i, f) in fault_log.records.iter_mut().enumerate() {
         if let Some(&(n, max)) = totals.per_fault.get(i) {
             f.recovered = n;
@@ -1150,10 +1232,15 @@ fn round_s(d: Duration) -> Duration {
 }
 
 /// The result of a transport whose server never started.
-fn unstarted(transport: TransportKind, scenario: &Scenario, problem: String) -> TransportResult {
+fn unstarted(
+    (transport, target): (TransportKind, Option<&str>),
+    scenario: &Scenario,
+    problem: String,
+) -> TransportResult {
     let empty = crate::recorder::total_histogram();
     TransportResult {
         transport,
+        target: target.map(str::to_string),
         repetition: 1,
         verified: false,
         problems: vec![problem],
@@ -1236,6 +1323,7 @@ fn build_result(
     let window_s = window_end.saturating_sub(window_start) as f64 / 1e6;
     TransportResult {
         transport,
+        target: None,
         repetition: 1,
         verified: problems.is_empty(),
         problems,

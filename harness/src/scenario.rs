@@ -11,7 +11,7 @@
 //! thing), and [`Scenario::validate`] rejects values that cannot run, naming
 //! the key and the allowed range.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -66,8 +66,9 @@ scenario_fields! {
     /// One sentence saying what this scenario shows.
     description: String,
     /// Transports to measure, in this order (each at most once); `tcp`, the
-    /// raw-TCP floor, goes last so every report can show ratios to it.
-    transports: Vec<TransportKind>,
+    /// raw-TCP floor, goes last so every report can show ratios to it. A
+    /// name declared under `targets` runs that foreign server in its place.
+    transports: Vec<Contender>,
     /// Runs of each transport; repetitions alternate the order (ABCD DCBA …).
     repeat: u32,
     /// Placement: `auto` (server on one core, fleet on the others), `none`,
@@ -120,6 +121,160 @@ scenario_fields! {
     /// Values of `clients`, `rate` and `payload_bytes` to measure at: the
     /// grid is their product (see [`crate::sweep`]); an empty table: no sweep.
     sweep: Sweep,
+    /// Foreign servers (not built by pushbench), by name, each started by a
+    /// command and measured like push-server when `transports` names it.
+    targets: BTreeMap<String, TargetSpec>,
+}
+
+/// One entry of `transports`: a built-in transport served by push-server,
+/// or the name of a target declared under `[targets]`.
+///
+/// Written as a plain string either way; a string that is not a built-in
+/// transport's name is a target name, checked by [`Scenario::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Contender {
+    /// `short-poll`, `long-poll`, `sse`, `ws` or `tcp`, served by push-server.
+    Builtin(TransportKind),
+    /// A key of the scenario's `targets`.
+    Target(String),
+}
+
+impl Contender {
+    /// The name written in `transports` (and on the command line).
+    pub fn name(&self) -> &str {
+        match self {
+            Contender::Builtin(t) => t.as_str(),
+            Contender::Target(name) => name,
+        }
+    }
+}
+
+impl From<TransportKind> for Contender {
+    fn from(t: TransportKind) -> Self {
+        Contender::Builtin(t)
+    }
+}
+
+impl PartialEq<TransportKind> for Contender {
+    fn eq(&self, other: &TransportKind) -> bool {
+        *self == Contender::Builtin(*other)
+    }
+}
+
+/// Built-in transports as `transports` entries.
+pub fn builtins(transports: &[TransportKind]) -> Vec<Contender> {
+    transports.iter().map(|&t| t.into()).collect()
+}
+
+impl std::fmt::Display for Contender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Contender {
+    type Err = std::convert::Infallible;
+    /// Never fails: a name that is no built-in is a target's, which
+    /// [`Scenario::validate`] checks against the declared targets.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(s.parse::<TransportKind>()
+            .map_or_else(|_| Contender::Target(s.to_string()), Contender::Builtin))
+    }
+}
+
+/// Default of [`TargetSpec::ready_path`].
+fn default_ready_path() -> String {
+    "/healthz".to_string()
+}
+
+/// Default of [`TargetSpec::ready_timeout`]: a Python stack may take
+/// several seconds to import and migrate before it answers.
+fn default_ready_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Bound on [`TargetSpec::ready_timeout`].
+pub const MAX_READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A foreign server: how to start it and where its streams are.
+///
+/// The harness runs `command` with the schedule in `PUSHBENCH_*` environment
+/// variables (see the README's "Measuring your own server"), waits until
+/// `GET ready_path` answers 200, measures it like push-server, and stops its
+/// process group at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    /// The protocol its clients speak: `sse` or `ws`.
+    pub transport: TransportKind,
+    /// Program and arguments; a relative program path is relative to the
+    /// directory pushbench runs in (the repository root in the README).
+    pub command: Vec<String>,
+    /// Path and query of one topic's stream, `{topic}` standing for the
+    /// topic name, e.g. `/events/?channel={topic}`.
+    pub path: String,
+    /// Path that answers 200 once the server is ready (default `/healthz`).
+    #[serde(default = "default_ready_path")]
+    pub ready_path: String,
+    /// Bound on the server becoming ready (default 60s, at most 10m).
+    #[serde(default = "default_ready_timeout", with = "humantime_serde")]
+    pub ready_timeout: Duration,
+}
+
+impl TargetSpec {
+    /// Checks one target's keys; messages name `targets.NAME.KEY`.
+    fn validate(&self, name: &str) -> anyhow::Result<()> {
+        let key = |k: &str| format!("`targets.{name}.{k}`");
+        let names_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !names_ok || name.parse::<TransportKind>().is_ok() {
+            bail!(
+                "target name {name:?} must be 1 to 64 letters, digits, `-`, `_` or `.` and not \
+                 a built-in transport's name (it labels results and log files)"
+            );
+        }
+        if !matches!(self.transport, TransportKind::Sse | TransportKind::Ws) {
+            bail!(
+                "{} must be sse or ws (the protocols a foreign server is measured with), got {}",
+                key("transport"),
+                self.transport
+            );
+        }
+        if self.command.first().is_none_or(|p| p.trim().is_empty()) {
+            bail!(
+                "{} must name a program (and its arguments), got {:?}",
+                key("command"),
+                self.command
+            );
+        }
+        if !self.path.starts_with('/') || !self.path.contains("{topic}") {
+            bail!(
+                "{} must start with `/` and contain `{{topic}}`, got {:?}",
+                key("path"),
+                self.path
+            );
+        }
+        if !self.ready_path.starts_with('/') {
+            bail!(
+                "{} must start with `/`, got {:?}",
+                key("ready_path"),
+                self.ready_path
+            );
+        }
+        if self.ready_timeout.is_zero() || self.ready_timeout > MAX_READY_TIMEOUT {
+            bail!(
+                "{} must be between 1ms and {}, got {}",
+                key("ready_timeout"),
+                fmt_duration(MAX_READY_TIMEOUT),
+                fmt_duration(self.ready_timeout)
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Bound on a restart's pause: a longer outage measures nothing more.
@@ -374,15 +529,34 @@ impl Scenario {
         if self.transports.is_empty() {
             let names: Vec<&str> = TransportKind::ALL.iter().map(|t| t.as_str()).collect();
             bail!(
-                "`transports` is empty: name at least one of {}",
+                "`transports` is empty: name at least one of {} (or a declared target)",
                 names.join(", ")
             );
         }
         let mut seen = BTreeSet::new();
         for t in &self.transports {
-            if !seen.insert(*t) {
+            if !seen.insert(t) {
                 bail!("`transports` names `{t}` twice: each transport runs at most once");
             }
+            if let Contender::Target(name) = t
+                && !self.targets.contains_key(name)
+            {
+                let builtins: Vec<&str> = TransportKind::ALL.iter().map(|t| t.as_str()).collect();
+                let declared: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+                bail!(
+                    "`transports` names `{name}`, which is neither a built-in transport ({}) \
+                     nor a declared target ({})",
+                    builtins.join(", "),
+                    if declared.is_empty() {
+                        "none declared under [targets]".to_string()
+                    } else {
+                        declared.join(", ")
+                    }
+                );
+            }
+        }
+        for (name, target) in &self.targets {
+            target.validate(name)?;
         }
         let max_clients = max_clients(fd_limit);
         if self.clients < 1 || self.clients as u64 > max_clients {
@@ -706,7 +880,10 @@ mod tests {
         assert!(msg.contains("line 1"), "{msg}");
         assert!(Scenario::from_toml("duration = 5").is_err());
         assert!(Scenario::from_toml("clients = -1").is_err());
-        assert!(Scenario::from_toml("transports = [\"carrier-pigeon\"]").is_err());
+        // Parsed as a target's name, then refused: none is declared.
+        let s = Scenario::from_toml("transports = [\"carrier-pigeon\"]").unwrap();
+        let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();
+        assert!(msg.contains("`carrier-pigeon`"), "{msg}");
     }
 
     #[test]
@@ -727,7 +904,7 @@ mod tests {
             ("`transports`", Box::new(|s| s.transports.clear())),
             (
                 "`transports` names `sse` twice",
-                Box::new(|s| s.transports = vec![TransportKind::Sse, TransportKind::Sse]),
+                Box::new(|s| s.transports = builtins(&[TransportKind::Sse, TransportKind::Sse])),
             ),
             ("`topics`", Box::new(|s| s.topics = 0)),
             ("`repeat`", Box::new(|s| s.repeat = 0)),
@@ -819,7 +996,7 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 assert_eq!(
                     s.transports.last(),
-                    Some(&TransportKind::Tcp),
+                    Some(&Contender::Builtin(TransportKind::Tcp)),
                     "{}",
                     path.display()
                 );
@@ -919,5 +1096,60 @@ mod tests {
         };
         let e = s.validate_with_fd_limit(None).unwrap_err().to_string();
         assert!(e.contains("in order"), "{e}");
+    }
+
+    #[test]
+    fn targets_are_named_in_transports_and_their_keys_checked() {
+        let base = r#"
+            transports = ["sse", "django-eventstream"]
+            [targets.django-eventstream]
+            transport = "sse"
+            command = ["targets/django-eventstream/run.sh"]
+            path = "/events/?channel={topic}"
+        "#;
+        let s = Scenario::from_toml(base).unwrap();
+        s.validate_with_fd_limit(None).unwrap();
+        assert_eq!(
+            s.transports,
+            vec![
+                Contender::Builtin(TransportKind::Sse),
+                Contender::Target("django-eventstream".into())
+            ]
+        );
+        let t = &s.targets["django-eventstream"];
+        assert_eq!(t.ready_path, "/healthz");
+        assert_eq!(t.ready_timeout, Duration::from_secs(60));
+        for (change, needle) in [
+            (
+                ("transport = \"sse\"", "transport = \"long-poll\""),
+                "`targets.django-eventstream.transport` must be sse or ws",
+            ),
+            (
+                ("path = \"/events/?channel={topic}\"", "path = \"/events/\""),
+                "`targets.django-eventstream.path` must start with `/` and contain `{topic}`, got \"/events/\"",
+            ),
+            (
+                (
+                    "command = [\"targets/django-eventstream/run.sh\"]",
+                    "command = []",
+                ),
+                "`targets.django-eventstream.command` must name a program",
+            ),
+            (
+                ("path =", "ready_timeout = \"0s\"\npath ="),
+                "`targets.django-eventstream.ready_timeout` must be between 1ms and 10m, got 0s",
+            ),
+        ] {
+            let s = Scenario::from_toml(&base.replace(change.0, change.1)).unwrap();
+            let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();
+            assert!(msg.contains(needle), "{msg}");
+        }
+        let s = Scenario::from_toml(&base.replace("django-eventstream", "ws")).unwrap();
+        let msg = s.validate_with_fd_limit(None).unwrap_err().to_string();
+        assert!(msg.contains("not a built-in transport's name"), "{msg}");
+        let msg = Scenario::from_toml(&format!("{base}\nready_pth = \"/x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("ready_pth"), "{msg}");
     }
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::scenario::{Scenario, fmt_duration};
+use crate::scenario::{Scenario, TargetSpec, fmt_duration};
 
 /// File name of the server binary.
 pub const SERVER_BIN_NAME: &str = "push-server";
@@ -162,9 +162,11 @@ impl ServerSpec {
     }
 }
 
-/// A running `push-server`. Dropping it kills the process.
+/// A running `push-server`, or a target's command. Dropping it kills the process.
 #[derive(Debug)]
 pub struct ServerProcess {
+    /// `push-server`, or `target \`NAME\`` (for messages).
+    name: String,
     child: Child,
     pid: u32,
     addr: SocketAddr,
@@ -200,28 +202,7 @@ impl ServerProcess {
             // Its own process group: a terminal's Ctrl-C goes to the harness
             // alone, which stops the server in order and saves the results.
             .process_group(0);
-        // Built before the fork: the child must not allocate.
-        let cpus = (!spec.cpus.is_empty()).then(|| crate::placement::cpu_set(&spec.cpus));
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl and sched_setaffinity, which are async-signal-safe; it
-        // reads a copy of the CPU set and touches no other memory of the parent.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || {
-                // The server dies with the harness even on SIGKILL. (The
-                // signal follows the spawning *thread*; runtime worker
-                // threads live as long as the runtime, which outlives it.)
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Pinned before exec, so every thread the server starts
-                // inherits the placement and it never runs elsewhere.
-                if let Some(set) = &cpus {
-                    crate::placement::set_affinity(0, set)?;
-                }
-                Ok(())
-            });
-        }
+        pre_exec_setup(&mut cmd, &spec.cpus);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
@@ -252,6 +233,7 @@ impl ServerProcess {
                         }
                     });
                     return Ok(Self {
+                        name: SERVER_BIN_NAME.to_string(),
                         child,
                         pid,
                         addr,
@@ -279,6 +261,70 @@ impl ServerProcess {
             SERVER_BIN_NAME,
             log_tail_suffix(log_path)
         ))
+    }
+
+    /// Starts a target's command (a server pushbench did not build) with
+    /// the schedule in `PUSHBENCH_*` variables (`env`, [`target_env`]),
+    /// listening on `listen`, its stdout and stderr going to `log_path`, and
+    /// waits (at most `spec.ready_timeout`) until `GET ready_path` answers
+    /// 200. Pinned to `cpus` like push-server.
+    ///
+    /// If the command cannot start, exits first, or the bound passes, its
+    /// process group is killed and the error quotes the end of its log.
+    pub async fn start_target(
+        name: &str,
+        spec: &TargetSpec,
+        (listen, env, cpus): (SocketAddr, &[(String, String)], &[usize]),
+        log_path: &Path,
+    ) -> anyhow::Result<Self> {
+        let who = format!("target `{name}`");
+        let log = std::fs::File::create(log_path)
+            .with_context(|| format!("cannot create {who}'s log {}", log_path.display()))?;
+        let program = &spec.command[0];
+        let mut cmd = Command::new(program);
+        cmd.args(&spec.command[1..])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .process_group(0);
+        pre_exec_setup(&mut cmd, cpus);
+        let mut child = cmd.spawn().with_context(|| {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            format!(
+                "cannot start {who}: command `{program}` (relative paths are relative to {})",
+                cwd.display()
+            )
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let base_url = format!("http://{listen}");
+        let ready_url = format!("{base_url}{}", spec.ready_path);
+        let failure = match wait_ready(&mut child, &ready_url, spec.ready_timeout).await {
+            Ok(()) => {
+                return Ok(Self {
+                    name: who,
+                    child,
+                    pid,
+                    addr: listen,
+                    tcp_addr: None,
+                    base_url,
+                    log_path: log_path.to_path_buf(),
+                });
+            }
+            Err(e) => e,
+        };
+        signal_group(pid, libc::SIGKILL);
+        let _ = tokio::time::timeout(STOP_GRACE, child.wait()).await;
+        Err(anyhow!(
+            "{who} failed to start: {failure}{}",
+            log_tail_suffix(log_path)
+        ))
+    }
+
+    /// `push-server` or `target \`NAME\``, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The server's process id (for sampling `/proc/<pid>`).
@@ -322,7 +368,8 @@ impl ServerProcess {
         if self.exited().is_some() {
             return Ok(());
         }
-        self.child.start_kill().context("SIGKILL")?;
+        // The whole group: a target's command may be a script with children.
+        signal_group(self.pid, libc::SIGKILL);
         tokio::time::timeout(STOP_GRACE, self.child.wait())
             .await
             .map_err(|_| anyhow!("not reaped within {}", fmt_duration(STOP_GRACE)))??;
@@ -335,36 +382,133 @@ impl ServerProcess {
         if let Some(st) = self.exited() {
             return Ok(st);
         }
-        terminate(self.pid);
+        signal_group(self.pid, libc::SIGTERM);
         match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
-            Ok(st) => Ok(st?),
+            Ok(st) => {
+                // Whatever the leader left behind in its group goes with it.
+                signal_group(self.pid, libc::SIGKILL);
+                Ok(st?)
+            }
             Err(_) => {
                 tracing::warn!(
-                    "{SERVER_BIN_NAME} (pid {}) ignored SIGTERM for {}; killing it",
+                    "{} (pid {}) ignored SIGTERM for {}; killing its process group",
+                    self.name,
                     self.pid,
                     fmt_duration(STOP_GRACE)
                 );
-                self.child.kill().await?;
-                Ok(self.child.wait().await?)
+                signal_group(self.pid, libc::SIGKILL);
+                Ok(tokio::time::timeout(STOP_GRACE, self.child.wait())
+                    .await
+                    .map_err(|_| anyhow!("not reaped within {}", fmt_duration(STOP_GRACE)))??)
             }
         }
     }
 }
 
-/// Sends SIGTERM to `pid` (ours, still unreaped, so the pid cannot have been reused).
-fn terminate(pid: u32) {
+/// Sends `signal` to the process group led by `pid`: our child, started
+/// with `process_group(0)` and not yet reaped (we hold its `Child`), so the
+/// group id cannot have been reused by anyone else.
+fn signal_group(pid: u32, signal: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
     if pid <= 0 {
         return;
     }
-    // SAFETY: kill has no memory effects; `pid` is our own child, not yet
-    // reaped (we hold its `Child`), so it names that process and no other.
+    // SAFETY: kill has no memory effects; `-pid` names our child's group only.
     #[allow(unsafe_code)]
     unsafe {
-        libc::kill(pid, libc::SIGTERM);
+        libc::kill(-pid, signal);
     }
+}
+
+/// What every server process gets before exec: death with the harness
+/// (`PR_SET_PDEATHSIG`) and its cores (`cpus`, none: not pinned).
+fn pre_exec_setup(cmd: &mut Command, cpus: &[usize]) {
+    // Built before the fork: the child must not allocate.
+    let cpus = (!cpus.is_empty()).then(|| crate::placement::cpu_set(cpus));
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls prctl and sched_setaffinity, which are async-signal-safe; it
+    // reads a copy of the CPU set and touches no other memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            // The server dies with the harness even on SIGKILL. (The
+            // signal follows the spawning *thread*; runtime worker
+            // threads live as long as the runtime, which outlives it.)
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Pinned before exec, so every thread the server starts
+            // inherits the placement and it never runs elsewhere.
+            if let Some(set) = &cpus {
+                crate::placement::set_affinity(0, set)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// How often a starting target's readiness is asked.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// Polls `url` until it answers 200, the child exits, or `bound` passes.
+async fn wait_ready(child: &mut Child, url: &str, bound: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .context("building the readiness client")?;
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("it exited ({status}) before it was ready");
+        }
+        let last = match client.get(url).send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::OK => return Ok(()),
+            Ok(r) => format!("GET {url} answered {}", r.status()),
+            Err(e) => format!("GET {url}: {e}"),
+        };
+        if tokio::time::Instant::now() + READY_POLL >= deadline {
+            bail!("it was not ready within {} ({last})", fmt_duration(bound));
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// The environment a target's command gets: where to listen and the
+/// schedule to publish (the contract of the README's "Measuring your own
+/// server").
+pub fn target_env(spec: &ServerSpec, listen: SocketAddr) -> Vec<(String, String)> {
+    let s = &spec.schedule;
+    [
+        ("PUSHBENCH_LISTEN", listen.to_string()),
+        ("PUSHBENCH_START_EPOCH_US", s.start_epoch_us.to_string()),
+        ("PUSHBENCH_RATE", s.rate.to_string()),
+        ("PUSHBENCH_TOPICS", s.topics.to_string()),
+        ("PUSHBENCH_PAYLOAD_BYTES", spec.payload_bytes.to_string()),
+        ("PUSHBENCH_HISTORY", spec.history.to_string()),
+        ("PUSHBENCH_RETRY_MS", spec.retry_ms.to_string()),
+        (
+            "PUSHBENCH_EVENT_TYPE",
+            spec.event_type.clone().unwrap_or_default(),
+        ),
+        (
+            "PUSHBENCH_KEEPALIVE_MS",
+            spec.keepalive.as_millis().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A free loopback port for a target to listen on: bound, read, released.
+/// (A race with another process taking it in between is possible but
+/// rare, and ends in the target's clear start-up error.)
+pub fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
 }
 
 /// The addresses of a ready line (unspecified ones mapped to loopback).
@@ -535,6 +679,29 @@ mod tests {
         let mut spec = ServerSpec::from_scenario(&s, 1);
         spec.tcp = true;
         assert!(spec.args().join(" ").contains("--tcp-listen 127.0.0.1:0"));
+    }
+
+    #[test]
+    fn a_target_gets_the_same_schedule_in_its_environment() {
+        let s = Scenario {
+            rate: 2.5,
+            topics: 3,
+            ..Scenario::default()
+        };
+        let spec = ServerSpec::from_scenario(&s, 1_700_000_000_000_000);
+        let env: std::collections::BTreeMap<String, String> =
+            target_env(&spec, "127.0.0.1:4321".parse().unwrap())
+                .into_iter()
+                .collect();
+        let get = |k: &str| env.get(k).map(String::as_str);
+        assert_eq!(get("PUSHBENCH_LISTEN"), Some("127.0.0.1:4321"));
+        assert_eq!(get("PUSHBENCH_START_EPOCH_US"), Some("1700000000000000"));
+        // Rust's shortest round-trip form: any language's float parser reads back the same f64.
+        assert_eq!(get("PUSHBENCH_RATE"), Some("2.5"));
+        assert_eq!(get("PUSHBENCH_TOPICS"), Some("3"));
+        assert_eq!(get("PUSHBENCH_PAYLOAD_BYTES"), Some("64"));
+        assert_eq!(get("PUSHBENCH_EVENT_TYPE"), Some(""), "the default type");
+        assert_eq!(get("PUSHBENCH_RETRY_MS"), Some("1000"));
     }
 
     #[test]

@@ -340,12 +340,12 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     for av in &v.aspects {
         for mv in &av.metrics {
             assert!(
-                !mv.winners.contains(&TransportKind::Ws),
+                !mv.winners.contains(&TransportKind::Ws.label().to_string()),
                 "{}",
                 mv.metric.key
             );
             assert!(
-                !mv.winners.contains(&TransportKind::Tcp),
+                !mv.winners.contains(&TransportKind::Tcp.label().to_string()),
                 "{}",
                 mv.metric.key
             );
@@ -354,9 +354,9 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     assert_eq!(
         v.contenders,
         [
-            TransportKind::ShortPoll,
-            TransportKind::LongPoll,
-            TransportKind::Sse
+            TransportKind::ShortPoll.label(),
+            TransportKind::LongPoll.label(),
+            TransportKind::Sse.label()
         ]
     );
 }
@@ -386,11 +386,17 @@ fn verdict_without_valid_figures_and_with_a_saturated_generator() {
     let v = html::verdict(&run);
     assert_eq!(
         v.contenders,
-        [TransportKind::ShortPoll, TransportKind::LongPoll]
+        [
+            TransportKind::ShortPoll.label(),
+            TransportKind::LongPoll.label()
+        ]
     );
     assert_eq!(
         v.generator_bound,
-        [(TransportKind::Sse, vec!["fleet CPU 97 %".to_string()])]
+        [(
+            TransportKind::Sse.label().to_string(),
+            vec!["fleet CPU 97 %".to_string()]
+        )]
     );
     let (_dir, page) = render(&run);
     let verdict = verdict_section(&page);
@@ -430,7 +436,7 @@ fn repetitions_are_judged_by_their_median() {
         .iter()
         .find(|m| m.metric.key == "latency_p50")
         .unwrap();
-    assert_eq!(p50.winners, [TransportKind::Sse]);
+    assert_eq!(p50.winners, [TransportKind::Sse.label()]);
     assert_eq!(p50.best, base[2].latency.p50 as f64 / 1000.0);
 }
 

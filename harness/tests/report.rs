@@ -36,6 +36,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
         TransportKind::ShortPoll => 5,
     };
     TransportResult {
+        target: None,
         transport: kind,
         repetition: 1,
         verified,

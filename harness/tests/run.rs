@@ -44,7 +44,7 @@ fn tiny_scenario() -> Scenario {
         "#,
     )
     .unwrap();
-    s.transports = TransportKind::ALL.to_vec();
+    s.transports = harness::scenario::builtins(&TransportKind::ALL);
     s.validate().unwrap();
     s
 }
@@ -229,7 +229,7 @@ async fn ctrl_c_saves_what_was_measured_as_incomplete() {
     let server_bin = server_bin();
     let dir = tempfile::tempdir().unwrap();
     let mut scenario = tiny_scenario();
-    scenario.transports = vec![TransportKind::Sse, TransportKind::Ws];
+    scenario.transports = harness::scenario::builtins(&[TransportKind::Sse, TransportKind::Ws]);
     scenario.duration = Duration::from_secs(30);
     let interrupt = CancellationToken::new();
     let opts = options(dir.path(), server_bin, interrupt.clone());
@@ -296,7 +296,8 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
         .unwrap();
     assert!(ok.success());
     let mut scenario = tiny_scenario();
-    scenario.transports = vec![TransportKind::Sse, TransportKind::LongPoll];
+    scenario.transports =
+        harness::scenario::builtins(&[TransportKind::Sse, TransportKind::LongPoll]);
     scenario.duration = Duration::from_secs(10);
     let out = dir.path().join("out");
     let opts = options(&out, wrapper, CancellationToken::new());
@@ -559,7 +560,7 @@ async fn a_server_that_never_comes_back_ends_the_run_as_incomplete() {
         .unwrap();
     assert!(ok.success());
     let mut scenario = tiny_scenario();
-    scenario.transports = vec![TransportKind::Sse, TransportKind::Ws];
+    scenario.transports = vec![TransportKind::Sse.into(), TransportKind::Ws.into()];
     scenario.duration = Duration::from_secs(30);
     scenario.faults = vec![harness::scenario::Fault::parse_spec("restart@800ms:200ms").unwrap()];
     scenario.validate().unwrap();

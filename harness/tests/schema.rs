@@ -142,7 +142,7 @@ fn toy_scenario() -> Scenario {
         "#,
     )
     .unwrap();
-    s.transports = vec![TransportKind::Sse, TransportKind::Tcp];
+    s.transports = harness::scenario::builtins(&[TransportKind::Sse, TransportKind::Tcp]);
     s.validate().unwrap();
     s
 }
@@ -203,6 +203,7 @@ async fn a_real_run_matches_the_schema() {
 fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
     let empty = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     TransportResult {
+        target: None,
         transport,
         repetition,
         verified: false,
@@ -238,7 +239,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
 fn synthetic_run() -> Value {
     let scenario = Scenario {
         repeat: 2,
-        transports: vec![TransportKind::LongPoll, TransportKind::Ws],
+        transports: harness::scenario::builtins(&[TransportKind::LongPoll, TransportKind::Ws]),
         event_type: Some("status".into()),
         ..Scenario::default()
     };
@@ -350,7 +351,8 @@ fn broken_documents_are_rejected() {
     let unknown_transport = broken(&|d| d["transports"][0]["transport"] = json!("pigeon"));
     assert_rejected_at(&v, &unknown_transport, "/transports/0/transport");
 
-    let bad_scenario = broken(&|d| d["scenario"]["transports"] = json!(["sse", "carrier"]));
+    // Any name may be a target's; a non-string may not.
+    let bad_scenario = broken(&|d| d["scenario"]["transports"] = json!(["sse", 7]));
     assert_rejected_at(&v, &bad_scenario, "/scenario/transports/1");
 
     let scenario_typo = broken(&|d| d["scenario"]["warmpu"] = json!("1s"));
