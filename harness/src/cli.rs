@@ -808,6 +808,7 @@ mod tests {
             timeline: vec![],
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
+            chat: None,
             floor: None,
         }
     }

@@ -44,6 +44,8 @@ pub const TIMELINE_SVG: &str = "timeline.svg";
 pub const FAULTS_SVG: &str = "faults.svg";
 /// File name of the reconnect-time spectrum.
 pub const RECONNECT_SVG: &str = "reconnect.svg";
+/// File name of the chat round-trip spectrum.
+pub const CHAT_SVG: &str = "chat_round_trip.svg";
 
 /// One chart of a report: where it goes, what it is called, how it is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +68,11 @@ fn always(_: &RunFile) -> bool {
 /// Whether any entry of `run` had faults injected.
 pub fn has_faults(run: &RunFile) -> bool {
     run.transports.iter().any(|t| !t.recovery.faults.is_empty())
+}
+
+/// Whether `run` is a chat run (some clients sent messages).
+pub fn has_chat(run: &RunFile) -> bool {
+    run.transports.iter().any(|t| t.chat.is_some())
 }
 
 /// The charts of [`PLOTS`] that `run` has, in reading order.
@@ -116,6 +123,12 @@ pub const PLOTS: &[Plot] = &[
         title: "Reconnect-time spectrum",
         render: reconnect_spectrum_svg,
         applies: has_faults,
+    },
+    Plot {
+        file: CHAT_SVG,
+        title: "Chat round-trip spectrum",
+        render: chat_spectrum_svg,
+        applies: has_chat,
     },
 ];
 
@@ -229,6 +242,21 @@ pub fn reconnect_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
         "Reconnect-time spectrum",
         "disconnect → first event (ms)",
         "no data: no client lost a connection and resumed",
+    )
+}
+
+/// The spectrum of chat round trips (a sender's message from its due time
+/// back to its own subscription), per transport (chat runs; "no data"
+/// otherwise).
+pub fn chat_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
+    /// What a transport without a chat block offers: no samples.
+    static NONE: String = String::new();
+    spectrum_svg(
+        run,
+        |r| r.chat.as_ref().map_or(&NONE, |c| &c.round_trip_us),
+        "Chat round-trip spectrum",
+        "due → back at the sender (ms)",
+        "no data: no sender got a message back",
     )
 }
 

@@ -690,6 +690,7 @@ mod tests {
             timeline: Vec::new(),
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
+            chat: None,
             floor: None,
         };
         assert_eq!(

@@ -735,6 +735,7 @@ pub fn render_markdown(run: &RunFile) -> String {
     }
 
     faults(&mut md, run);
+    chat(&mut md, run);
     cost(&mut md, run, &rows);
     how_to_read(&mut md, run);
     definitions(&mut md);
@@ -962,6 +963,64 @@ fn faults(md: &mut String, run: &RunFile) {
     for p in
         plot::plots_for(run).filter(|p| p.file == plot::FAULTS_SVG || p.file == plot::RECONNECT_SVG)
     {
+        let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
+    }
+}
+
+/// The "Chat round trip" section of a chat run: per transport (and
+/// repetition), how senders sent, what came back and how fast.
+fn chat(md: &mut String, run: &RunFile) {
+    if !plot::has_chat(run) {
+        return;
+    }
+    md.push_str("## Chat round trip
+
+");
+    md.push_str(
+        "Some clients also send: each sender's messages are due on a fixed schedule, and the \
+         round trip runs from a message's *due* time (not when it was actually sent, so a \
+         late send counts) until the sender's own subscription delivers it back through the \
+         broadcast. WebSocket senders send on their own socket (*websocket*); the others \
+         `POST /publish` over a connection of their own (*publish*). *Lost*: sent but never \
+         back; *send errors*: due but not sent. The latency figures above are the \
+         broadcast's share (server receipt → each member).\n\n",
+    );
+    let several = run.transports.iter().any(|t| t.repetition > 1);
+    md.push_str(
+        "| transport | upstream | senders | rate/sender | sent | back | lost | send errors | p50 | p90 | p99 | max |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for t in &run.transports {
+        let Some(c) = &t.chat else {
+            continue;
+        };
+        let label = if several {
+            format!("{} #{}", t.transport.label(), t.repetition)
+        } else {
+            t.transport.label().to_string()
+        };
+        let q = |us: u64| {
+            ms(c.round_trip.count, us).map_or("–".to_string(), format_ms)
+        };
+        let _ = writeln!(
+            md,
+            "| {label}{} | {} | {} | {}/s | {} | {} | {} | {} | {} | {} | {} | {} |",
+            if t.verified { "" } else { " ✗" },
+            c.upstream,
+            c.senders,
+            format_significant(c.send_rate),
+            c.sent,
+            c.echoed,
+            c.lost,
+            c.send_errors,
+            q(c.round_trip.p50),
+            q(c.round_trip.p90),
+            q(c.round_trip.p99),
+            q(c.round_trip.max),
+        );
+    }
+    md.push('\n');
+    for p in plot::plots_for(run).filter(|p| p.file == plot::CHAT_SVG) {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
 }

@@ -500,6 +500,30 @@ pub async fn fetch_stats(base_url: &str) -> anyhow::Result<ServerStats> {
     parse_stats(&body).with_context(|| format!("GET {url}: unexpected answer"))
 }
 
+/// The id of the last event on `topic` (0: none yet), from the live-edge
+/// answer of `GET {base_url}/poll?topic=…` (its `next`), bounded by
+/// [`STATS_TIMEOUT`]. Chat verification reads it at the end of a run.
+pub async fn fetch_last_id(base_url: &str, topic: &str) -> anyhow::Result<u64> {
+    let url = format!("{}/poll?topic={topic}", base_url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(STATS_TIMEOUT)
+        .build()
+        .context("building an HTTP client")?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        bail!("GET {url}: status {status}");
+    }
+    let body = resp.bytes().await.with_context(|| format!("GET {url}"))?;
+    let answer: protocol::PollResponse =
+        serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))?;
+    Ok(answer.next)
+}
+
 /// Parses the body of `GET /stats`, keeping its `config` object whole.
 pub fn parse_stats(body: &[u8]) -> anyhow::Result<ServerStats> {
     let value: serde_json::Value = serde_json::from_slice(body)?;

@@ -153,6 +153,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
                 .map(|i| if i == 7 { 0 } else { 1_000 + 10 * k })
                 .collect(),
         },
+        chat: None,
         floor: None,
     }
 }

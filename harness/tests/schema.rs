@@ -228,6 +228,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         }],
         server_config: Value::Null,
         recovery: Default::default(),
+        chat: None,
         floor: None,
     }
 }
