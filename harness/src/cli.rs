@@ -118,6 +118,13 @@ pub struct RunArgs {
     /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
     #[arg(long, value_name = "N")]
     pub topics: Option<u32>,
+    /// Chat: how many of the clients also send messages on their topic;
+    /// needs --rate 0 and no tcp transport [default: 0, none].
+    #[arg(long, value_name = "N")]
+    pub senders: Option<usize>,
+    /// Chat: messages per second per sender, fractional allowed [default: 1].
+    #[arg(long, value_name = "F")]
+    pub send_rate: Option<f64>,
     /// A fault to inject into every transport's run, repeatable; replaces the
     /// scenario's `faults`: KIND@AT[:ARG] with AT from the window's start,
     /// e.g. drop@4s:0.5, restart@8s:1s, storm@12s [default: the scenario's].
@@ -166,6 +173,8 @@ impl RunArgs {
             ("--warmup", dur(&self.warmup)),
             ("--poll-interval", dur(&self.poll_interval)),
             ("--topics", self.topics.map(|v| v.to_string())),
+            ("--senders", self.senders.map(|v| v.to_string())),
+            ("--send-rate", self.send_rate.map(|v| v.to_string())),
             (
                 "--fault",
                 (!self.faults.is_empty()).then(|| self.faults.join(" --fault ")),
@@ -210,6 +219,8 @@ impl RunArgs {
             warmup: self.warmup,
             poll_interval: self.poll_interval,
             topics: self.topics,
+            senders: self.senders,
+            send_rate: self.send_rate,
             faults: if self.faults.is_empty() {
                 None
             } else {

@@ -804,6 +804,54 @@ mod tests {
     }
 
     #[test]
+    fn a_chat_sender_times_its_own_messages_and_counts_every_event() {
+        let w = Arc::new(Window::new());
+        w.set(T0 + 1_000, T0 + 11_000);
+        let c = Arc::new(AtomicUsize::new(0));
+        let mut r = Recorder::new(w.clone(), c.clone(), 10).chat(Some(2));
+        let msg = |id: u64, sender: u32, due_us: u64, stamped_us: u64| Event {
+            id,
+            topic: "t0".into(),
+            emitted_at_us: stamped_us,
+            data: clients::chat::tag(sender, id, due_us),
+        };
+        // Own message due in the window, stamped in it: 300 µs round trip.
+        r.event(&msg(1, 2, T0 + 2_000, T0 + 2_100), T0 + 2_300);
+        // Another sender's message: counted, not timed as ours.
+        r.event(&msg(2, 5, T0 + 3_000, T0 + 3_100), T0 + 3_200);
+        // Own message due before the end but stamped after it: still counted.
+        r.event(&msg(3, 2, T0 + 10_900, T0 + 11_500), T0 + 12_000);
+        // A duplicate of it is not timed twice.
+        r.event(&msg(3, 2, T0 + 10_900, T0 + 11_500), T0 + 12_500);
+        r.add_sends(&clients::chat::SendCounts {
+            sent: 3,
+            failed: 1,
+            first_errors: vec!["publish: status 503".into()],
+        });
+        let t = r.finish(Some((1, 3)));
+        assert_eq!((t.counts.delivered, t.counts.missing), (3, 0));
+        assert_eq!((t.counts.duplicated, t.drain_events), (1, 0));
+        let chat = t.chat.as_ref().unwrap();
+        assert_eq!((chat.senders, chat.sent, chat.echoed), (1, 3, 2));
+        assert_eq!((chat.lost(), chat.send_errors), (1, 1));
+        assert_eq!(chat.round_trip.len(), 2);
+        assert_eq!(chat.round_trip.min(), 300);
+        assert_eq!(chat.round_trip.max(), 1_100);
+        assert_eq!(t.first_errors, ["publish: status 503"]);
+
+        // A listener merges into the same totals without being a sender.
+        let mut listener = Recorder::new(w, c, 10).chat(None);
+        listener.event(&msg(1, 2, T0 + 2_000, T0 + 2_100), T0 + 2_400);
+        let mut all = Totals::new();
+        all.merge(&listener.finish(Some((1, 3))));
+        all.merge(&t);
+        let chat = all.chat.unwrap();
+        assert_eq!((chat.senders, chat.sent, chat.echoed), (1, 3, 2));
+        assert_eq!(chat.round_trip.len(), 2);
+        assert_eq!(all.counts.delivered, 4);
+    }
+
+    #[test]
     fn duplicates_are_counted_once_each_and_not_timed_again() {
         let (mut r, _, _) = recorder();
         feed(&mut r, &[1, 2, 2, 3, 3, 3, 4, 5, 6, 7, 8, 9, 10]);

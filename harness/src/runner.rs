@@ -477,6 +477,20 @@ async fn run_transport(
             match server_process::fetch_stats(url).await {
                 // A target's raw-TCP port is not known here: a tcp fleet
                 // against a target reports the missing address as errors.
+                Ok(stats) if scenario.is_chat() && stats.config.schedule().is_active() => {
+                    let r = unstarted(
+                        transport,
+                        scenario,
+                        format!(
+                            "chat needs a server that generates no events (rate 0): every event \
+                             on a chat topic must be a message; the target generates {} events/s \
+                             per topic",
+                            stats.config.schedule().rate
+                        ),
+                    );
+                    progress.finish(&r);
+                    return (Some(with_repetition(r, repetition)), false);
+                }
                 Ok(stats) => (
                     None,
                     url.trim_end_matches('/').to_string(),

@@ -256,6 +256,16 @@ fn synthetic_run() -> Value {
         tcp_mem_idle_bytes: Some(4096),
         ..Default::default()
     });
+    full.chat = Some(results::ChatResult {
+        senders: 2,
+        send_rate: 1.5,
+        upstream: "publish".into(),
+        sent: 6,
+        echoed: 6,
+        round_trip: results::Summary::default(),
+        round_trip_us: results::encode_histogram(&hdrhistogram::Histogram::<u64>::new(3).unwrap()),
+        ..Default::default()
+    });
     full.fleet.generator_bound = true;
     full.fleet.generator_bound_reasons = vec!["the fleet used 95%".into()];
     full.timeline[0].server_rss_bytes = Some(1 << 20);
