@@ -130,10 +130,11 @@ impl Outbox {
     /// When message `seq` is due in `window`, or `None` if it falls at or
     /// after the window's end (the sender is done).
     pub fn due_us(&self, (start, end): (u64, u64), seq: u64) -> Option<u64> {
-        let offset = self.config.phase + self.config.interval.saturating_mul(
-            // More messages than u32::MAX per sender is beyond any run.
-            u32::try_from(seq).unwrap_or(u32::MAX),
-        );
+        let offset = self.config.phase
+            + self.config.interval.saturating_mul(
+                // More messages than u32::MAX per sender is beyond any run.
+                u32::try_from(seq).unwrap_or(u32::MAX),
+            );
         let due = start.saturating_add(offset.as_micros() as u64);
         (due < end).then_some(due)
     }

@@ -289,7 +289,13 @@ mod tests {
             send_rate: 2.0,
             ..Scenario::default()
         };
-        let c = client_configs(TransportKind::Ws, "http://127.0.0.1:1", None, &s, &no_chat());
+        let c = client_configs(
+            TransportKind::Ws,
+            "http://127.0.0.1:1",
+            None,
+            &s,
+            &no_chat(),
+        );
         let chat: Vec<Option<(u32, u128, u128)>> = c
             .iter()
             .map(|c| {
@@ -321,7 +327,13 @@ mod tests {
             poll_interval: Duration::from_millis(200),
             ..Scenario::default()
         };
-        let c = client_configs(TransportKind::ShortPoll, "http://127.0.0.1:1", None, &s, &no_chat());
+        let c = client_configs(
+            TransportKind::ShortPoll,
+            "http://127.0.0.1:1",
+            None,
+            &s,
+            &no_chat(),
+        );
         let topics: Vec<_> = c.iter().map(|c| c.topic.as_str()).collect();
         assert_eq!(topics, ["t0", "t1", "t2", "t0"]);
         let phases: Vec<_> = c.iter().map(|c| c.poll_phase.as_millis()).collect();
@@ -336,7 +348,13 @@ mod tests {
             ..Scenario::default()
         };
         let tcp = Some("127.0.0.1:9".parse().unwrap());
-        let c = client_configs(TransportKind::Tcp, "http://127.0.0.1:8080", tcp, &s, &no_chat());
+        let c = client_configs(
+            TransportKind::Tcp,
+            "http://127.0.0.1:8080",
+            tcp,
+            &s,
+            &no_chat(),
+        );
         let ip = |i: usize| c[i].local_addr.map(|a| a.to_string());
         assert_eq!(ip(0).as_deref(), Some("127.0.1.1"));
         assert_eq!(ip(249).as_deref(), Some("127.0.1.250"));
@@ -365,7 +383,13 @@ mod tests {
             reconnect_delay: Duration::from_millis(20),
             ..Scenario::default()
         };
-        let configs = client_configs(TransportKind::Sse, "http://127.0.0.1:1", None, &s, &no_chat());
+        let configs = client_configs(
+            TransportKind::Sse,
+            "http://127.0.0.1:1",
+            None,
+            &s,
+            &no_chat(),
+        );
         let fleet = Fleet::start(configs, 1000.0, Arc::new(Window::new()), 10, false);
         assert_eq!(fleet.clients(), 5);
         tokio::time::sleep(Duration::from_millis(200)).await;

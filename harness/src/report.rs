@@ -973,21 +973,24 @@ fn chat(md: &mut String, run: &RunFile) {
     if !plot::has_chat(run) {
         return;
     }
-    md.push_str("## Chat round trip
+    md.push_str(
+        "## Chat round trip
 
-");
+",
+    );
     md.push_str(
         "Some clients also send: each sender's messages are due on a fixed schedule, and the \
          round trip runs from a message's *due* time (not when it was actually sent, so a \
          late send counts) until the sender's own subscription delivers it back through the \
          broadcast. WebSocket senders send on their own socket (*websocket*); the others \
          `POST /publish` over a connection of their own (*publish*). *Lost*: sent but never \
-         back; *send errors*: due but not sent. The latency figures above are the \
-         broadcast's share (server receipt → each member).\n\n",
+         back; *send errors*: due but not sent. Round trips include the sender's own timer \
+         lateness (about 1 ms with tokio's 1 ms timer tick), alike for every transport. The \
+         latency figures above are the broadcast's share (server receipt → each member).\n\n",
     );
     let several = run.transports.iter().any(|t| t.repetition > 1);
     md.push_str(
-        "| transport | upstream | senders | rate/sender | sent | back | lost | send errors | p50 | p90 | p99 | max |\n\
+        "| transport | upstream | senders | rate/sender | sent | back | lost | send errors | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for t in &run.transports {
@@ -999,9 +1002,7 @@ fn chat(md: &mut String, run: &RunFile) {
         } else {
             t.transport.label().to_string()
         };
-        let q = |us: u64| {
-            ms(c.round_trip.count, us).map_or("–".to_string(), format_ms)
-        };
+        let q = |us: u64| ms(c.round_trip.count, us).map_or("–".to_string(), format_ms);
         let _ = writeln!(
             md,
             "| {label}{} | {} | {} | {}/s | {} | {} | {} | {} | {} | {} | {} | {} |",

@@ -570,8 +570,7 @@ async fn run_transport(
         + 2;
     // Chat senders wait for the window: it is sent to them once fixed.
     let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
-    let configs =
-        fleet::client_configs(transport, &base_url, tcp_addr, scenario, &send_window_rx);
+    let configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario, &send_window_rx);
     let fleet = Fleet::start(
         configs,
         scenario.connect_rate,

@@ -466,8 +466,7 @@ impl Scenario {
                 self.senders
             );
         }
-        if !self.send_rate.is_finite() || self.send_rate <= 0.0 || self.send_rate > MAX_SEND_RATE
-        {
+        if !self.send_rate.is_finite() || self.send_rate <= 0.0 || self.send_rate > MAX_SEND_RATE {
             bail!(
                 "`send_rate` (messages/s per sender) must be above 0 and at most {MAX_SEND_RATE}, got {}",
                 self.send_rate
@@ -490,7 +489,9 @@ impl Scenario {
             );
         }
         if !self.faults.is_empty() {
-            bail!("`faults` must be empty when `senders` > 0 (chat): faults are not measured in chat runs");
+            bail!(
+                "`faults` must be empty when `senders` > 0 (chat): faults are not measured in chat runs"
+            );
         }
         Ok(())
     }
@@ -657,13 +658,19 @@ mod tests {
         s.validate_with_fd_limit(Some(20_000)).unwrap();
         type Change = fn(&mut Scenario);
         let cases: [(Change, &str); 6] = [
-            (|s| s.senders = 11, "`senders` must be between 0 and `clients` (10), got 11"),
+            (
+                |s| s.senders = 11,
+                "`senders` must be between 0 and `clients` (10), got 11",
+            ),
             (
                 |s| s.send_rate = 0.0,
                 "`send_rate` (messages/s per sender) must be above 0 and at most 1000, got 0",
             ),
             (|s| s.send_rate = 5000.0, "got 5000"),
-            (|s| s.rate = 5.0, "`rate` must be 0 when `senders` > 0 (chat)"),
+            (
+                |s| s.rate = 5.0,
+                "`rate` must be 0 when `senders` > 0 (chat)",
+            ),
             (
                 |s| s.transports = vec![TransportKind::Ws, TransportKind::Tcp],
                 "`transports` must not include tcp when `senders` > 0",

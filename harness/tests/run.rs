@@ -549,7 +549,13 @@ async fn chat_messages_come_back_to_every_member_of_the_room() {
         assert_eq!(t.counts.duplicated + t.counts.out_of_order, 0);
         let chat = t.chat.as_ref().expect("a chat block");
         assert_eq!(
-            (chat.senders, chat.sent, chat.echoed, chat.lost, chat.send_errors),
+            (
+                chat.senders,
+                chat.sent,
+                chat.echoed,
+                chat.lost,
+                chat.send_errors
+            ),
             (3, 12, 12, 0, 0),
             "{}",
             t.transport

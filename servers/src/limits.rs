@@ -169,7 +169,10 @@ mod tests {
         let backoff = Duration::from_millis(5);
         let first = log.failed(&e, 40, Some(48), backoff, t0).unwrap();
         assert!(first.contains("EMFILE"), "{first}");
-        assert!(first.contains("40 connections open, open-file limit 48"), "{first}");
+        assert!(
+            first.contains("40 connections open, open-file limit 48"),
+            "{first}"
+        );
         assert!(first.contains("(0 more failures"), "{first}");
         assert!(!first.contains('\n'));
         for ms in [1, 500, 999] {

@@ -887,7 +887,6 @@ async fn streams_end_at_max_age_and_resume_without_loss() {
     s.stop().await;
 }
 
-
 /// Starts the real binary with `args`, returns it and its ready line.
 async fn spawn_binary_ready(
     prefix: &[&str],
@@ -1108,7 +1107,10 @@ async fn running_out_of_file_descriptors_warns_counts_and_backs_off_instead_of_d
         near.len() == 1 && near[0].contains("WARN"),
         "one near-limit warning: {log}"
     );
-    let failed: Vec<&str> = log.lines().filter(|l| l.contains("accept failed")).collect();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .collect();
     assert!(
         failed.first().is_some_and(|l| l.contains("ERROR")
             && l.contains("(EMFILE)")
