@@ -1002,7 +1002,12 @@ fn chat(md: &mut String, run: &RunFile) {
         } else {
             t.transport.label().to_string()
         };
-        let q = |us: u64| ms(c.round_trip.count, us).map_or("–".to_string(), format_ms);
+        // An unverified transport's speed is struck through, as in every table.
+        let q = |us: u64| match ms(c.round_trip.count, us) {
+            None => "–".to_string(),
+            Some(v) if t.verified => format_ms(v),
+            Some(v) => format!("~~{}~~", format_ms(v)),
+        };
         let _ = writeln!(
             md,
             "| {label}{} | {} | {} | {}/s | {} | {} | {} | {} | {} | {} | {} | {} |",
