@@ -1341,6 +1341,14 @@ fn scenario_line(run: &RunFile) -> String {
     if let Some(b) = lookup_str(s, &["payload_bytes", "payload"]) {
         items.push(format!("{} B payload", escape_md(&b)));
     }
+    if let Some(n) = lookup_str(s, &["senders"]).filter(|n| n != "0") {
+        let rate = lookup_str(s, &["send_rate"]).unwrap_or_else(|| "?".into());
+        items.push(format!(
+            "{} sending {} messages/s each",
+            counted(&n, "chat sender"),
+            escape_md(&rate)
+        ));
+    }
     if let Some(w) = lookup_duration(s, "warmup").or_else(|| lookup_duration(s, "warm_up")) {
         items.push(format!("warm-up {}", escape_md(&w)));
     }

@@ -578,5 +578,9 @@ async fn chat_messages_come_back_to_every_member_of_the_room() {
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Chat round trip"), "{md}");
+    assert!(
+        md.contains("3 chat senders sending 2 messages/s each"),
+        "{md}"
+    );
     assert!(out.join("chat_round_trip.svg").is_file());
 }
