@@ -12,7 +12,8 @@
 //! [`ws`], and [`tcp`], the raw-TCP floor), `common` (the reconnect loop and
 //! the helpers they share), [`backoff`] (the reconnect policy), and
 //! [`Subscriber`], the enum the harness drives. [`publish`](mod@publish) is the upstream
-//! path (`POST /publish`).
+//! path (`POST /publish`); [`chat`] makes a subscriber also send on a
+//! schedule and recognise its own messages coming back.
 //!
 //! Reconnecting is the same for every transport: after a session ends
 //! (failed, dropped, or ended by the server) the subscriber waits a backoff
@@ -43,6 +44,7 @@ pub use backoff::Backoff;
 pub use publish::{Publisher, publish};
 
 pub mod backoff;
+pub mod chat;
 mod common;
 pub mod long_poll;
 pub mod publish;
@@ -93,6 +95,15 @@ impl Subscriber {
             Self::Sse(_) => TransportKind::Sse,
             Self::Ws(_) => TransportKind::Ws,
             Self::Tcp(_) => TransportKind::Tcp,
+        }
+    }
+
+    /// What this subscriber sent on its own connection (a WebSocket chat
+    /// sender); `None` for every other subscriber.
+    pub fn send_counts(&self) -> Option<&chat::SendCounts> {
+        match self {
+            Self::Ws(t) => t.send_counts(),
+            _ => None,
         }
     }
 
@@ -204,6 +215,11 @@ pub struct ClientConfig {
     /// `keep-alive`), are ignored, as a browser ignores types nobody
     /// listens to.
     pub event_type: Option<String>,
+    /// Chat: this client also sends messages on its topic (`None`, the
+    /// default: it only subscribes). A WebSocket subscriber sends them on
+    /// its own socket; for the other transports the caller runs
+    /// [`chat::publish_loop`] beside the subscriber.
+    pub chat: Option<chat::ChatConfig>,
 }
 
 impl ClientConfig {
@@ -225,6 +241,7 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(60),
             path: None,
             event_type: None,
+            chat: None,
         }
     }
 }

@@ -1,11 +1,14 @@
 //! WebSocket: `GET /ws` upgraded, one text message per event; on reconnect
-//! `after=` resumes from the last id received.
+//! `after=` resumes from the last id received. A chat sender also sends its
+//! messages on the same socket (full duplex), each when it is due, in the
+//! same loop that reads: messages due while the connection is down go out,
+//! late but with their due time, as soon as it is back.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::Url;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -14,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::chat::{Outbox, SendCounts, upstream_message};
 use crate::common::{IdleWatch, Target, Transport, connect, deliver, elapsed_us};
 use crate::{Backoff, ClientConfig, Observer};
 
@@ -37,6 +41,16 @@ pub struct Ws {
     connect_timeout: Duration,
     idle_timeout: Duration,
     backoff: Backoff,
+    /// Chat: the messages this client sends upstream (`None`: it only listens).
+    outbox: Option<Outbox>,
+}
+
+/// The next message due in `outbox`; never completes without one.
+async fn next_upstream(outbox: Option<&mut Outbox>) -> (String, u64) {
+    match outbox {
+        Some(o) => o.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Ws {
@@ -49,7 +63,13 @@ impl Ws {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             backoff: Backoff::from_config(config),
+            outbox: config.chat.clone().map(Outbox::new),
         })
+    }
+
+    /// What this subscriber sent upstream, if it is a chat sender.
+    pub fn send_counts(&self) -> Option<&SendCounts> {
+        self.outbox.as_ref().map(|o| &o.counts)
     }
 
     /// TCP connect from the chosen source address, then the handshake.
@@ -113,6 +133,18 @@ impl Transport for Ws {
             tokio::select! {
                 () = stop.cancelled() => break,
                 silent = idle.silent() => return Err(silent),
+                (data, _due) = next_upstream(self.outbox.as_mut()) => {
+                    // Written and flushed before reading on: a send is a few µs.
+                    if let Err(e) = ws.send(Message::text(upstream_message(&data))).await {
+                        if let Some(o) = self.outbox.as_mut() {
+                            o.counts.fail(format!("WebSocket send: {e}"));
+                        }
+                        return Err(e.into());
+                    }
+                    if let Some(o) = self.outbox.as_mut() {
+                        o.counts.sent += 1;
+                    }
+                }
                 message = ws.next() => {
                     let received_at_us = protocol::now_us();
                     idle.touch();

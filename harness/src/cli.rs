@@ -54,7 +54,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (the embedded default unless --scenario) and write results/NAME/.
-    Run(RunArgs),
+    /// (Boxed: its flags are several times the size of the other variants.)
+    Run(Box<RunArgs>),
     /// Re-render DIR/report.md, DIR/report.html and the charts from DIR/run.json alone.
     Report {
         /// A results directory holding run.json.
@@ -62,7 +63,7 @@ pub enum Command {
     },
     /// Search, per transport, the most clients (or the highest rate) served within a
     /// p99 latency SLO; writes results/capacity-NAME/ (capacity.json, report.md, capacity.svg).
-    Capacity(crate::capacity::CapacityArgs),
+    Capacity(Box<crate::capacity::CapacityArgs>),
     /// Compare run NEW with run BASE; exit 1 if a figure regressed beyond the tolerance.
     Compare(crate::compare::CompareArgs),
     /// Print a JSON Schema (draft 2020-12) on stdout: of run.json, or of the summary `run --json` prints.
@@ -160,6 +161,13 @@ pub struct ScenarioArgs {
     /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
     #[arg(long, value_name = "N")]
     pub topics: Option<u32>,
+    /// Chat: how many of the clients also send messages on their topic;
+    /// needs --rate 0 and no tcp transport [default: 0, none].
+    #[arg(long, value_name = "N")]
+    pub senders: Option<usize>,
+    /// Chat: messages per second per sender, fractional allowed [default: 1].
+    #[arg(long, value_name = "F")]
+    pub send_rate: Option<f64>,
     /// A fault to inject into every transport's run, repeatable; replaces the
     /// scenario's `faults`: KIND@AT[:ARG] with AT from the window's start,
     /// e.g. drop@4s:0.5, restart@8s:1s, storm@12s [default: the scenario's].
@@ -187,6 +195,8 @@ impl ScenarioArgs {
             ("--warmup", dur(&self.warmup)),
             ("--poll-interval", dur(&self.poll_interval)),
             ("--topics", self.topics.map(|v| v.to_string())),
+            ("--senders", self.senders.map(|v| v.to_string())),
+            ("--send-rate", self.send_rate.map(|v| v.to_string())),
             (
                 "--fault",
                 (!self.faults.is_empty()).then(|| self.faults.join(" --fault ")),
@@ -256,6 +266,8 @@ impl ScenarioArgs {
             warmup: self.warmup,
             poll_interval: self.poll_interval,
             topics: self.topics,
+            senders: self.senders,
+            send_rate: self.send_rate,
             faults: if self.faults.is_empty() {
                 None
             } else {
@@ -922,6 +934,7 @@ mod tests {
             timeline: vec![],
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
+            chat: None,
             floor: None,
             point: None,
         }

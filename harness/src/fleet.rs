@@ -5,12 +5,17 @@
 //! rather than all at once, so the ramp-up measures connection set-up, not a
 //! SYN flood. Each task owns its recorder outright and hands it back when it
 //! ends, so nothing is shared on the hot path but the [`Window`] atomics.
+//!
+//! In a chat scenario clients `0 … senders-1` also send (see
+//! [`clients::chat`]): a WebSocket client on its own socket, any other
+//! beside its subscription with `POST /publish` over a connection of its own.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clients::{ClientConfig, Observer as _, Subscriber};
+use clients::chat::{ChatConfig, Outbox, SendWindow};
+use clients::{ClientConfig, Observer as _, Publisher, Subscriber};
 use protocol::TransportKind;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,13 +33,18 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// schedules are offset by `i * poll_interval / clients`, so their requests
 /// are spread evenly over an interval instead of arriving together. Against
 /// a loopback server, client `i` connects from [`source_addr`]`(i)`.
+///
+/// Chat: client `i < senders` sends as sender `i`, when `send_window`
+/// says, its schedule offset by `i / senders` of an interval.
 pub fn client_configs(
     transport: TransportKind,
     base_url: &str,
     tcp_addr: Option<SocketAddr>,
     scenario: &Scenario,
+    send_window: &SendWindow,
 ) -> Vec<ClientConfig> {
     let n = scenario.clients.max(1);
+    let interval = Duration::from_secs_f64(1.0 / scenario.send_rate.max(f64::MIN_POSITIVE));
     let spread = spreads_sources(base_url, tcp_addr);
     (0..scenario.clients)
         .map(|i| {
@@ -49,6 +59,12 @@ pub fn client_configs(
             c.idle_timeout = scenario.idle_timeout;
             c.event_type.clone_from(&scenario.event_type);
             c.local_addr = spread.then(|| source_addr(i));
+            c.chat = (i < scenario.senders).then(|| ChatConfig {
+                sender: i as u32,
+                interval,
+                phase: interval.mul_f64(i as f64 / scenario.senders as f64),
+                window: send_window.clone(),
+            });
             c
         })
         .collect()
@@ -116,13 +132,15 @@ impl Fleet {
     /// Starts one task per config. Client `i` connects at `i / connect_rate`
     /// seconds from now; `expected_hint` (events per client in the window)
     /// sizes each recorder; every recorder counts its connections in
-    /// `presence` (which the resource timeline samples).
+    /// `presence` (which the resource timeline samples); `chat` makes every
+    /// recorder a chat run's.
     pub fn start(
         configs: Vec<ClientConfig>,
         connect_rate: f64,
         window: Arc<Window>,
         expected_hint: u64,
         presence: Arc<Presence>,
+        chat: bool,
     ) -> Self {
         let cancel = CancellationToken::new();
         let t0 = tokio::time::Instant::now();
@@ -136,7 +154,10 @@ impl Fleet {
             .enumerate()
             .map(|(i, config)| {
                 let at = t0 + Duration::from_secs_f64(i as f64 * gap);
-                let recorder = Recorder::new(window.clone(), presence.clone(), expected_hint);
+                let mut recorder = Recorder::new(window.clone(), presence.clone(), expected_hint);
+                if chat {
+                    recorder = recorder.chat(config.chat.as_ref().map(|c| c.sender));
+                }
                 tokio::spawn(run_client(config, recorder, at, cancel.clone()))
             })
             .collect();
@@ -217,10 +238,34 @@ async fn run_client(
         () = cancel.cancelled() => return recorder,
         () = tokio::time::sleep_until(start_at) => {}
     }
+    // A chat sender that cannot send on its subscription publishes beside it.
+    let publisher = match &config.chat {
+        Some(chat) if config.transport != TransportKind::Ws => match Publisher::new(&config) {
+            Ok(p) => Some((p, Outbox::new(chat.clone()), config.topic.clone())),
+            Err(e) => {
+                recorder.note_error(&format!("cannot build publisher: {e:#}"));
+                None
+            }
+        },
+        _ => None,
+    };
     match Subscriber::new(config) {
         Ok(mut sub) => {
-            if let Err(e) = sub.run(&mut recorder, cancel).await {
+            let send = async {
+                match publisher {
+                    Some((p, mut outbox, topic)) => {
+                        clients::chat::publish_loop(&p, &topic, &mut outbox, &cancel).await;
+                        Some(outbox.counts)
+                    }
+                    None => None,
+                }
+            };
+            let (ran, sent) = tokio::join!(sub.run(&mut recorder, cancel.clone()), send);
+            if let Err(e) = ran {
                 recorder.error(&format!("subscriber gave up: {e:#}"));
+            }
+            if let Some(counts) = sent.as_ref().or(sub.send_counts()) {
+                recorder.add_sends(counts);
             }
         }
         Err(e) => recorder.note_error(&format!("cannot build subscriber: {e:#}")),
@@ -232,6 +277,50 @@ async fn run_client(
 mod tests {
     use super::*;
 
+    /// A send window for fleets without senders.
+    fn no_chat() -> SendWindow {
+        tokio::sync::watch::channel(None).1
+    }
+
+    #[test]
+    fn chat_senders_are_the_first_clients_spread_over_topics_and_phases() {
+        let s = Scenario {
+            clients: 6,
+            topics: 2,
+            senders: 4,
+            send_rate: 2.0,
+            ..Scenario::default()
+        };
+        let c = client_configs(
+            TransportKind::Ws,
+            "http://127.0.0.1:1",
+            None,
+            &s,
+            &no_chat(),
+        );
+        let chat: Vec<Option<(u32, u128, u128)>> = c
+            .iter()
+            .map(|c| {
+                c.chat
+                    .as_ref()
+                    .map(|k| (k.sender, k.interval.as_millis(), k.phase.as_millis()))
+            })
+            .collect();
+        assert_eq!(
+            chat,
+            [
+                Some((0, 500, 0)),
+                Some((1, 500, 125)),
+                Some((2, 500, 250)),
+                Some((3, 500, 375)),
+                None,
+                None
+            ]
+        );
+        let topics: Vec<&str> = c.iter().take(4).map(|c| c.topic.as_str()).collect();
+        assert_eq!(topics, ["t0", "t1", "t0", "t1"], "two senders per room");
+    }
+
     #[test]
     fn configs_spread_topics_and_poll_phases() {
         let s = Scenario {
@@ -240,7 +329,13 @@ mod tests {
             poll_interval: Duration::from_millis(200),
             ..Scenario::default()
         };
-        let c = client_configs(TransportKind::ShortPoll, "http://127.0.0.1:1", None, &s);
+        let c = client_configs(
+            TransportKind::ShortPoll,
+            "http://127.0.0.1:1",
+            None,
+            &s,
+            &no_chat(),
+        );
         let topics: Vec<_> = c.iter().map(|c| c.topic.as_str()).collect();
         assert_eq!(topics, ["t0", "t1", "t2", "t0"]);
         let phases: Vec<_> = c.iter().map(|c| c.poll_phase.as_millis()).collect();
@@ -255,7 +350,13 @@ mod tests {
             ..Scenario::default()
         };
         let tcp = Some("127.0.0.1:9".parse().unwrap());
-        let c = client_configs(TransportKind::Tcp, "http://127.0.0.1:8080", tcp, &s);
+        let c = client_configs(
+            TransportKind::Tcp,
+            "http://127.0.0.1:8080",
+            tcp,
+            &s,
+            &no_chat(),
+        );
         let ip = |i: usize| c[i].local_addr.map(|a| a.to_string());
         assert_eq!(ip(0).as_deref(), Some("127.0.1.1"));
         assert_eq!(ip(249).as_deref(), Some("127.0.1.250"));
@@ -271,7 +372,7 @@ mod tests {
             ("http://[::1]:8080", None),
             ("http://127.0.0.1:8080", Some("10.0.0.5:9".parse().unwrap())),
         ] {
-            let c = client_configs(TransportKind::Sse, base, tcp, &s);
+            let c = client_configs(TransportKind::Sse, base, tcp, &s, &no_chat());
             assert!(c.iter().all(|c| c.local_addr.is_none()), "{base} {tcp:?}");
         }
     }
@@ -284,13 +385,20 @@ mod tests {
             reconnect_delay: Duration::from_millis(20),
             ..Scenario::default()
         };
-        let configs = client_configs(TransportKind::Sse, "http://127.0.0.1:1", None, &s);
+        let configs = client_configs(
+            TransportKind::Sse,
+            "http://127.0.0.1:1",
+            None,
+            &s,
+            &no_chat(),
+        );
         let fleet = Fleet::start(
             configs,
             1000.0,
             Arc::new(Window::new()),
             10,
             Presence::new(),
+            false,
         );
         assert_eq!(fleet.clients(), 5);
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -52,6 +52,8 @@ pub const SWEEP_P50_SVG: &str = "sweep-p50.svg";
 pub const SWEEP_P99_SVG: &str = "sweep-p99.svg";
 /// File name of a sweep's delivered against offered events/s.
 pub const SWEEP_THROUGHPUT_SVG: &str = "sweep-throughput.svg";
+/// File name of the chat round-trip spectrum.
+pub const CHAT_SVG: &str = "chat_round_trip.svg";
 
 /// One chart of a report: where it goes, what it is called, how it is drawn.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +81,11 @@ fn sweep_only(run: &RunFile) -> bool {
 /// Whether any entry of `run` had faults injected (not a sweep: its points would mix).
 pub fn has_faults(run: &RunFile) -> bool {
     always(run) && run.transports.iter().any(|t| !t.recovery.faults.is_empty())
+}
+
+/// Whether `run` is a chat run (some clients sent messages).
+pub fn has_chat(run: &RunFile) -> bool {
+    run.transports.iter().any(|t| t.chat.is_some())
 }
 
 /// The charts of [`PLOTS`] that `run` has, in reading order.
@@ -135,6 +142,12 @@ pub const PLOTS: &[Plot] = &[
         title: "Reconnect-time spectrum",
         render: reconnect_spectrum_svg,
         applies: has_faults,
+    },
+    Plot {
+        file: CHAT_SVG,
+        title: "Chat round-trip spectrum",
+        render: chat_spectrum_svg,
+        applies: has_chat,
     },
     Plot {
         file: SWEEP_P50_SVG,
@@ -290,6 +303,21 @@ pub fn reconnect_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
         "Reconnect-time spectrum",
         "disconnect → first event (ms)",
         "no data: no client lost a connection and resumed",
+    )
+}
+
+/// The spectrum of chat round trips (a sender's message from its due time
+/// back to its own subscription), per transport (chat runs; "no data"
+/// otherwise).
+pub fn chat_spectrum_svg(run: &RunFile) -> anyhow::Result<String> {
+    /// What a transport without a chat block offers: no samples.
+    static NONE: String = String::new();
+    spectrum_svg(
+        run,
+        |r| r.chat.as_ref().map_or(&NONE, |c| &c.round_trip_us),
+        "Chat round-trip spectrum",
+        "due → back at the sender (ms)",
+        "no data: no sender got a message back",
     )
 }
 

@@ -684,6 +684,7 @@ mod tests {
             timeline: Vec::new(),
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
+            chat: None,
             floor: None,
             point: None,
         };

@@ -15,6 +15,13 @@
 //! At the end, [`Recorder::finish`] compares the ids seen with the ids the
 //! schedule says were due on the client's topic, and [`Totals::merge`] sums
 //! clients into one result per transport.
+//!
+//! Chat ([`Recorder::chat`]): there is no generator, every event is a
+//! client's message and senders send only in the window, so every event
+//! counts whatever its stamp (the server stamps a message at receipt, which
+//! for a message due just before the end falls after it). A sender also
+//! recognises its own messages by their tag and records their round trip,
+//! `receipt − due time`, in a histogram of its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -361,6 +368,20 @@ pub struct Recorder {
     /// when the fault happened (read at its first event after it, before
     /// recording that event). A restart's losses start right after it.
     max_at_fault: Vec<u64>,
+    /// Chat run: what this client sent and got back (`None`: not chat).
+    chat: Option<ChatRecord>,
+}
+
+/// One client's part of a chat run.
+#[derive(Debug)]
+struct ChatRecord {
+    /// Its sender number (`None`: it only listens).
+    own: Option<u32>,
+    /// Its own messages back: receipt − due time, µs.
+    round_trip: Samples,
+    echoed: u64,
+    sent: u64,
+    send_errors: u64,
 }
 
 impl Recorder {
@@ -392,6 +413,36 @@ impl Recorder {
             reconnect_attempts: 0,
             buckets: Vec::new(),
             per_fault: Vec::new(),
+            chat: None,
+        }
+    }
+
+    /// Makes this a chat run's recorder: every event counts (see the module
+    /// documentation), and a sender (`own`: its sender number) times its
+    /// own messages' round trip.
+    pub fn chat(mut self, own: Option<u32>) -> Self {
+        self.chat = Some(ChatRecord {
+            own,
+            round_trip: Samples::default(),
+            echoed: 0,
+            sent: 0,
+            send_errors: 0,
+        });
+        self
+    }
+
+    /// Adds what this client's sender did (its publish loop, or its
+    /// WebSocket); the first failures join the client's error messages.
+    pub fn add_sends(&mut self, counts: &clients::chat::SendCounts) {
+        let Some(chat) = self.chat.as_mut() else {
+            return;
+        };
+        chat.sent += counts.sent;
+        chat.send_errors += counts.failed;
+        for e in &counts.first_errors {
+            if self.first_errors.len() < KEEP_ERRORS {
+                self.first_errors.push(e.clone());
+            }
         }
     }
 
@@ -492,6 +543,16 @@ impl Recorder {
                 .iter()
                 .map(|&(n, max)| (u64::from(n), max))
                 .collect(),
+            chat: self.chat.map(|c| {
+                let round_trip = c.round_trip.total();
+                ChatTotals {
+                    senders: u64::from(c.own.is_some()),
+                    sent: c.sent,
+                    echoed: c.echoed,
+                    send_errors: c.send_errors,
+                    round_trip,
+                }
+            }),
         }
     }
 }
@@ -517,7 +578,12 @@ impl clients::Observer for Recorder {
         if epoch != self.epoch_seen {
             self.note_faults(epoch);
         }
-        match self.window.phase(event.emitted_at_us) {
+        let phase = if self.chat.is_some() {
+            Phase::Measured
+        } else {
+            self.window.phase(event.emitted_at_us)
+        };
+        match phase {
             Phase::WarmUp => self.warmup_events += 1,
             Phase::Drain => self.drain_events += 1,
             Phase::Measured => match self.seen.insert(event.id) {
@@ -531,6 +597,9 @@ impl clients::Observer for Recorder {
                     }
                     let latency_us = received_at_us.saturating_sub(event.emitted_at_us);
                     self.latency.record(latency_us);
+                    if let Some(chat) = self.chat.as_mut() {
+                        chat.echo(event, received_at_us);
+                    }
                     let since = received_at_us.saturating_sub(self.window.start_us());
                     let bucket = (since / BUCKET_US) as usize;
                     if bucket < MAX_BUCKETS {
@@ -581,6 +650,64 @@ impl clients::Observer for Recorder {
     }
 }
 
+impl ChatRecord {
+    /// Times the event if it is one of this client's own messages.
+    #[inline]
+    fn echo(&mut self, event: &Event, received_at_us: u64) {
+        let Some(own) = self.own else {
+            return;
+        };
+        match clients::chat::parse_tag(&event.data) {
+            Some(tag) if tag.sender == own => {
+                self.echoed += 1;
+                self.round_trip
+                    .record(received_at_us.saturating_sub(tag.due_us));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A chat run's figures over a set of clients.
+#[derive(Debug, Clone)]
+pub struct ChatTotals {
+    /// Clients that send.
+    pub senders: u64,
+    /// Messages handed to the server.
+    pub sent: u64,
+    /// Of those, received back by their own sender.
+    pub echoed: u64,
+    /// Messages that could not be sent.
+    pub send_errors: u64,
+    /// Round trip of each echoed message (receipt − due time), µs.
+    pub round_trip: Histogram<u64>,
+}
+
+impl ChatTotals {
+    fn new() -> Self {
+        Self {
+            senders: 0,
+            sent: 0,
+            echoed: 0,
+            send_errors: 0,
+            round_trip: total_histogram(),
+        }
+    }
+
+    /// Sent messages that never came back to their sender.
+    pub fn lost(&self) -> u64 {
+        self.sent.saturating_sub(self.echoed)
+    }
+
+    fn merge(&mut self, other: &ChatTotals) {
+        self.senders += other.senders;
+        self.sent += other.sent;
+        self.echoed += other.echoed;
+        self.send_errors += other.send_errors;
+        let _ = self.round_trip.add(&other.round_trip);
+    }
+}
+
 /// Everything measured for a set of clients (one after [`Recorder::finish`],
 /// a whole fleet after [`Totals::merge`]).
 #[derive(Debug, Clone)]
@@ -615,6 +742,8 @@ pub struct Totals {
     /// Per fault (in order): recoveries completed after it (before the next
     /// one), and the slowest of them, µs: when the last client was back.
     pub per_fault: Vec<(u64, u64)>,
+    /// Chat figures (`None`: not a chat run).
+    pub chat: Option<ChatTotals>,
 }
 
 impl Default for Totals {
@@ -641,6 +770,7 @@ impl Totals {
             lost_outage: 0,
             delivered_per_s: Vec::new(),
             per_fault: Vec::new(),
+            chat: None,
         }
     }
 
@@ -678,6 +808,9 @@ impl Totals {
         for (a, b) in self.per_fault.iter_mut().zip(&other.per_fault) {
             a.0 += b.0;
             a.1 = a.1.max(b.1);
+        }
+        if let Some(chat) = &other.chat {
+            self.chat.get_or_insert_with(ChatTotals::new).merge(chat);
         }
         for e in &other.first_errors {
             if self.first_errors.len() >= KEEP_ERRORS {
@@ -750,6 +883,54 @@ mod tests {
         assert_eq!(t.latency.value_at_quantile(0.5), 500);
         assert_eq!(t.connect.len(), 2);
         assert_eq!(t.clients_connected, 1);
+    }
+
+    #[test]
+    fn a_chat_sender_times_its_own_messages_and_counts_every_event() {
+        let w = Arc::new(Window::new());
+        w.set(T0 + 1_000, T0 + 11_000);
+        let c = Presence::new();
+        let mut r = Recorder::new(w.clone(), c.clone(), 10).chat(Some(2));
+        let msg = |id: u64, sender: u32, due_us: u64, stamped_us: u64| Event {
+            id,
+            topic: "t0".into(),
+            emitted_at_us: stamped_us,
+            data: clients::chat::tag(sender, id, due_us),
+        };
+        // Own message due in the window, stamped in it: 300 µs round trip.
+        r.event(&msg(1, 2, T0 + 2_000, T0 + 2_100), T0 + 2_300);
+        // Another sender's message: counted, not timed as ours.
+        r.event(&msg(2, 5, T0 + 3_000, T0 + 3_100), T0 + 3_200);
+        // Own message due before the end but stamped after it: still counted.
+        r.event(&msg(3, 2, T0 + 10_900, T0 + 11_500), T0 + 12_000);
+        // A duplicate of it is not timed twice.
+        r.event(&msg(3, 2, T0 + 10_900, T0 + 11_500), T0 + 12_500);
+        r.add_sends(&clients::chat::SendCounts {
+            sent: 3,
+            failed: 1,
+            first_errors: vec!["publish: status 503".into()],
+        });
+        let t = r.finish(Some((1, 3)));
+        assert_eq!((t.counts.delivered, t.counts.missing), (3, 0));
+        assert_eq!((t.counts.duplicated, t.drain_events), (1, 0));
+        let chat = t.chat.as_ref().unwrap();
+        assert_eq!((chat.senders, chat.sent, chat.echoed), (1, 3, 2));
+        assert_eq!((chat.lost(), chat.send_errors), (1, 1));
+        assert_eq!(chat.round_trip.len(), 2);
+        assert_eq!(chat.round_trip.min(), 300);
+        assert_eq!(chat.round_trip.max(), 1_100);
+        assert_eq!(t.first_errors, ["publish: status 503"]);
+
+        // A listener merges into the same totals without being a sender.
+        let mut listener = Recorder::new(w, c, 10).chat(None);
+        listener.event(&msg(1, 2, T0 + 2_000, T0 + 2_100), T0 + 2_400);
+        let mut all = Totals::new();
+        all.merge(&listener.finish(Some((1, 3))));
+        all.merge(&t);
+        let chat = all.chat.unwrap();
+        assert_eq!((chat.senders, chat.sent, chat.echoed), (1, 3, 2));
+        assert_eq!(chat.round_trip.len(), 2);
+        assert_eq!(all.counts.delivered, 4);
     }
 
     #[test]

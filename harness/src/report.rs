@@ -767,6 +767,7 @@ pub fn render_markdown(run: &RunFile) -> String {
     }
 
     faults(&mut md, run);
+    chat(&mut md, run);
     cost(&mut md, run, &rows);
     how_to_read(&mut md, run);
     definitions(&mut md);
@@ -1108,6 +1109,70 @@ fn faults(md: &mut String, run: &RunFile) {
     }
 }
 
+/// The "Chat round trip" section of a chat run: per transport (and
+/// repetition), how senders sent, what came back and how fast.
+fn chat(md: &mut String, run: &RunFile) {
+    if !plot::has_chat(run) {
+        return;
+    }
+    md.push_str(
+        "## Chat round trip
+
+",
+    );
+    md.push_str(
+        "Some clients also send: each sender's messages are due on a fixed schedule, and the \
+         round trip runs from a message's *due* time (not when it was actually sent, so a \
+         late send counts) until the sender's own subscription delivers it back through the \
+         broadcast. WebSocket senders send on their own socket (*websocket*); the others \
+         `POST /publish` over a connection of their own (*publish*). *Lost*: sent but never \
+         back; *send errors*: due but not sent. Round trips include the sender's own timer \
+         lateness (about 1 ms with tokio's 1 ms timer tick), alike for every transport. The \
+         latency figures above are the broadcast's share (server receipt → each member).\n\n",
+    );
+    let several = run.transports.iter().any(|t| t.repetition > 1);
+    md.push_str(
+        "| transport | upstream | senders | rate/sender | sent | back | lost | send errors | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for t in &run.transports {
+        let Some(c) = &t.chat else {
+            continue;
+        };
+        let label = if several {
+            format!("{} #{}", t.transport.label(), t.repetition)
+        } else {
+            t.transport.label().to_string()
+        };
+        // An unverified transport's speed is struck through, as in every table.
+        let q = |us: u64| match ms(c.round_trip.count, us) {
+            None => "–".to_string(),
+            Some(v) if t.verified => format_ms(v),
+            Some(v) => format!("~~{}~~", format_ms(v)),
+        };
+        let _ = writeln!(
+            md,
+            "| {label}{} | {} | {} | {}/s | {} | {} | {} | {} | {} | {} | {} | {} |",
+            if t.verified { "" } else { " ✗" },
+            c.upstream,
+            c.senders,
+            format_significant(c.send_rate),
+            c.sent,
+            c.echoed,
+            c.lost,
+            c.send_errors,
+            q(c.round_trip.p50),
+            q(c.round_trip.p90),
+            q(c.round_trip.p99),
+            q(c.round_trip.max),
+        );
+    }
+    md.push('\n');
+    for p in plot::plots_for(run).filter(|p| p.file == plot::CHAT_SVG) {
+        let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
+    }
+}
+
 /// Text safe inside a Markdown table cell (one line, no column breaks).
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -1433,6 +1498,14 @@ fn scenario_line(run: &RunFile) -> String {
     }
     if let Some(b) = lookup_str(s, &["payload_bytes", "payload"]) {
         items.push(format!("{} B payload", escape_md(&b)));
+    }
+    if let Some(n) = lookup_str(s, &["senders"]).filter(|n| n != "0") {
+        let rate = lookup_str(s, &["send_rate"]).unwrap_or_else(|| "?".into());
+        items.push(format!(
+            "{} sending {} messages/s each",
+            counted(&n, "chat sender"),
+            escape_md(&rate)
+        ));
     }
     if let Some(w) = lookup_duration(s, "warmup").or_else(|| lookup_duration(s, "warm_up")) {
         items.push(format!("warm-up {}", escape_md(&w)));

@@ -163,6 +163,10 @@ pub struct TransportResult {
     /// the scenario's `sweep` describes the grid).
     #[serde(default)]
     pub point: Option<SweepPoint>,
+    /// Chat: messages sent upstream by some clients and their round trip
+    /// back through the broadcast (`null`: not a chat run).
+    #[serde(default)]
+    pub chat: Option<ChatResult>,
     /// The floor's entry of the same repetition, attached when a report is
     /// rendered (never stored) so that ratio metrics are functions of one
     /// entry.
@@ -312,6 +316,36 @@ pub struct Recovery {
     /// the window's start (bucket `i` covers `[start + i s, start + (i+1) s)`),
     /// all clients together.
     pub delivered_per_s: Vec<u64>,
+}
+
+/// A chat run's upstream figures for one transport.
+///
+/// Every sender's messages were due on a fixed schedule; the round trip of
+/// a message runs from its due time (not the time it was actually sent, so
+/// a late send shows) to its receipt by the sender's own subscription.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ChatResult {
+    /// Clients that sent.
+    pub senders: u64,
+    /// Messages per second per sender (the scenario's `send_rate`).
+    pub send_rate: f64,
+    /// How senders sent: `websocket` (on their own subscription socket) or
+    /// `publish` (`POST /publish` over a connection of their own).
+    pub upstream: String,
+    /// Messages handed to the server (a publish answered 200, a WebSocket
+    /// message written), all senders.
+    pub sent: u64,
+    /// Of those, received back by their own sender.
+    pub echoed: u64,
+    /// Sent but never received back by their sender (`sent − echoed`).
+    pub lost: u64,
+    /// Messages that could not be sent (failed publish, broken socket).
+    pub send_errors: u64,
+    /// Round trip (receipt by the sender's subscription − due time), µs.
+    pub round_trip: Summary,
+    /// The same as a serialised HDR histogram (V2 + deflate, base64).
+    pub round_trip_us: String,
 }
 
 /// Span after a drop or storm over which the server's CPU is reported, seconds.

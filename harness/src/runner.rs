@@ -28,7 +28,15 @@
 //!
 //! Latency and counts come from the recorders; the expected ids come from
 //! [`protocol::Schedule`] alone, so a server that silently drops events cannot
-//! hide it. A server that dies, or a Ctrl-C, ends the transport early: what
+//! hide it.
+//!
+//! Chat runs (`senders` > 0) have no generator (`rate = 0`), and senders
+//! send only in the window, so a chat topic's log holds the window's
+//! messages and nothing else: ids `1..=N`, `N` being the topic's last id,
+//! read from the server after the drain (`/poll`'s `next`). Each subscriber
+//! must then have received exactly `1..=N` of its topic, once each and in
+//! order, and each sender every message it sent (none lost, no send
+//! failed). A server that dies, or a Ctrl-C, ends the transport early: what
 //! was measured is kept, marked unverified, and `run.json` is written after
 //! every transport so nothing measured is lost.
 
@@ -575,6 +583,20 @@ async fn run_transport(
             match server_process::fetch_stats(url).await {
                 // A target's raw-TCP port is not known here: a tcp fleet
                 // against a target reports the missing address as errors.
+                Ok(stats) if scenario.is_chat() && stats.config.schedule().is_active() => {
+                    let r = unstarted(
+                        (transport, target_name),
+                        scenario,
+                        format!(
+                            "chat needs a server that generates no events (rate 0): every event \
+                             on a chat topic must be a message; the target generates {} events/s \
+                             per topic",
+                            stats.config.schedule().rate
+                        ),
+                    );
+                    progress.finish(&r);
+                    return (Some(with_repetition(r, repetition)), false);
+                }
                 Ok(stats) => (
                     None,
                     url.trim_end_matches('/').to_string(),
@@ -667,8 +689,13 @@ async fn run_transport(
     let lag_probe = LagProbe::start(window.clone());
 
     // 2. The fleet.
-    let hint = (schedule.rate * scenario.duration.as_secs_f64()).ceil() as u64 + 2;
-    let mut configs = fleet::client_configs(transport, &base_url, tcp_addr, scenario);
+    let hint = (expected_per_client(scenario, &schedule) * scenario.duration.as_secs_f64()).ceil()
+        as u64
+        + 2;
+    // Chat senders wait for the window: it is sent to them once fixed.
+    let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
+    let mut configs =
+        fleet::client_configs(transport, &base_url, tcp_addr, scenario, &send_window_rx);
     if let Some((_, target)) = foreign {
         for c in &mut configs {
             c.path = Some(target.path.clone());
@@ -680,6 +707,7 @@ async fn run_transport(
         window.clone(),
         hint,
         presence,
+        scenario.is_chat(),
     );
     progress.connecting();
     let ramp = Duration::from_secs_f64(scenario.clients as f64 / scenario.connect_rate);
@@ -717,6 +745,7 @@ async fn run_transport(
         window_start = (protocol::now_us() + lead.as_micros() as u64).div_ceil(1000) * 1000;
         let window_end = window_start + scenario.duration.as_micros() as u64;
         window.set(window_start, window_end);
+        send_window.send_replace(Some((window_start, window_end)));
         let phases = [
             (Timed::WarmingUp, instant_at(window_start)),
             (Timed::Measuring, instant_at(window_end)),
@@ -801,6 +830,20 @@ async fn run_transport(
     let hwm = server_pid
         .and_then(|pid| probe::read_process(Some(pid)))
         .map(|u| u.hwm_bytes);
+    // Chat: each topic's last id, while the server is still there.
+    let chat_last_ids = if scenario.is_chat() && at_start.is_some() {
+        match chat_last_ids(&base_url, scenario).await {
+            Ok(ids) => Some(ids),
+            Err(e) => {
+                problems.push(format!(
+                    "chat: cannot read the topics' last ids, nothing verified: {e:#}"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     // 4. Stop everything (bounded), then verify.
     progress.stopping();
@@ -827,7 +870,12 @@ async fn run_transport(
     let mut outage_ids = Vec::new();
     for (i, rec) in outcome.recorders.into_iter().enumerate() {
         let topic = fleet::topic_of(i, schedule.topics);
-        let expected = schedule.ids_in_window(topic, window_start, window_end);
+        let expected = match &chat_last_ids {
+            Some(last) => last
+                .get(topic as usize)
+                .and_then(|&n| (n > 0).then_some((1, n))),
+            None => schedule.ids_in_window(topic, window_start, window_end),
+        };
         outage_ids.clear();
         outage_ids.extend(outage_times.iter().filter_map(|&(a, b, epoch)| {
             schedule
@@ -839,6 +887,9 @@ async fn run_transport(
             None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
         }
     }
+    if let Some(chat) = &totals.chat {
+        check_chat(chat, &mut problems);
+    }
     let mut result = build_result(
         transport,
         scenario,
@@ -848,6 +899,10 @@ async fn run_transport(
         &totals,
         problems,
     );
+    result.chat = totals
+        .chat
+        .as_ref()
+        .map(|c| chat_result(transport, scenario, c));
     result.repetition = repetition;
     result.target = target_name.map(str::to_string);
     for (i, f) in fault_log.records.iter_mut().enumerate() {
@@ -1069,6 +1124,73 @@ async fn inject_faults(
     Waited::Done
 }
 
+/// Events one client should receive per second: the generator's rate on
+/// its topic, or in a chat run the messages of its topic's senders.
+fn expected_per_client(scenario: &Scenario, schedule: &Schedule) -> f64 {
+    if scenario.is_chat() {
+        let topics = (scenario.topics.max(1) as usize).min(scenario.clients.max(1));
+        scenario.senders.div_ceil(topics) as f64 * scenario.send_rate
+    } else {
+        schedule.rate
+    }
+}
+
+/// The last id of every topic a client of `scenario` is on (index = topic).
+async fn chat_last_ids(base_url: &str, scenario: &Scenario) -> anyhow::Result<Vec<u64>> {
+    let topics = (scenario.topics.max(1) as usize).min(scenario.clients);
+    let mut last = Vec::with_capacity(topics);
+    for topic in 0..topics {
+        let name = protocol::schedule::topic_name(topic as u32);
+        last.push(server_process::fetch_last_id(base_url, &name).await?);
+    }
+    Ok(last)
+}
+
+/// A chat run verifies only if every message sent came back to its sender
+/// and every due message could be sent, and something was sent at all.
+fn check_chat(chat: &crate::recorder::ChatTotals, problems: &mut Vec<String>) {
+    if chat.senders > 0 && chat.sent == 0 && chat.send_errors == 0 {
+        problems.push("chat: no message was sent: nothing was verified".to_string());
+    }
+    if chat.lost() > 0 {
+        problems.push(format!(
+            "chat: {} of {} messages sent never came back to their sender",
+            chat.lost(),
+            chat.sent
+        ));
+    }
+    if chat.send_errors > 0 {
+        problems.push(format!(
+            "chat: {} messages could not be sent",
+            chat.send_errors
+        ));
+    }
+}
+
+/// The chat block of a transport's result.
+fn chat_result(
+    transport: TransportKind,
+    scenario: &Scenario,
+    chat: &crate::recorder::ChatTotals,
+) -> results::ChatResult {
+    results::ChatResult {
+        senders: chat.senders,
+        send_rate: scenario.send_rate,
+        upstream: if transport == TransportKind::Ws {
+            "websocket"
+        } else {
+            "publish"
+        }
+        .to_string(),
+        sent: chat.sent,
+        echoed: chat.echoed,
+        lost: chat.lost(),
+        send_errors: chat.send_errors,
+        round_trip: Summary::from_histogram(&chat.round_trip),
+        round_trip_us: results::encode_histogram(&chat.round_trip),
+    }
+}
+
 /// The planned phases of one run of `transport` (for the run's ETA; the
 /// drain is the one the run really uses).
 fn transport_plan(transport: TransportKind, scenario: &Scenario) -> TransportPlan {
@@ -1262,6 +1384,7 @@ fn unstarted(
         timeline: Vec::new(),
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
+        chat: None,
         floor: None,
         point: None,
     }
@@ -1349,6 +1472,7 @@ fn build_result(
         timeline: Vec::new(),
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
+        chat: None,
         floor: None,
         point: None,
     }

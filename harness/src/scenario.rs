@@ -124,6 +124,12 @@ scenario_fields! {
     /// Foreign servers (not built by pushbench), by name, each started by a
     /// command and measured like push-server when `transports` names it.
     targets: BTreeMap<String, TargetSpec>,
+    /// Chat: how many of the clients also send messages on their topic
+    /// (clients `0 … senders-1`, so senders spread over the topics); 0 = none.
+    senders: usize,
+    /// Chat: messages per second per sender, on a fixed open-loop schedule
+    /// during the measured window.
+    send_rate: f64,
 }
 
 /// One entry of `transports`: a built-in transport served by push-server,
@@ -276,6 +282,9 @@ impl TargetSpec {
         Ok(())
     }
 }
+
+/// Most messages per second per chat sender.
+pub const MAX_SEND_RATE: f64 = 1000.0;
 
 /// Bound on a restart's pause: a longer outage measures nothing more.
 pub const MAX_FAULT_PAUSE: Duration = Duration::from_secs(60);
@@ -645,10 +654,69 @@ impl Scenario {
         if self.faults.windows(2).any(|w| w[1].at < w[0].at) {
             bail!("`faults` must be in order of `at`");
         }
+        self.validate_chat()?;
         if self.retry_ms > 86_400_000 {
             bail!(
                 "`retry_ms` must be between 0 and 86400000, got {}",
                 self.retry_ms
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Scenario {
+    /// Whether this is a chat scenario (some clients send).
+    pub fn is_chat(&self) -> bool {
+        self.senders > 0
+    }
+
+    /// The chat keys: a sender count the fleet holds, a usable rate, no
+    /// generated events to mix with the messages (their ids would shift),
+    /// and only transports with an upstream path.
+    fn validate_chat(&self) -> anyhow::Result<()> {
+        if self.senders > self.clients {
+            bail!(
+                "`senders` must be between 0 and `clients` ({}), got {}",
+                self.clients,
+                self.senders
+            );
+        }
+        if !self.send_rate.is_finite() || self.send_rate <= 0.0 || self.send_rate > MAX_SEND_RATE {
+            bail!(
+                "`send_rate` (messages/s per sender) must be above 0 and at most {MAX_SEND_RATE}, got {}",
+                self.send_rate
+            );
+        }
+        if !self.is_chat() {
+            return Ok(());
+        }
+        if self.rate != 0.0 {
+            bail!(
+                "`rate` must be 0 when `senders` > 0 (chat): every event on a chat topic is a \
+                 message, so each subscriber's ids can be checked against the server's; got {}",
+                self.rate
+            );
+        }
+        if self.transports.contains(&TransportKind::Tcp.into()) {
+            bail!(
+                "`transports` must not include tcp when `senders` > 0 (chat): the raw-TCP floor \
+                 has no upstream path; use sse, ws, long-poll, short-poll"
+            );
+        }
+        if let Some(target) = self
+            .transports
+            .iter()
+            .find(|c| matches!(c, Contender::Target(_)))
+        {
+            bail!(
+                "`transports` must not name a target when `senders` > 0 (chat): senders publish \
+                 through push-server's POST /publish and WebSocket messages, got `{target}`"
+            );
+        }
+        if !self.faults.is_empty() {
+            bail!(
+                "`faults` must be empty when `senders` > 0 (chat): faults are not measured in chat runs"
             );
         }
         Ok(())
@@ -835,6 +903,48 @@ mod tests {
     }
 
     #[test]
+    fn chat_keys_are_checked_with_the_key_the_range_and_the_value() {
+        let chat = "senders = 3\nsend_rate = 2.0\nrate = 0.0\nclients = 10\n\
+                    transports = [\"sse\", \"ws\", \"long-poll\", \"short-poll\"]\n";
+        let s = Scenario::from_toml(chat).unwrap();
+        assert!(s.is_chat());
+        s.validate_with_fd_limit(Some(20_000)).unwrap();
+        type Change = fn(&mut Scenario);
+        let cases: [(Change, &str); 6] = [
+            (
+                |s| s.senders = 11,
+                "`senders` must be between 0 and `clients` (10), got 11",
+            ),
+            (
+                |s| s.send_rate = 0.0,
+                "`send_rate` (messages/s per sender) must be above 0 and at most 1000, got 0",
+            ),
+            (|s| s.send_rate = 5000.0, "got 5000"),
+            (
+                |s| s.rate = 5.0,
+                "`rate` must be 0 when `senders` > 0 (chat)",
+            ),
+            (
+                |s| s.transports = builtins(&[TransportKind::Ws, TransportKind::Tcp]),
+                "`transports` must not include tcp when `senders` > 0",
+            ),
+            (
+                |s| s.faults = vec![Fault::parse_spec("storm@1s").unwrap()],
+                "`faults` must be empty when `senders` > 0",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut bad = s.clone();
+            change(&mut bad);
+            let msg = err(&bad);
+            assert!(msg.contains(want), "{msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+        }
+        // Without senders the generator and the floor are as usual.
+        assert!(!Scenario::default().is_chat());
+    }
+
+    #[test]
     fn unknown_key_is_rejected_by_name_with_position() {
         let e = Scenario::from_toml("clients = 3\nclinets = 5\n").unwrap_err();
         let msg = format!("{e:#}");
@@ -994,12 +1104,15 @@ mod tests {
                 s.resolve_topics();
                 s.validate_with_fd_limit(Some(20_000))
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-                assert_eq!(
-                    s.transports.last(),
-                    Some(&Contender::Builtin(TransportKind::Tcp)),
-                    "{}",
-                    path.display()
-                );
+                // Chat has no floor: the raw-TCP transport has no upstream path.
+                if !s.is_chat() {
+                    assert_eq!(
+                        s.transports.last(),
+                        Some(&Contender::Builtin(TransportKind::Tcp)),
+                        "{}",
+                        path.display()
+                    );
+                }
                 n += 1;
             }
         }

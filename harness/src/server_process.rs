@@ -627,12 +627,18 @@ impl ServerConfigStats {
 /// `GET {base_url}/stats`, bounded by [`STATS_TIMEOUT`].
 pub async fn fetch_stats(base_url: &str) -> anyhow::Result<ServerStats> {
     let url = format!("{}/stats", base_url.trim_end_matches('/'));
+    let body = get(&url).await?;
+    parse_stats(&body).with_context(|| format!("GET {url}: unexpected answer"))
+}
+
+/// The body of a successful `GET url`, bounded by [`STATS_TIMEOUT`].
+async fn get(url: &str) -> anyhow::Result<Vec<u8>> {
     let client = reqwest::Client::builder()
         .timeout(STATS_TIMEOUT)
         .build()
         .context("building an HTTP client")?;
     let resp = client
-        .get(&url)
+        .get(url)
         .send()
         .await
         .with_context(|| format!("GET {url}"))?;
@@ -641,7 +647,18 @@ pub async fn fetch_stats(base_url: &str) -> anyhow::Result<ServerStats> {
         bail!("GET {url}: status {status}");
     }
     let body = resp.bytes().await.with_context(|| format!("GET {url}"))?;
-    parse_stats(&body).with_context(|| format!("GET {url}: unexpected answer"))
+    Ok(body.to_vec())
+}
+
+/// The id of the last event on `topic` (0: none yet), from the live-edge
+/// answer of `GET {base_url}/poll?topic=…` (its `next`), bounded by
+/// [`STATS_TIMEOUT`]. Chat verification reads it at the end of a run.
+pub async fn fetch_last_id(base_url: &str, topic: &str) -> anyhow::Result<u64> {
+    let url = format!("{}/poll?topic={topic}", base_url.trim_end_matches('/'));
+    let body = get(&url).await?;
+    let answer: protocol::PollResponse =
+        serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))?;
+    Ok(answer.next)
 }
 
 /// Parses the body of `GET /stats`, keeping its `config` object whole.

@@ -155,6 +155,27 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
                 .map(|i| if i == 7 { 0 } else { 1_000 + 10 * k })
                 .collect(),
         },
+        // Chat figures too (not a real chat run's shape, which has no
+        // floor), so the chat table and chart have data.
+        chat: (kind != TransportKind::Tcp).then(|| {
+            let round_trip = spread(1_000 * k, 4_000 * k, 40);
+            results::ChatResult {
+                senders: 4,
+                send_rate: 1.0,
+                upstream: if kind == TransportKind::Ws {
+                    "websocket"
+                } else {
+                    "publish"
+                }
+                .into(),
+                sent: 40,
+                echoed: 40,
+                lost: 0,
+                send_errors: 0,
+                round_trip: Summary::from_histogram(&round_trip),
+                round_trip_us: results::encode_histogram(&round_trip),
+            }
+        }),
         floor: None,
         point: None,
     }
@@ -358,6 +379,17 @@ fn report_marks_the_unverified_transport_and_names_the_best_verified_one() {
             p.file
         );
     }
+    // WebSocket (k = 2): round trips spread over 2–8 ms, struck through (not verified).
+    assert!(
+        md.contains(
+            "| WebSocket ✗ | websocket | 4 | 1.00/s | 40 | 40 | 0 | 0 | ~~4.92~~ | ~~7.39~~ |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| SSE | publish | 4 | 1.00/s | 40 | 40 | 0 | 0 | 7.39 | 11.1 |"),
+        "{md}"
+    );
     assert!(md.contains("receive time minus the event's *scheduled* emission time"));
     assert!(md.contains("half its poll interval at p50 (here ≈ 500ms)"));
     for fact in [

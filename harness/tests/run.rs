@@ -608,3 +608,81 @@ async fn a_server_that_never_comes_back_ends_the_run_as_incomplete() {
     );
     assert!(out.join("report.md").is_file());
 }
+
+/// Chat at toy scale: 10 clients in 2 rooms, 3 of them sending 2 messages/s
+/// for 2 s, over WebSocket (sending on their own socket) and SSE (sending
+/// with `POST /publish`). Sender `i`'s messages are due at `start + i/3 ×
+/// 500 ms + k × 500 ms`, so exactly 4 each fall in the 2 s window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_messages_come_back_to_every_member_of_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("chat");
+    let scenario = Scenario::from_toml(
+        r#"
+        name = "tiny-chat"
+        transports = ["ws", "sse"]
+        clients = 10
+        topics = 2
+        rate = 0.0
+        senders = 3
+        send_rate = 2.0
+        duration = "2s"
+        warmup = "500ms"
+        "#,
+    )
+    .unwrap();
+    scenario.validate().unwrap();
+    let opts = options(&out, server_bin(), CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(60), runner::run(&scenario, &opts))
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+    assert!(outcome.passed(), "{:?}", outcome.failure());
+
+    let run = results::read_run(&out).unwrap();
+    let kinds: Vec<_> = run.transports.iter().map(|t| t.transport).collect();
+    assert_eq!(kinds, [TransportKind::Ws, TransportKind::Sse]);
+    for t in &run.transports {
+        assert!(t.verified, "{}: {:?}", t.transport, t.problems);
+        // Room t0 holds senders 0 and 2 (8 messages), t1 sender 1 (4), five
+        // members each: every member got every message of its room.
+        assert_eq!(t.counts.expected, 5 * 8 + 5 * 4, "{}", t.transport);
+        assert_eq!(t.counts.delivered, t.counts.expected, "{}", t.transport);
+        assert_eq!(t.counts.duplicated + t.counts.out_of_order, 0);
+        let chat = t.chat.as_ref().expect("a chat block");
+        assert_eq!(
+            (
+                chat.senders,
+                chat.sent,
+                chat.echoed,
+                chat.lost,
+                chat.send_errors
+            ),
+            (3, 12, 12, 0, 0),
+            "{}",
+            t.transport
+        );
+        let upstream = match t.transport {
+            TransportKind::Ws => "websocket",
+            _ => "publish",
+        };
+        assert_eq!(chat.upstream, upstream);
+        assert_eq!(chat.round_trip.count, 12, "{}", t.transport);
+        // Loopback: a round trip takes more than nothing and far less than a second.
+        assert!(
+            chat.round_trip.min > 0 && chat.round_trip.max < 1_000_000,
+            "{}: {:?}",
+            t.transport,
+            chat.round_trip
+        );
+        let hist = results::decode_histogram(&chat.round_trip_us).unwrap();
+        assert_eq!(hist.len(), 12);
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Chat round trip"), "{md}");
+    assert!(
+        md.contains("3 chat senders sending 2 messages/s each"),
+        "{md}"
+    );
+    assert!(out.join("chat_round_trip.svg").is_file());
+}

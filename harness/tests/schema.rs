@@ -229,6 +229,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         }],
         server_config: Value::Null,
         recovery: Default::default(),
+        chat: None,
         floor: None,
         point: None,
     }
@@ -255,6 +256,16 @@ fn synthetic_run() -> Value {
     full.wire = Some(results::Wire::default());
     full.server = Some(results::ServerUsage {
         tcp_mem_idle_bytes: Some(4096),
+        ..Default::default()
+    });
+    full.chat = Some(results::ChatResult {
+        senders: 2,
+        send_rate: 1.5,
+        upstream: "publish".into(),
+        sent: 6,
+        echoed: 6,
+        round_trip: results::Summary::default(),
+        round_trip_us: results::encode_histogram(&hdrhistogram::Histogram::<u64>::new(3).unwrap()),
         ..Default::default()
     });
     full.fleet.generator_bound = true;

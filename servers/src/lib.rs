@@ -20,6 +20,8 @@
 //! - [`publish`] (`POST /publish`): the upstream path of SSE and polling
 //!   clients; WebSocket clients send the same JSON as a text message. Both
 //!   append to the hub like the generator does.
+//! - [`limits`]: the open-file limit, the near-limit warning and the
+//!   accept-error log line.
 //! - [`stats`]: counters, `GET /stats`, `GET /healthz`.
 //! - [`conns`]: the registry of open connections and how one is aborted;
 //!   [`admin`] (`/admin/…`, off without a token): fault injection over it.
@@ -60,6 +62,7 @@ pub mod admin;
 pub mod conns;
 mod feed;
 pub mod hub;
+pub mod limits;
 pub mod longpoll;
 pub mod net;
 pub mod poll;
@@ -213,6 +216,8 @@ struct Shared {
     stats: Arc<Stats>,
     /// Every open connection, for the admin routes.
     connections: Arc<conns::Connections>,
+    /// The open-file limit and what it leaves for connections, read at start.
+    budget: Arc<limits::FdBudget>,
     shutdown: CancellationToken,
     /// Every connection's task (HTTP, upgraded WebSocket, raw TCP), so
     /// that [`serve`] can wait for them to finish at shutdown.
@@ -231,6 +236,7 @@ impl AppState {
             hub: Arc::new(Hub::new(config.hub.clone())),
             stats: Arc::new(Stats::default()),
             connections: Arc::default(),
+            budget: Arc::new(limits::FdBudget::read()),
             sse_retry: protocol::encode::sse_retry(config.retry_ms),
             sse_keepalive: protocol::encode::sse_comment("keep-alive"),
             config,
@@ -242,6 +248,12 @@ impl AppState {
     /// The server's configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.0.config
+    }
+
+    /// The open-file limit read when the state was made (after binding),
+    /// and how many connections it leaves room for.
+    pub fn fd_budget(&self) -> &Arc<limits::FdBudget> {
+        &self.0.budget
     }
 
     /// The hub (generator, logs, wakeups).
@@ -378,6 +390,7 @@ pub async fn serve(
         net::CountingListener::new(inner, counters.clone())
             .with_registry(state.connections().clone())
             .with_write_timeout(state.config().write_timeout)
+            .with_budget(state.fd_budget().clone())
     };
 
     let http = net::accept_loop(

@@ -182,7 +182,13 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "{}", listeners.ready_line()?)?;
         out.flush()?;
     }
-    tracing::info!(%addr, rate = args.rate, topics = args.topics, "push-server ready");
+    tracing::info!(
+        %addr,
+        rate = args.rate,
+        topics = args.topics,
+        open_files_limit = servers::limits::open_file_limit(),
+        "push-server ready"
+    );
     servers::serve(listeners, config, shutdown).await?;
     tracing::info!("push-server stopped");
     Ok(())

@@ -21,8 +21,11 @@
 //! (`SO_LINGER 0`) when it is dropped.
 //!
 //! Accept errors such as `EMFILE` (out of file descriptors: the machine's
-//! hard limit is 20,000 per process) are logged and retried with an
-//! exponential back-off instead of ending the server.
+//! hard limit is 20,000 per process) are counted, logged in one clear line
+//! at most once a second ([`AcceptErrorLog`]) and retried with an
+//! exponential back-off instead of ending the server or spinning; the
+//! connections already open keep being served. Nearing the limit is
+//! warned about once ([`FdBudget`]).
 
 use std::future::Future;
 use std::io;
@@ -40,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::conns::{ConnHandle, Connections, Registration};
+use crate::limits::{AcceptErrorLog, FdBudget};
 
 /// Server-wide socket counters, updated by every [`CountingStream`].
 #[derive(Debug, Default)]
@@ -50,6 +54,8 @@ pub struct ByteCounters {
     pub bytes_out: AtomicU64,
     /// Connections accepted.
     pub accepted: AtomicU64,
+    /// Connections open now (accepted and not yet dropped), both ports.
+    pub open: AtomicU64,
     /// Accept calls that failed with something other than a dropped peer
     /// (e.g. `EMFILE`); each one cost a back-off pause.
     pub accept_errors: AtomicU64,
@@ -71,6 +77,8 @@ pub struct CountingListener {
     backoff: Duration,
     registry: Option<Arc<Connections>>,
     write_timeout: Option<Duration>,
+    budget: Option<Arc<FdBudget>>,
+    error_log: AcceptErrorLog,
 }
 
 impl CountingListener {
@@ -83,7 +91,16 @@ impl CountingListener {
             backoff: MIN_BACKOFF,
             registry: None,
             write_timeout: None,
+            budget: None,
+            error_log: AcceptErrorLog::default(),
         }
+    }
+
+    /// Warns once when the open connections near `budget`'s limit, and
+    /// names the limit in accept-error lines.
+    pub fn with_budget(mut self, budget: Arc<FdBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// Enters every accepted connection in `registry` while it is open.
@@ -113,6 +130,10 @@ impl CountingListener {
                         tracing::debug!(%addr, "set TCP_NODELAY failed: {e}");
                     }
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(budget) = &self.budget {
+                        budget.check_open(open);
+                    }
                     let registration = match &self.registry {
                         Some(registry) => registry.register(),
                         None => Registration::detached(),
@@ -132,7 +153,14 @@ impl CountingListener {
                     // Typically EMFILE/ENFILE: retrying at once would spin; waiting
                     // lets open connections close and free descriptors.
                     self.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(backoff = ?self.backoff, "accept failed: {e}");
+                    let open = self.counters.open.load(Ordering::Relaxed);
+                    let limit = self.budget.as_ref().and_then(|b| b.limit());
+                    if let Some(line) =
+                        self.error_log
+                            .failed(&e, open, limit, self.backoff, Instant::now())
+                    {
+                        tracing::error!("{line}");
+                    }
                     tokio::time::sleep(self.backoff).await;
                     self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
@@ -248,6 +276,7 @@ impl CountingStream {
 
 impl Drop for CountingStream {
     fn drop(&mut self) {
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
         if self.conn().is_aborted() {
             // An RST rather than a FIN: the abrupt close the admin drop
             // promises, and no orphaned socket holding unsent bytes. Zero
@@ -377,5 +406,8 @@ mod tests {
         assert_eq!(counters.bytes_in.load(Ordering::Relaxed), 5);
         assert_eq!(counters.bytes_out.load(Ordering::Relaxed), 10);
         assert_eq!(counters.accepted.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.open.load(Ordering::Relaxed), 1);
+        drop(server);
+        assert_eq!(counters.open.load(Ordering::Relaxed), 0);
     }
 }

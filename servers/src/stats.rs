@@ -170,6 +170,10 @@ pub struct StatsSnapshot {
     pub connections_accepted: u64,
     /// Failed accepts (e.g. out of file descriptors), each followed by a back-off.
     pub accept_errors: u64,
+    /// Connections open now (both ports, any state); compare with
+    /// `config.open_files_limit`.
+    #[serde(default)]
+    pub connections_open: u64,
     /// Messages received from WebSocket clients.
     pub ws_messages_in: u64,
     /// Events published by clients (`POST /publish` and WebSocket upstream
@@ -254,6 +258,10 @@ pub struct ConfigSnapshot {
     /// Whether the `/admin` routes are on (an admin token is set).
     #[serde(default)]
     pub admin: bool,
+    /// The server's soft `RLIMIT_NOFILE`, read at start: every connection
+    /// takes one of these (`None`: unlimited or unknown).
+    #[serde(default)]
+    pub open_files_limit: Option<u64>,
     /// The per-connection buffers of every transport, as set.
     pub buffers: BuffersSnapshot,
 }
@@ -319,6 +327,7 @@ impl StatsSnapshot {
             bytes_out: load(&s.bytes.bytes_out),
             connections_accepted: load(&s.bytes.accepted),
             accept_errors: load(&s.bytes.accept_errors),
+            connections_open: load(&s.bytes.open),
             ws_messages_in: load(&s.ws_messages_in),
             published: hub.events_published(),
             closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
@@ -336,6 +345,7 @@ impl StatsSnapshot {
                 stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
                 write_timeout_ms: cfg.write_timeout.as_millis() as u64,
                 admin: cfg.admin_token.is_some(),
+                open_files_limit: state.fd_budget().limit(),
                 buffers: BuffersSnapshot {
                     ws_read: cfg.buffers.ws_read,
                     ws_write: cfg.buffers.ws_write,

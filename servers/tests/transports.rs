@@ -887,13 +887,6 @@ async fn streams_end_at_max_age_and_resume_without_loss() {
     s.stop().await;
 }
 
-/// Starts the real binary with `args`, returns it and its base URL.
-async fn spawn_binary(prefix: &[&str], args: &[&str]) -> (tokio::process::Child, String) {
-    let (child, ready) = spawn_binary_ready(prefix, args).await;
-    let addr = ready["listening"].as_str().unwrap().to_string();
-    (child, format!("http://{addr}"))
-}
-
 /// Starts the real binary with `args`, returns it and its ready line.
 async fn spawn_binary_ready(
     prefix: &[&str],
@@ -1050,7 +1043,7 @@ async fn the_binary_refuses_buffers_that_cannot_work_with_a_one_line_reason() {
 }
 
 #[tokio::test]
-async fn running_out_of_file_descriptors_backs_off_instead_of_dying() {
+async fn running_out_of_file_descriptors_warns_counts_and_backs_off_instead_of_dying() {
     if std::process::Command::new("prlimit")
         .arg("--version")
         .output()
@@ -1059,8 +1052,32 @@ async fn running_out_of_file_descriptors_backs_off_instead_of_dying() {
         eprintln!("prlimit not installed: skipped");
         return;
     }
-    let (mut child, base) = spawn_binary(&["prlimit", "--nofile=48"], &["--rate", "0"]).await;
-    let addr = base.trim_start_matches("http://").to_string();
+    let mut child = tokio::process::Command::new("prlimit")
+        .args(["--nofile=48", env!("CARGO_BIN_EXE_push-server")])
+        .args(["--listen", "127.0.0.1:0", "--log", "warn", "--rate", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = timeout(WAIT, stdout.next_line())
+        .await
+        .expect("ready line")
+        .unwrap()
+        .expect("a ready line");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let addr = ready["listening"].as_str().unwrap().to_string();
+    let base = format!("http://{addr}");
+    // The whole log, read until the process exits (its stderr closes).
+    let stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stderr), &mut text)
+            .await
+            .unwrap();
+        text
+    });
     // More connections than descriptors: the kernel queues them, accept fails with EMFILE.
     let mut hogs = Vec::new();
     for _ in 0..80 {
@@ -1077,9 +1094,36 @@ async fn running_out_of_file_descriptors_backs_off_instead_of_dying() {
     .unwrap();
     let stats: StatsSnapshot = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert!(stats.accept_errors > 0, "{stats:?}");
+    assert_eq!(stats.config.open_files_limit, Some(48), "{stats:?}");
     sigterm(&child);
     let status = timeout(WAIT, child.wait()).await.unwrap().unwrap();
     assert!(status.success());
+    let log = timeout(WAIT, log).await.expect("stderr closes").unwrap();
+    let near: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("open-file limit of 48 leaves"))
+        .collect();
+    assert!(
+        near.len() == 1 && near[0].contains("WARN"),
+        "one near-limit warning: {log}"
+    );
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("accept failed"))
+        .collect();
+    assert!(
+        failed.first().is_some_and(|l| l.contains("ERROR")
+            && l.contains("(EMFILE)")
+            && l.contains("open-file limit 48")),
+        "{log}"
+    );
+    // Rate-limited: one line per second at most, however many accepts failed.
+    assert!(
+        (failed.len() as u64) < stats.accept_errors.max(2),
+        "{} lines for {} errors: {log}",
+        failed.len(),
+        stats.accept_errors
+    );
 }
 
 /// Fan-out smoke check against the real binary (run on demand:
