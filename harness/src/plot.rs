@@ -1039,49 +1039,52 @@ fn fault_markers(run: &RunFile) -> Vec<f64> {
 /// transport run, from the timeline's samples (as the clients see it: a
 /// client counts out once it notices its connection is gone).
 pub fn connected_svg(run: &RunFile) -> anyhow::Result<String> {
-    let (lines, left_out, window_s) = sample_curves(run, |s| s.clients_connected.map(|n| n as f64));
-    let title = titled(run, "Connected clients around faults");
-    let mut svg = String::new();
-    let text = (
-        title.as_str(),
-        "clients connected (vertical lines: faults)",
-        "no data: connected clients were not sampled",
-    );
-    draw_timeline(
-        &mut svg,
-        text,
-        &lines,
-        &left_out,
-        window_s,
-        &fault_markers(run),
+    samples_svg(
+        run,
+        (
+            "Connected clients around faults",
+            "clients connected (vertical lines: faults)",
+            "no data: connected clients were not sampled",
+        ),
+        |s| s.clients_connected.map(|n| n as f64),
     )
-    .map_err(|e| anyhow!("drawing the connected-clients timeline: {e}"))?;
-    Ok(svg)
 }
 
 /// Server RSS (MiB) over time, one line per transport run, time measured
 /// from the start of each run's measured window (so connection set-up is at
 /// negative times and the window is shaded; vertical lines: faults).
 pub fn timeline_svg(run: &RunFile) -> anyhow::Result<String> {
-    let (lines, left_out, window_s) = sample_curves(run, |s| {
-        s.server_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0))
-    });
-    let title = titled(run, "Server memory over time");
+    samples_svg(
+        run,
+        (
+            "Server memory over time",
+            "server RSS (MiB)",
+            "no data: no server memory was sampled",
+        ),
+        |s| s.server_rss_bytes.map(|b| b as f64 / (1024.0 * 1024.0)),
+    )
+}
+
+/// A timeline chart of one figure of the resource samples, faults marked:
+/// `(title, y axis, no-data text)`.
+fn samples_svg(
+    run: &RunFile,
+    (title, y_desc, no_data): (&str, &str, &str),
+    value: impl Fn(&crate::results::Sample) -> Option<f64>,
+) -> anyhow::Result<String> {
+    let (lines, left_out, window_s) = sample_curves(run, value);
+    let title = titled(run, title);
     let mut svg = String::new();
-    let text = (
-        title.as_str(),
-        "server RSS (MiB)",
-        "no data: no server memory was sampled",
-    );
+    let markers = fault_markers(run);
     draw_timeline(
         &mut svg,
-        text,
+        (title.as_str(), y_desc, no_data),
         &lines,
         &left_out,
         window_s,
-        &fault_markers(run),
+        &markers,
     )
-    .map_err(|e| anyhow!("drawing the memory timeline: {e}"))?;
+    .map_err(|e| anyhow!("drawing {}: {e}", title.to_lowercase()))?;
     Ok(svg)
 }
 

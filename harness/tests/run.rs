@@ -224,6 +224,25 @@ fn options(out: &Path, server_bin: PathBuf, interrupt: CancellationToken) -> Run
     }
 }
 
+/// A `/bin/sh` script `name` in `dir` with `body`, standing in for push-server.
+///
+/// Made executable by another process, so this (multi-threaded) test
+/// process never holds a write descriptor to the file it will exec: a
+/// concurrent fork inheriting one would make the exec fail with ETXTBSY.
+fn server_wrapper(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let text = dir.join(format!("{name}.sh"));
+    std::fs::write(&text, format!("#!/bin/sh\n{body}")).unwrap();
+    let wrapper = dir.join(name);
+    let ok = Command::new("install")
+        .args(["-m", "755"])
+        .arg(&text)
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    wrapper
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_saves_what_was_measured_as_incomplete() {
     let server_bin = server_bin();
@@ -275,26 +294,14 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
     let real = server_bin();
     let dir = tempfile::tempdir().unwrap();
     // A wrapper whose server is killed 2 s after it starts, in the measured window.
-    let text = dir.path().join("dying-server.sh");
-    std::fs::write(
-        &text,
-        format!(
-            "#!/bin/sh\n\"{}\" \"$@\" &\npid=$!\nsleep 2\nkill -9 $pid\nwait $pid\nexit 9\n",
+    let wrapper = server_wrapper(
+        dir.path(),
+        "dying-server",
+        &format!(
+            "\"{}\" \"$@\" &\npid=$!\nsleep 2\nkill -9 $pid\nwait $pid\nexit 9\n",
             real.display()
         ),
-    )
-    .unwrap();
-    // Made executable by another process, so this (multi-threaded) test
-    // process never holds a write descriptor to the file it will exec: a
-    // concurrent fork inheriting one would make the exec fail with ETXTBSY.
-    let wrapper = dir.path().join("dying-server");
-    let ok = Command::new("install")
-        .args(["-m", "755"])
-        .arg(&text)
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    );
     let mut scenario = tiny_scenario();
     scenario.transports =
         harness::scenario::builtins(&[TransportKind::Sse, TransportKind::LongPoll]);
@@ -539,26 +546,16 @@ async fn a_server_that_never_comes_back_ends_the_run_as_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     // The first start runs the real server; every later one (the restart) fails.
     let marker = dir.path().join("started-once");
-    let text = dir.path().join("once-server.sh");
-    std::fs::write(
-        &text,
-        format!(
-            "#!/bin/sh\nif [ -e \"{m}\" ]; then echo 'this server will not start again' >&2; exit 3; fi\n\
+    let wrapper = server_wrapper(
+        dir.path(),
+        "once-server",
+        &format!(
+            "if [ -e \"{m}\" ]; then echo 'this server will not start again' >&2; exit 3; fi\n\
              touch \"{m}\"\nexec \"{s}\" \"$@\"\n",
             m = marker.display(),
             s = real.display()
         ),
-    )
-    .unwrap();
-    // Made executable by another process (see the dying-server test: ETXTBSY).
-    let wrapper = dir.path().join("once-server");
-    let ok = Command::new("install")
-        .args(["-m", "755"])
-        .arg(&text)
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    );
     let mut scenario = tiny_scenario();
     scenario.transports = vec![TransportKind::Sse.into(), TransportKind::Ws.into()];
     scenario.duration = Duration::from_secs(30);
