@@ -931,6 +931,7 @@ mod tests {
                 ..ServerUsage::default()
             }),
             fleet: Default::default(),
+            kernel_tcp: None,
             timeline: vec![],
             server_config: serde_json::Value::Null,
             recovery: Default::default(),

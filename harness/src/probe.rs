@@ -127,6 +127,76 @@ pub fn parse_sockstat(text: &str) -> Option<SockStat> {
     })
 }
 
+/// Values of the `PREFIX:` table of `/proc/net/snmp` or `/proc/net/netstat`:
+/// a line of names followed by a line of values, both starting with
+/// `PREFIX:` (`Tcp:` in snmp, `TcpExt:` in netstat). Names without a value
+/// that parses as a number are left out.
+pub fn parse_net_table(text: &str, prefix: &str) -> Vec<(String, u64)> {
+    let mut rows = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix).and_then(|r| r.strip_prefix(':')));
+    let (Some(names), Some(values)) = (rows.next(), rows.next()) else {
+        return Vec::new();
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .filter_map(|(n, v)| Some((n.to_string(), v.parse().ok()?)))
+        .collect()
+}
+
+/// The kernel's TCP event counters that explain latency tails on loopback,
+/// for the whole network namespace (both ends of every connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpCounters {
+    /// Segments retransmitted (`Tcp: RetransSegs`).
+    pub retrans_segs: u64,
+    /// ACKs the peer had to ask for again: a delayed ACK sent too late
+    /// (`TcpExt: DelayedACKLost`).
+    pub delayed_ack_lost: u64,
+    /// Tail-loss probes sent (`TcpExt: TCPLossProbes`).
+    pub loss_probes: u64,
+    /// Connections dropped because a listen queue was full
+    /// (`TcpExt: ListenOverflows`).
+    pub listen_overflows: u64,
+}
+
+impl TcpCounters {
+    /// From the texts of `/proc/net/snmp` and `/proc/net/netstat` (`None`
+    /// when `RetransSegs` is not there).
+    pub fn parse(snmp: &str, netstat: &str) -> Option<Self> {
+        let tcp = parse_net_table(snmp, "Tcp");
+        let ext = parse_net_table(netstat, "TcpExt");
+        let get = |table: &[(String, u64)], name: &str| {
+            table.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+        };
+        Some(Self {
+            retrans_segs: get(&tcp, "RetransSegs")?,
+            delayed_ack_lost: get(&ext, "DelayedACKLost").unwrap_or(0),
+            loss_probes: get(&ext, "TCPLossProbes").unwrap_or(0),
+            listen_overflows: get(&ext, "ListenOverflows").unwrap_or(0),
+        })
+    }
+
+    /// The counters now.
+    pub fn read() -> Option<Self> {
+        Self::parse(
+            &std::fs::read_to_string("/proc/net/snmp").ok()?,
+            &std::fs::read_to_string("/proc/net/netstat").ok()?,
+        )
+    }
+
+    /// What happened between `self` (earlier) and `later`.
+    pub fn until(&self, later: &Self) -> crate::results::TcpEvents {
+        crate::results::TcpEvents {
+            retrans_segs: later.retrans_segs.saturating_sub(self.retrans_segs),
+            delayed_ack_lost: later.delayed_ack_lost.saturating_sub(self.delayed_ack_lost),
+            loss_probes: later.loss_probes.saturating_sub(self.loss_probes),
+            listen_overflows: later.listen_overflows.saturating_sub(self.listen_overflows),
+        }
+    }
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, read once; 100 if unknown).
 pub fn clock_ticks() -> u64 {
     static HZ: OnceLock<u64> = OnceLock::new();
@@ -382,6 +452,52 @@ mod tests {
         Tgid:\t41234\nPid:\t41234\nVmPeak:\t  570164 kB\nVmSize:\t  570100 kB\n\
         VmLck:\t       0 kB\nVmHWM:\t   48812 kB\nVmRSS:\t   40960 kB\n\
         RssAnon:\t   36000 kB\nThreads:\t3\nCpus_allowed_list:\t0\n";
+
+    /// Recorded from Linux 6.18 (trimmed; `MaxConn` is -1 there).
+    const SNMP: &str = "Ip: Forwarding DefaultTTL InReceives\nIp: 2 64 172247425\n\
+        Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens RetransSegs InErrs\n\
+        Tcp: 1 200 120000 -1 1082118 29279 0\n\
+        Udp: InDatagrams NoPorts\nUdp: 10 0\n";
+    const NETSTAT: &str = "TcpExt: SyncookiesSent DelayedACKs DelayedACKLocked DelayedACKLost \
+        ListenOverflows ListenDrops TCPLossProbes\n\
+        TcpExt: 142 1791712 57 27665 1518 1518 26497\n\
+        IpExt: InNoRoutes InTruncatedPkts\nIpExt: 0 0\n";
+
+    #[test]
+    fn tcp_counters_come_from_the_snmp_and_netstat_tables() {
+        let t = TcpCounters::parse(SNMP, NETSTAT).unwrap();
+        assert_eq!(
+            t,
+            TcpCounters {
+                retrans_segs: 29_279,
+                delayed_ack_lost: 27_665,
+                loss_probes: 26_497,
+                listen_overflows: 1_518,
+            }
+        );
+        // A negative value (MaxConn) is left out, not misread.
+        let tcp = parse_net_table(SNMP, "Tcp");
+        assert!(tcp.iter().all(|(n, _)| n != "MaxConn"), "{tcp:?}");
+        assert_eq!(tcp.len(), 6);
+        // `Tcp` does not match `TcpExt`, nor the other way round.
+        assert!(parse_net_table(NETSTAT, "Tcp").is_empty());
+        assert_eq!(
+            TcpCounters::parse("", NETSTAT),
+            None,
+            "RetransSegs is required"
+        );
+        let later = TcpCounters {
+            retrans_segs: 29_289,
+            ..t
+        };
+        let d = t.until(&later);
+        assert_eq!(
+            (d.retrans_segs, d.delayed_ack_lost, d.listen_overflows),
+            (10, 0, 0)
+        );
+        // A counter that went backwards (a reset namespace) reads 0, not a wrap.
+        assert_eq!(later.until(&t).retrans_segs, 0);
+    }
 
     #[test]
     fn status_gives_rss_and_high_water_mark_in_bytes() {

@@ -681,6 +681,7 @@ mod tests {
             wire: None,
             server: None,
             fleet: Default::default(),
+            kernel_tcp: None,
             timeline: Vec::new(),
             server_config: serde_json::Value::Null,
             recovery: Default::default(),

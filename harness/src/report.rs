@@ -1249,7 +1249,55 @@ fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
         }
         md.push('\n');
     }
+    kernel_tcp(md, run);
     server_settings(md, run);
+}
+
+/// The kernel's TCP events in each entry's window: on loopback nothing is
+/// lost, so a retransmission is a timer that fired on late data or a late
+/// ACK, and its timeout (≥ 200 ms) lands in some delivery's latency.
+fn kernel_tcp(md: &mut String, run: &RunFile) {
+    let entries: Vec<(&TransportResult, crate::results::TcpEvents)> = run
+        .transports
+        .iter()
+        .filter_map(|r| Some((r, r.kernel_tcp?)))
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    md.push_str(
+        "### Kernel TCP events in the window
+
+\
+         Whole machine (`/proc/net/snmp`, `/proc/net/netstat`), so both ends of every loopback \
+         connection. Nothing is lost on loopback: a retransmitted segment is a timer that fired \
+         on data or an ACK that was only late, and its timeout (≥ 200 ms) lands in some \
+         delivery's latency — the usual cause of a p99 far above the p90.\n\n\
+         | transport | retransmitted segments | per 1,000 deliveries | delayed ACKs lost | tail-loss probes | listen-queue overflows |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for (r, t) in entries {
+        let per_k = if r.counts.delivered > 0 {
+            format_significant(t.retrans_segs as f64 * 1000.0 / r.counts.delivered as f64)
+        } else {
+            "–".to_string()
+        };
+        let rep = if r.repetition > 1 {
+            format!(" (repetition {})", r.repetition)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            md,
+            "| {}{rep} | {} | {per_k} | {} | {} | {} |",
+            r.label(),
+            t.retrans_segs,
+            t.delayed_ack_lost,
+            t.loss_probes,
+            t.listen_overflows
+        );
+    }
+    md.push('\n');
 }
 
 /// The server's settings as its `/stats` states them (buffers included),

@@ -147,6 +147,10 @@ pub struct TransportResult {
     pub server: Option<ServerUsage>,
     /// The fleet's own CPU, memory and scheduling lag.
     pub fleet: FleetUsage,
+    /// The kernel's TCP events over the measured window (`null`: not read,
+    /// e.g. run.json written before they were).
+    #[serde(default)]
+    pub kernel_tcp: Option<TcpEvents>,
     /// Resource samples every 250 ms from the server's start to its stop.
     pub timeline: Vec<Sample>,
     /// The server's settings as its `/stats` reports them (`config`), kept
@@ -225,6 +229,25 @@ pub struct ServerUsage {
     pub tcp_mem_idle_bytes: Option<u64>,
     /// The largest sample of the same in the measured window, bytes.
     pub tcp_mem_peak_bytes: Option<u64>,
+}
+
+/// The kernel's TCP events over the measured window, for the whole network
+/// namespace (`/proc/net/snmp`, `/proc/net/netstat`): on loopback both ends
+/// of every connection, and anything else the machine did meanwhile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TcpEvents {
+    /// Segments retransmitted (`RetransSegs`): on loopback nothing is lost,
+    /// so each is a timer that fired (a retransmit timeout or a tail-loss
+    /// probe) while the data or its ACK was merely late, and each adds its
+    /// timeout to some delivery's latency.
+    pub retrans_segs: u64,
+    /// Delayed ACKs that arrived too late (`DelayedACKLost`).
+    pub delayed_ack_lost: u64,
+    /// Tail-loss probes sent (`TCPLossProbes`).
+    pub loss_probes: u64,
+    /// Connections dropped at a full listen queue (`ListenOverflows`).
+    pub listen_overflows: u64,
 }
 
 /// The fleet's (this process's) own cost and health over the measured window.

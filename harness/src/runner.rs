@@ -439,6 +439,7 @@ struct Snapshot {
     stats: Option<ServerStats>,
     server: Option<ProcUsage>,
     fleet: Option<ProcUsage>,
+    tcp: Option<probe::TcpCounters>,
 }
 
 impl Snapshot {
@@ -447,6 +448,7 @@ impl Snapshot {
     async fn take(server_pid: Option<u32>, stats_url: Option<&str>) -> Self {
         let server = server_pid.and_then(|pid| probe::read_process(Some(pid)));
         let fleet = probe::read_process(None);
+        let tcp = probe::TcpCounters::read();
         let stats = match stats_url {
             Some(url) => match server_process::fetch_stats(url).await {
                 Ok(s) => Some(s),
@@ -461,6 +463,7 @@ impl Snapshot {
             stats,
             server,
             fleet,
+            tcp,
         }
     }
 }
@@ -938,6 +941,10 @@ async fn run_transport(
         fleet_cpus: &placement.fleet_cpus,
     };
     result.wire = costs.wire();
+    result.kernel_tcp = match (&costs.at_start.tcp, &costs.at_end.tcp) {
+        (Some(a), Some(b)) => Some(a.until(b)),
+        _ => None,
+    };
     result.server = costs.server();
     result.fleet = costs.fleet();
     result.server_config = [
@@ -1381,6 +1388,7 @@ fn unstarted(
         wire: None,
         server: None,
         fleet: FleetUsage::default(),
+        kernel_tcp: None,
         timeline: Vec::new(),
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
@@ -1469,6 +1477,7 @@ fn build_result(
         wire: None,
         server: None,
         fleet: FleetUsage::default(),
+        kernel_tcp: None,
         timeline: Vec::new(),
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
@@ -1651,11 +1660,13 @@ mod tests {
                 stats: Some(stats(100, 1_000, 5)),
                 server: proc_at(1.0, 5_500_000),
                 fleet: proc_at(3.0, 0),
+                tcp: None,
             },
             at_end: Snapshot {
                 stats: Some(stats(300, 51_000, 25)),
                 server: proc_at(1.25, 5_600_000),
                 fleet: proc_at(3.5, 0),
+                tcp: None,
             },
             drained_stats: Some(stats(400, 60_000, 30)),
             hwm_bytes: Some(12_000_000),

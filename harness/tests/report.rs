@@ -105,6 +105,12 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
             generator_bound: false,
             generator_bound_reasons: Vec::new(),
         },
+        kernel_tcp: Some(results::TcpEvents {
+            retrans_segs: 3 * k,
+            delayed_ack_lost: 2 * k,
+            loss_probes: k,
+            listen_overflows: 0,
+        }),
         timeline: (0..20)
             .map(|i| Sample {
                 t_us: 1_732_390_000_000_000 - 2_000_000 + i * 750_000,
@@ -714,6 +720,13 @@ fn cost_table_shows_figures_and_ratios_to_the_floor() {
         assert!(md.contains(m.description), "no definition for {}", m.key);
     }
     assert!(md.contains("### Server settings"));
+    // Kernel TCP events: one row per entry, with retransmits per 1,000 deliveries.
+    assert!(md.contains("### Kernel TCP events in the window"), "{md}");
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| SSE | 9 |"))
+        .expect("the SSE row of the kernel TCP table");
+    assert!(row.ends_with("| 6 | 3 | 0 |"), "{row}");
     assert!(md.contains("| buffers.ws\\_read | `4096` |"), "{md}");
     assert!(md.contains("| buffers.tcp\\_write | `one vectored write` |"));
     assert!(md.contains("| start\\_epoch\\_us | differs per server"));

@@ -167,6 +167,8 @@ async fn every_transport_verifies_end_to_end() {
 /// Every cost figure of a verified toy transport is present and plausible.
 fn check_costs(t: &results::TransportResult, delivered: u64) {
     let name = t.transport;
+    // Read from /proc at both ends of the window (whatever the counts were).
+    assert!(t.kernel_tcp.is_some(), "{name}: kernel TCP events read");
     let wire = t.wire.expect("bytes counted");
     // Each event carries its whole JSON (payload of 64 B plus id, topic, time).
     let down = wire.window.bytes_out as f64 / delivered as f64;

@@ -223,6 +223,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         wire: None,
         server: None,
         fleet: Default::default(),
+        kernel_tcp: None,
         timeline: vec![results::Sample {
             t_us: 1_700_000_000_100_000,
             ..Default::default()
