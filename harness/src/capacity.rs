@@ -505,18 +505,19 @@ pub async fn search(
     slo: &Slo,
     opts: &RunOptions,
 ) -> anyhow::Result<CapacityFile> {
-    if let Some(target) = base
+    // Each probe starts a fresh push-server of the transport; a target's
+    // figures would need their own search set-up.
+    let transports = base
         .transports
         .iter()
-        .find(|c| matches!(c, crate::scenario::Contender::Target(_)))
-    {
-        // Each probe starts a fresh push-server of the transport; a
-        // target's figures would need their own search set-up.
-        bail!(
-            "capacity searches push-server's transports; `{target}` is a target: \
-             measure it with `pushbench run` (or a [sweep])"
-        );
-    }
+        .map(|c| match c {
+            crate::scenario::Contender::Builtin(t) => Ok(*t),
+            crate::scenario::Contender::Target(_) => Err(anyhow::anyhow!(
+                "capacity searches push-server's transports; `{c}` is a target: \
+                 measure it with `pushbench run` (or a [sweep])"
+            )),
+        })
+        .collect::<anyhow::Result<Vec<TransportKind>>>()?;
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create output directory {}", opts.out_dir.display()))?;
     let command_line = opts.command_line.clone();
@@ -532,10 +533,7 @@ pub async fn search(
         complete: false,
         transports: Vec::new(),
     };
-    for contender in &base.transports {
-        let crate::scenario::Contender::Builtin(transport) = *contender else {
-            unreachable!("targets are refused before the search starts");
-        };
+    for &transport in &transports {
         let mut done = TransportCapacity {
             transport,
             probes: Vec::new(),
@@ -582,7 +580,7 @@ pub async fn search(
             break;
         }
     }
-    file.complete = file.transports.len() == base.transports.len()
+    file.complete = file.transports.len() == transports.len()
         && file.transports.iter().all(|t| t.stop != Stop::Interrupted);
     write_outputs(&opts.out_dir, &file)?;
     opts.progress.line(&format!(

@@ -23,7 +23,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::recorder::{Phase, Window};
-use crate::results::Sample;
+use crate::results::{Sample, TcpEvents};
 
 /// How often the timeline is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -145,55 +145,44 @@ pub fn parse_net_table(text: &str, prefix: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// The kernel's TCP event counters that explain latency tails on loopback,
-/// for the whole network namespace (both ends of every connection).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TcpCounters {
-    /// Segments retransmitted (`Tcp: RetransSegs`).
-    pub retrans_segs: u64,
-    /// ACKs the peer had to ask for again: a delayed ACK sent too late
-    /// (`TcpExt: DelayedACKLost`).
-    pub delayed_ack_lost: u64,
-    /// Tail-loss probes sent (`TcpExt: TCPLossProbes`).
-    pub loss_probes: u64,
-    /// Connections dropped because a listen queue was full
-    /// (`TcpExt: ListenOverflows`).
-    pub listen_overflows: u64,
+/// The kernel's TCP event counters now, from the texts of `/proc/net/snmp`
+/// and `/proc/net/netstat` (`None` when `RetransSegs` is not there). The
+/// counters are cumulative; a window's events are [`tcp_events_between`]
+/// two readings.
+pub fn parse_tcp_counters(snmp: &str, netstat: &str) -> Option<TcpEvents> {
+    let tcp = parse_net_table(snmp, "Tcp");
+    let ext = parse_net_table(netstat, "TcpExt");
+    let get = |table: &[(String, u64)], name: &str| {
+        table.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+    };
+    Some(TcpEvents {
+        retrans_segs: get(&tcp, "RetransSegs")?,
+        delayed_ack_lost: get(&ext, "DelayedACKLost").unwrap_or(0),
+        loss_probes: get(&ext, "TCPLossProbes").unwrap_or(0),
+        listen_overflows: get(&ext, "ListenOverflows").unwrap_or(0),
+    })
 }
 
-impl TcpCounters {
-    /// From the texts of `/proc/net/snmp` and `/proc/net/netstat` (`None`
-    /// when `RetransSegs` is not there).
-    pub fn parse(snmp: &str, netstat: &str) -> Option<Self> {
-        let tcp = parse_net_table(snmp, "Tcp");
-        let ext = parse_net_table(netstat, "TcpExt");
-        let get = |table: &[(String, u64)], name: &str| {
-            table.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
-        };
-        Some(Self {
-            retrans_segs: get(&tcp, "RetransSegs")?,
-            delayed_ack_lost: get(&ext, "DelayedACKLost").unwrap_or(0),
-            loss_probes: get(&ext, "TCPLossProbes").unwrap_or(0),
-            listen_overflows: get(&ext, "ListenOverflows").unwrap_or(0),
-        })
-    }
+/// The kernel's cumulative TCP event counters now (see [`parse_tcp_counters`]).
+pub fn read_tcp_counters() -> Option<TcpEvents> {
+    parse_tcp_counters(
+        &std::fs::read_to_string("/proc/net/snmp").ok()?,
+        &std::fs::read_to_string("/proc/net/netstat").ok()?,
+    )
+}
 
-    /// The counters now.
-    pub fn read() -> Option<Self> {
-        Self::parse(
-            &std::fs::read_to_string("/proc/net/snmp").ok()?,
-            &std::fs::read_to_string("/proc/net/netstat").ok()?,
-        )
-    }
-
-    /// What happened between `self` (earlier) and `later`.
-    pub fn until(&self, later: &Self) -> crate::results::TcpEvents {
-        crate::results::TcpEvents {
-            retrans_segs: later.retrans_segs.saturating_sub(self.retrans_segs),
-            delayed_ack_lost: later.delayed_ack_lost.saturating_sub(self.delayed_ack_lost),
-            loss_probes: later.loss_probes.saturating_sub(self.loss_probes),
-            listen_overflows: later.listen_overflows.saturating_sub(self.listen_overflows),
-        }
+/// The events between two readings of the counters (a counter that went
+/// backwards, e.g. a reset namespace, gives 0, not a wrap).
+pub fn tcp_events_between(earlier: &TcpEvents, later: &TcpEvents) -> TcpEvents {
+    TcpEvents {
+        retrans_segs: later.retrans_segs.saturating_sub(earlier.retrans_segs),
+        delayed_ack_lost: later
+            .delayed_ack_lost
+            .saturating_sub(earlier.delayed_ack_lost),
+        loss_probes: later.loss_probes.saturating_sub(earlier.loss_probes),
+        listen_overflows: later
+            .listen_overflows
+            .saturating_sub(earlier.listen_overflows),
     }
 }
 
@@ -465,10 +454,10 @@ mod tests {
 
     #[test]
     fn tcp_counters_come_from_the_snmp_and_netstat_tables() {
-        let t = TcpCounters::parse(SNMP, NETSTAT).unwrap();
+        let t = parse_tcp_counters(SNMP, NETSTAT).unwrap();
         assert_eq!(
             t,
-            TcpCounters {
+            TcpEvents {
                 retrans_segs: 29_279,
                 delayed_ack_lost: 27_665,
                 loss_probes: 26_497,
@@ -482,21 +471,21 @@ mod tests {
         // `Tcp` does not match `TcpExt`, nor the other way round.
         assert!(parse_net_table(NETSTAT, "Tcp").is_empty());
         assert_eq!(
-            TcpCounters::parse("", NETSTAT),
+            parse_tcp_counters("", NETSTAT),
             None,
             "RetransSegs is required"
         );
-        let later = TcpCounters {
+        let later = TcpEvents {
             retrans_segs: 29_289,
             ..t
         };
-        let d = t.until(&later);
+        let d = tcp_events_between(&t, &later);
         assert_eq!(
             (d.retrans_segs, d.delayed_ack_lost, d.listen_overflows),
             (10, 0, 0)
         );
         // A counter that went backwards (a reset namespace) reads 0, not a wrap.
-        assert_eq!(later.until(&t).retrans_segs, 0);
+        assert_eq!(tcp_events_between(&later, &t).retrans_segs, 0);
     }
 
     #[test]

@@ -55,7 +55,7 @@ use crate::probe::{self, LagProbe, ProcUsage, Sampler};
 use crate::progress::{Progress, Timed, TransportPlan, TransportProgress};
 use crate::recorder::{Presence, Totals, Window};
 use crate::results::{
-    self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary,
+    self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary, TcpEvents,
     TransportResult, Wire,
 };
 use crate::scenario::{Contender, Scenario, fmt_duration};
@@ -439,7 +439,8 @@ struct Snapshot {
     stats: Option<ServerStats>,
     server: Option<ProcUsage>,
     fleet: Option<ProcUsage>,
-    tcp: Option<probe::TcpCounters>,
+    /// The kernel's cumulative TCP event counters.
+    tcp: Option<TcpEvents>,
 }
 
 impl Snapshot {
@@ -448,7 +449,7 @@ impl Snapshot {
     async fn take(server_pid: Option<u32>, stats_url: Option<&str>) -> Self {
         let server = server_pid.and_then(|pid| probe::read_process(Some(pid)));
         let fleet = probe::read_process(None);
-        let tcp = probe::TcpCounters::read();
+        let tcp = probe::read_tcp_counters();
         let stats = match stats_url {
             Some(url) => match server_process::fetch_stats(url).await {
                 Ok(s) => Some(s),
@@ -942,7 +943,7 @@ async fn run_transport(
     };
     result.wire = costs.wire();
     result.kernel_tcp = match (&costs.at_start.tcp, &costs.at_end.tcp) {
-        (Some(a), Some(b)) => Some(a.until(b)),
+        (Some(a), Some(b)) => Some(probe::tcp_events_between(a, b)),
         _ => None,
     };
     result.server = costs.server();

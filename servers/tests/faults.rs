@@ -14,43 +14,27 @@ use servers::conns::{ConnectionCounts, DropReport};
 use servers::{HubConfig, ServerConfig, StatsSnapshot};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
+
+mod common;
 
 /// Bound on any single wait in these tests.
 const WAIT: Duration = Duration::from_secs(5);
 const TOKEN: &str = "s3cret-token";
 
-struct Server {
-    addr: SocketAddr,
-    tcp: SocketAddr,
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+struct Server(common::InProcess);
+
+impl std::ops::Deref for Server {
+    type Target = common::InProcess;
+    fn deref(&self) -> &common::InProcess {
+        &self.0
+    }
 }
 
 impl Server {
     async fn start(config: ServerConfig) -> Self {
-        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-        let listeners = servers::Listeners {
-            http: bind().await.unwrap(),
-            tcp: Some(bind().await.unwrap()),
-        };
-        let addr = listeners.http.local_addr().unwrap();
-        let tcp = listeners.tcp.as_ref().unwrap().local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(servers::serve(listeners, config, stop.clone()));
-        Self {
-            addr,
-            tcp,
-            stop,
-            task,
-        }
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("http://{}{path_and_query}", self.addr)
+        Self(common::InProcess::start(config, true).await)
     }
 
     async fn stats(&self) -> StatsSnapshot {
@@ -99,12 +83,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        timeout(WAIT, self.task)
-            .await
-            .expect("serve returns")
-            .unwrap()
-            .unwrap();
+        self.0.stop(WAIT).await;
     }
 }
 
@@ -283,7 +262,7 @@ async fn a_drop_resets_the_chosen_fraction_of_each_transport_and_spares_the_rest
     }
     let mut ws = raw(s.addr, WS_UPGRADE).await;
     read_some(&mut ws, 12).await; // "HTTP/1.1 101"
-    let mut tcp = raw(s.tcp, "SUB t0 -\n").await;
+    let mut tcp = raw(s.tcp(), "SUB t0 -\n").await;
     // Held: nothing after this cursor exists yet.
     let mut longpoll = raw(
         s.addr,
@@ -413,7 +392,7 @@ async fn clients_that_stop_reading_are_reset_after_the_write_timeout() {
             raw(s.addr, "GET /sse HTTP/1.1\r\nHost: x\r\n\r\n").await,
         ),
         ("ws", raw(s.addr, WS_UPGRADE).await),
-        ("tcp", raw(s.tcp, "SUB t0 -\n").await),
+        ("tcp", raw(s.tcp(), "SUB t0 -\n").await),
     ];
     // Long polling: 1000-event answers (4 MB each) that are never read.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -480,7 +459,7 @@ async fn clients_that_fall_behind_the_history_are_reset_not_skipped_ahead() {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.addr))
         .await
         .unwrap();
-    let mut tcp = raw(s.tcp, "SUB t0 -\n").await;
+    let mut tcp = raw(s.tcp(), "SUB t0 -\n").await;
     s.wait_stats(WAIT, "streams open", |st| {
         (st.open.sse, st.open.ws, st.open.tcp) == (1, 1, 1)
     })
@@ -561,7 +540,7 @@ async fn resuming_from_before_a_fresh_servers_first_event_is_a_gap_not_slowness(
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?after=5", s.addr))
         .await
         .unwrap();
-    let mut tcp = raw(s.tcp, "SUB t0 5\n").await;
+    let mut tcp = raw(s.tcp(), "SUB t0 5\n").await;
     let mut sse = sse.bytes_stream();
     let mut parser = SseParser::new();
     let mut sse_ids = Vec::new();

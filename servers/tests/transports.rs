@@ -15,56 +15,42 @@ use protocol::{Event, PollResponse, Schedule};
 use servers::{HubConfig, ServerConfig, StatsSnapshot};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tokio_util::sync::CancellationToken;
+
+mod common;
 
 const PAYLOAD: usize = 16;
 /// Bound on any single wait in these tests.
 const WAIT: Duration = Duration::from_secs(3);
 
+/// A server with the raw-TCP port open, and the schedule it runs.
 struct Server {
-    addr: SocketAddr,
-    /// The raw-TCP port (always enabled here).
-    tcp: SocketAddr,
-    base: String,
+    inner: common::InProcess,
     schedule: Schedule,
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = common::InProcess;
+    fn deref(&self) -> &common::InProcess {
+        &self.inner
+    }
 }
 
 impl Server {
     async fn start(config: ServerConfig) -> Self {
-        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-        let listeners = servers::Listeners {
-            http: bind().await.unwrap(),
-            tcp: Some(bind().await.unwrap()),
-        };
-        let addr = listeners.http.local_addr().unwrap();
-        let tcp = listeners.tcp.as_ref().unwrap().local_addr().unwrap();
-        let stop = CancellationToken::new();
         let schedule = config.hub.schedule;
-        let task = tokio::spawn(servers::serve(listeners, config, stop.clone()));
         Self {
-            addr,
-            tcp,
-            base: format!("http://{addr}"),
+            inner: common::InProcess::start(config, true).await,
             schedule,
-            stop,
-            task,
         }
     }
 
     /// 50 events/s on each of two topics, starting now.
     async fn fast() -> Self {
         Self::start(config(50.0)).await
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("{}{path_and_query}", self.base)
     }
 
     fn ws_url(&self, path_and_query: &str) -> String {
@@ -111,12 +97,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        timeout(WAIT, self.task)
-            .await
-            .expect("serve returns within 3 s")
-            .unwrap()
-            .unwrap();
+        self.inner.stop(WAIT).await;
     }
 }
 
@@ -421,7 +402,7 @@ async fn every_transport_resumes_exactly_after_k() {
     let events = ws_events(&mut ws, 5).await;
     s.check_run(0, k + 1, &events);
 
-    let mut tcp = TcpClient::open(s.tcp, &format!("SUB t0 {k}\n")).await;
+    let mut tcp = TcpClient::open(s.tcp(), &format!("SUB t0 {k}\n")).await;
     let events = tcp.events(5).await;
     s.check_run(0, k + 1, &events);
     s.stop().await;
@@ -431,7 +412,7 @@ async fn every_transport_resumes_exactly_after_k() {
 async fn tcp_delivers_every_event_as_one_frame() {
     let s = Server::fast().await;
     // `\r\n` is accepted too (a person typing into netcat or telnet).
-    let mut tcp = TcpClient::open(s.tcp, "SUB t1 -\r\n").await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t1 -\r\n").await;
     let events = tcp.events(10).await;
     s.check_run(1, events[0].id, &events);
     let stats = s.stats().await;
@@ -452,7 +433,7 @@ async fn a_tcp_client_far_behind_gets_its_backlog_in_order() {
     // write carries (64 frames), so the catch-up spans several writes.
     let s = Server::start(config(1000.0)).await;
     let latest = s.wait_for_id("t0", 300).await;
-    let mut tcp = TcpClient::open(s.tcp, "SUB t0 0\n").await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 0\n").await;
     let events = tcp.events(latest as usize).await;
     // From the first event the server generated (slots already past when it
     // started are absent), all of them, in order.
@@ -484,7 +465,7 @@ async fn bad_tcp_request_lines_get_one_err_line_and_are_closed() {
         (long.as_bytes(), "ERR request line longer than 256 bytes"),
     ];
     for &(line, reason) in cases {
-        let answer = exchange(s.tcp, line).await;
+        let answer = exchange(s.tcp(), line).await;
         let answer = String::from_utf8(answer).unwrap();
         let line = String::from_utf8_lossy(line);
         assert!(answer.starts_with(reason), "{line:?}: {answer:?}");
@@ -506,7 +487,7 @@ async fn a_silent_tcp_client_is_refused_after_the_request_timeout() {
     // wall time (rate 0, no generator events).
     tokio::time::pause();
     let s = Server::start(config(0.0)).await;
-    let mut stream = TcpStream::connect(s.tcp).await.unwrap();
+    let mut stream = TcpStream::connect(s.tcp()).await.unwrap();
     stream.write_all(b"SUB t0").await.unwrap(); // no newline, ever
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
@@ -589,7 +570,7 @@ async fn bytes_on_the_wire_are_counted_with_headers_and_handshakes() {
     assert!(after_ws.bytes_in - after.bytes_in >= (handshake.len() + close.len()) as u64);
 
     // Raw TCP: a subscription that gets a keep-alive and leaves, and a refusal.
-    let mut tcp = TcpStream::connect(s.tcp).await.unwrap();
+    let mut tcp = TcpStream::connect(s.tcp()).await.unwrap();
     tcp.write_all(b"SUB t0 -\n").await.unwrap();
     let mut keepalive = [9u8; 4];
     timeout(WAIT, tcp.read_exact(&mut keepalive))
@@ -605,7 +586,7 @@ async fn bytes_on_the_wire_are_counted_with_headers_and_handshakes() {
         .unwrap();
     wire.sent += 9;
     wire.received += 4 + rest.len() as u64;
-    let answer = wire.exchange(s.tcp, b"SUB nope -\n").await;
+    let answer = wire.exchange(s.tcp(), b"SUB nope -\n").await;
     assert!(answer.starts_with(b"ERR unknown topic"), "{answer:?}");
     let last = wire.stats(s.addr).await;
     assert!(last.bytes_in - after_ws.bytes_in >= 9 + 11);
@@ -649,7 +630,7 @@ async fn idle_streams_get_keepalives_and_long_polls_time_out() {
     assert!(matches!(msg, Message::Ping(_)), "{msg:?}");
 
     // Raw TCP: an empty frame.
-    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 -\n").await;
     let started = Instant::now();
     let mut byte = [0u8; 1];
     while tcp.buf.len() < 4 {
@@ -759,7 +740,7 @@ async fn healthz_stats_and_unknown_routes() {
     sse.events(1).await;
     let mut ws = ws_connect(s.ws_url("/ws")).await;
     ws_events(&mut ws, 1).await;
-    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 -\n").await;
     tcp.events(1).await;
     let stats = s.stats().await;
     assert_eq!(stats.open.sse, 1);
@@ -806,7 +787,7 @@ async fn shutdown_ends_streams_and_serve_returns() {
     sse.events(1).await;
     let mut ws = ws_connect(s.ws_url("/ws")).await;
     ws_events(&mut ws, 1).await;
-    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 -\n").await;
     tcp.events(1).await;
     let longpoll = tokio::spawn(
         http()
@@ -816,7 +797,7 @@ async fn shutdown_ends_streams_and_serve_returns() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let started = Instant::now();
-    s.stop.cancel();
+    s.shut_down();
     while sse.chunk().await.is_some() {}
     let close = loop {
         match ws_event(&mut ws).await {
@@ -828,7 +809,7 @@ async fn shutdown_ends_streams_and_serve_returns() {
     while tcp.event().await.is_some() {}
     let resp = timeout(WAIT, longpoll).await.unwrap().unwrap().unwrap();
     assert_eq!(resp.status(), 200);
-    timeout(WAIT, s.task).await.unwrap().unwrap().unwrap();
+    s.stop().await; // serve returned, without an error, within WAIT
     assert!(started.elapsed() < WAIT, "{:?}", started.elapsed());
 }
 
@@ -870,7 +851,7 @@ async fn streams_end_at_max_age_and_resume_without_loss() {
     s.check_run(0, seen[0].id, &seen);
 
     let opened = Instant::now();
-    let mut tcp = TcpClient::open(s.tcp, "SUB t0 -\n").await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 -\n").await;
     let mut seen = Vec::new();
     while let Some(e) = tcp.event().await {
         seen.push(e);
@@ -881,7 +862,7 @@ async fn streams_end_at_max_age_and_resume_without_loss() {
         "{age:?}"
     );
     let last = seen.last().unwrap().id;
-    let mut tcp = TcpClient::open(s.tcp, &format!("SUB t0 {last}\n")).await;
+    let mut tcp = TcpClient::open(s.tcp(), &format!("SUB t0 {last}\n")).await;
     seen.extend(tcp.events(3).await);
     s.check_run(0, seen[0].id, &seen);
     s.stop().await;

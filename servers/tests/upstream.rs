@@ -3,29 +3,31 @@
 //! every transport delivers a published event, ids stay contiguous while the
 //! generator runs, and bad input gets a one-line 4xx (or the right close code).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use protocol::sse::SseParser;
 use protocol::{Event, PollResponse, Schedule};
 use servers::{HubConfig, ServerConfig, StatsSnapshot};
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tokio_util::sync::CancellationToken;
+
+mod common;
 
 /// Bound on any single wait in these tests.
 const WAIT: Duration = Duration::from_secs(3);
 
 type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Server {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+struct Server(common::InProcess);
+
+impl std::ops::Deref for Server {
+    type Target = common::InProcess;
+    fn deref(&self) -> &common::InProcess {
+        &self.0
+    }
 }
 
 impl Server {
@@ -45,15 +47,7 @@ impl Server {
             },
             ..ServerConfig::default()
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(servers::serve(listener, config, stop.clone()));
-        Self { addr, stop, task }
-    }
-
-    fn url(&self, path_and_query: &str) -> String {
-        format!("http://{}{path_and_query}", self.addr)
+        Self(common::InProcess::start(config, false).await)
     }
 
     async fn ws(&self, path_and_query: &str) -> Ws {
@@ -105,12 +99,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        timeout(WAIT, self.task)
-            .await
-            .expect("serve returns within 3 s")
-            .unwrap()
-            .unwrap();
+        self.0.stop(WAIT).await;
     }
 }
 
