@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::direct::Sink;
 use crate::stats::Open;
 
 /// One accepted connection's control: what it streams now, and whether it
@@ -37,6 +38,8 @@ pub struct ConnHandle {
     kind: AtomicU8,
     aborted: AtomicBool,
     wake: Notify,
+    /// Direct writes of the hub's fan-out to this connection's socket.
+    sink: Sink,
 }
 
 /// [`ConnHandle::kind`] of a connection that streams nothing.
@@ -49,7 +52,13 @@ impl ConnHandle {
             kind: AtomicU8::new(IDLE),
             aborted: AtomicBool::new(false),
             wake: Notify::new(),
+            sink: Sink::default(),
         }
+    }
+
+    /// This connection's direct-write state ([`crate::direct`]).
+    pub(crate) fn sink(&self) -> &Sink {
+        &self.sink
     }
 
     /// A handle that belongs to no registry (connections accepted by a

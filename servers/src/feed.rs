@@ -17,6 +17,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::AppState;
+use crate::conns::ConnHandle;
+use crate::direct::{Fanout, Framing};
 use crate::hub::EncodedEvent;
 
 /// Owed events beyond this keep their buffer only until the next wake-up, so
@@ -45,6 +47,11 @@ pub(crate) enum Next {
     /// Nothing was written for `keepalive`: send the transport's keep-alive
     /// (then call [`Feed::written`]).
     KeepAlive,
+    /// Caught up, with direct fan-out: flush the socket (through the
+    /// protocol library, so its buffers are empty), which parks it for
+    /// direct writes ([`crate::direct`]), then call [`Feed::next`] again.
+    /// SSE needs no explicit flush: hyper flushes when the body waits.
+    Flush,
     /// End the stream.
     End(End),
 }
@@ -79,16 +86,42 @@ pub(crate) struct Feed {
     /// or than a restarted server's first event, sees the gap and counts
     /// it); skipping later ones means this connection fell behind.
     edge: u64,
+    /// Direct fan-out to this connection's socket, when on.
+    direct: Option<Direct>,
+}
+
+/// A feed's entry among its topic's direct-write subscribers.
+#[derive(Debug)]
+struct Direct {
+    conn: Arc<ConnHandle>,
+    key: usize,
+    /// A park was requested: wait for the sink rather than the topic.
+    parking: bool,
 }
 
 impl Feed {
-    /// A cursor on `topic` after `after`, or at the live edge when `None`.
+    /// A cursor on `topic` after `after`, or at the live edge when `None`,
+    /// with direct fan-out to `direct`'s socket in its framing when the
+    /// server's fan-out is [`Fanout::Direct`] and the socket can take it.
     ///
     /// It subscribes (and marks the wakeup seen) before resolving the live
     /// edge, so nothing can slip between resolving the cursor and waiting;
     /// events generated from here on (e.g. while a WebSocket upgrade
     /// completes) are owed. The max-age clock starts now.
-    pub(crate) fn new(state: &AppState, topic: u32, after: Option<u64>) -> Self {
+    pub(crate) fn new(
+        state: &AppState,
+        topic: u32,
+        after: Option<u64>,
+        direct: Option<(&Arc<ConnHandle>, Framing)>,
+    ) -> Self {
+        let direct = direct
+            .filter(|_| state.config().fanout == Fanout::Direct)
+            .filter(|(conn, framing)| conn.sink().start(*framing))
+            .map(|(conn, _)| Direct {
+                conn: conn.clone(),
+                key: state.hub().attach(topic, conn.clone()),
+                parking: false,
+            });
         let mut wake = state.hub().subscribe(topic);
         let live_edge = *wake.borrow_and_update();
         let now = Instant::now();
@@ -105,6 +138,7 @@ impl Feed {
             max_age: ends_at.map(|t| Box::pin(tokio::time::sleep_until(t))),
             edge: live_edge,
             state: state.clone(),
+            direct,
         }
     }
 
@@ -114,6 +148,9 @@ impl Feed {
     /// the cursor only moves when `Next::Events` is returned.
     pub(crate) async fn next(&mut self) -> Next {
         loop {
+            if self.direct.as_ref().is_some_and(|d| d.parking) {
+                self.wait_parked().await;
+            }
             if self.state.shutdown().is_cancelled() {
                 return Next::End(End::Shutdown);
             }
@@ -139,6 +176,17 @@ impl Feed {
                 }
                 return Next::Events;
             }
+            if let Some(direct) = &mut self.direct {
+                let keepalive = self.state.config().keepalive;
+                let now = Instant::now();
+                if now >= self.last_write + keepalive {
+                    self.keepalive.as_mut().reset(now + keepalive);
+                    return Next::KeepAlive;
+                }
+                direct.conn.sink().request_park(self.cursor);
+                direct.parking = true;
+                return Next::Flush;
+            }
             tokio::select! {
                 biased;
                 () = self.shutdown.as_mut() => return Next::End(End::Shutdown),
@@ -163,6 +211,42 @@ impl Feed {
         }
     }
 
+    /// Waits while the socket is parked for direct writes, until the task
+    /// must act (an appender handed the socket back or an event came before
+    /// the park took effect, a keep-alive may be due, the stream must end),
+    /// then takes the socket back at the cursor the direct writes reached.
+    /// Cancel-safe: nothing moves until the wait is over.
+    async fn wait_parked(&mut self) {
+        let Some(direct) = &self.direct else { return };
+        let sink = direct.conn.sink();
+        let keepalive_fired = tokio::select! {
+            biased;
+            () = self.shutdown.as_mut() => false,
+            () = until(self.max_age.as_mut()) => false,
+            () = sink.notified() => false,
+            () = self.keepalive.as_mut() => true,
+        };
+        let (reached, wrote) = sink.take_back();
+        if let Some(reached) = reached {
+            self.cursor = self.cursor.max(reached);
+        }
+        if wrote {
+            // Direct writes keep the connection alive; when exactly the
+            // last one happened is not tracked, so the silence before the
+            // next keep-alive counts from now (at most twice `keepalive`).
+            self.last_write = Instant::now();
+        }
+        if keepalive_fired {
+            // Due now unless something was written since it was armed;
+            // `next` sends the keep-alive (and re-arms) when it is due.
+            let keepalive = self.state.config().keepalive;
+            self.keepalive.as_mut().reset(self.last_write + keepalive);
+        }
+        if let Some(direct) = &mut self.direct {
+            direct.parking = false;
+        }
+    }
+
     /// The events owed after [`Next::Events`], oldest first, ids contiguous.
     pub(crate) fn owed(&self) -> &[Arc<EncodedEvent>] {
         &self.owed
@@ -179,6 +263,17 @@ impl Feed {
         self.owed.clear();
         if self.owed.capacity() > KEEP_OWED_CAPACITY {
             self.owed = Vec::new();
+        }
+    }
+}
+
+impl Drop for Feed {
+    /// Leaves the topic's direct-write subscribers; the task keeps the
+    /// socket for whatever it writes last (an end of body, a Close frame).
+    fn drop(&mut self) {
+        if let Some(direct) = &self.direct {
+            direct.conn.sink().stop();
+            self.state.hub().detach(self.topic, direct.key);
         }
     }
 }

@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -36,8 +36,12 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use protocol::Schedule;
 use protocol::schedule::{Slot, topic_index, topic_name};
+use slab::Slab;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::conns::ConnHandle;
+use crate::direct::FanoutCounters;
 
 /// What the generator produces.
 #[derive(Debug, Clone)]
@@ -87,6 +91,12 @@ pub struct EncodedEvent {
     pub sse: Bytes,
     /// The complete raw-TCP frame: 4-byte big-endian length, then the JSON.
     pub tcp: Bytes,
+    /// The SSE frame as one HTTP/1.1 chunk (`<hex length>\r\n<frame>\r\n`,
+    /// as hyper frames a body chunk), for direct writes ([`crate::direct`]).
+    pub sse_chunk: Bytes,
+    /// The JSON as one complete WebSocket text frame from a server
+    /// (unmasked), for direct writes ([`crate::direct`]).
+    pub ws_frame: Bytes,
 }
 
 impl EncodedEvent {
@@ -106,12 +116,33 @@ impl EncodedEvent {
         let ws = Utf8Bytes::try_from(json_bytes.clone()).unwrap_or_else(|_| Utf8Bytes::from(json));
         Self {
             id,
+            sse_chunk: chunk(&sse),
+            ws_frame: ws_text_frame(&json_bytes),
             json: json_bytes,
             ws,
             sse,
             tcp,
         }
     }
+}
+
+/// `data` as one HTTP/1.1 chunk, framed as hyper frames a body chunk.
+fn chunk(data: &[u8]) -> Bytes {
+    let mut out = format!("{:X}\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+/// `text` as a final, unmasked WebSocket text frame, encoded by tungstenite.
+fn ws_text_frame(text: &Bytes) -> Bytes {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let frame = Frame::message(text.clone(), OpCode::Data(Data::Text), true);
+    let mut out = Vec::with_capacity(frame.len());
+    // Writing into a Vec cannot fail.
+    let _ = frame.format(&mut out);
+    Bytes::from(out)
 }
 
 /// One topic's ring of recent events. Invariant: the events hold the
@@ -128,6 +159,8 @@ struct Topic {
     log: RwLock<Log>,
     /// Latest id in the log (the id before the first event while empty).
     latest: watch::Sender<u64>,
+    /// Connections streaming this topic with direct fan-out ([`crate::direct`]).
+    sinks: Mutex<Slab<Arc<ConnHandle>>>,
 }
 
 /// Generator, per-topic event logs and wakeups. Shared by every connection.
@@ -144,6 +177,7 @@ pub struct Hub {
     events_published: AtomicU64,
     lag_sum_us: AtomicU64,
     lag_max_us: AtomicU64,
+    fanout: FanoutCounters,
 }
 
 /// Longest single sleep of the generator thread, so it notices shutdown.
@@ -171,6 +205,7 @@ impl Hub {
                         events: VecDeque::new(),
                     }),
                     latest,
+                    sinks: Mutex::new(Slab::new()),
                 }
             })
             .collect();
@@ -184,6 +219,7 @@ impl Hub {
             events_published: AtomicU64::new(0),
             lag_sum_us: AtomicU64::new(0),
             lag_max_us: AtomicU64::new(0),
+            fanout: FanoutCounters::default(),
         }
     }
 
@@ -220,6 +256,29 @@ impl Hub {
     /// change can never be missed.
     pub fn subscribe(&self, topic: u32) -> watch::Receiver<u64> {
         self.topics[topic as usize].latest.subscribe()
+    }
+
+    /// Enters `conn` among the direct-write subscribers of `topic`; returns
+    /// the key that [`Hub::detach`] takes.
+    pub(crate) fn attach(&self, topic: u32, conn: Arc<ConnHandle>) -> usize {
+        self.sinks(topic).insert(conn)
+    }
+
+    /// Removes a subscriber entered by [`Hub::attach`].
+    pub(crate) fn detach(&self, topic: u32, key: usize) {
+        self.sinks(topic).try_remove(key);
+    }
+
+    fn sinks(&self, topic: u32) -> std::sync::MutexGuard<'_, Slab<Arc<ConnHandle>>> {
+        self.topics[topic as usize]
+            .sinks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Direct fan-out counters.
+    pub fn fanout(&self) -> &FanoutCounters {
+        &self.fanout
     }
 
     /// Appends to `out` the events of `topic` with id > `after` still in the
@@ -300,9 +359,10 @@ impl Hub {
     /// restarted server continues them); each published event shifts the
     /// later generated ids of its topic by one.
     fn append(&self, topic: u32, at_us: u64, data: &str) -> u64 {
+        let index = topic;
         let topic = &self.topics[topic as usize];
         let event_type = self.config.event_type.as_deref();
-        let id = {
+        let (id, event) = {
             let mut log = topic.log.write().unwrap_or_else(PoisonError::into_inner);
             let id = log.next_id;
             // Encoded under the lock because the id is part of every
@@ -312,9 +372,9 @@ impl Hub {
             if log.events.len() >= self.history {
                 log.events.pop_front();
             }
-            log.events.push_back(event);
+            log.events.push_back(event.clone());
             log.next_id = id + 1;
-            id
+            (id, event)
         };
         // After the push, so a woken reader finds the event. Two appenders
         // may reach this line in either order: the live edge only moves
@@ -326,7 +386,25 @@ impl Hub {
             }
             newer
         });
+        self.fan_out(index, &event);
         id
+    }
+
+    /// Offers a new event to every direct-write subscriber of its topic:
+    /// parked sockets get it written now, the others' tasks are notified
+    /// ([`crate::direct`]). The subscriber list is copied out of its lock
+    /// first, so connecting and disconnecting never wait for a broadcast.
+    fn fan_out(&self, topic: u32, event: &EncodedEvent) {
+        let sinks: Vec<Arc<ConnHandle>> = {
+            let sinks = self.sinks(topic);
+            if sinks.is_empty() {
+                return;
+            }
+            sinks.iter().map(|(_, conn)| conn.clone()).collect()
+        };
+        for conn in &sinks {
+            conn.sink().offer(event, &self.fanout);
+        }
     }
 
     /// Starts the generator on its own OS thread (named `generator`); it

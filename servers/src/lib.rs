@@ -60,6 +60,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub mod admin;
 pub mod conns;
+pub mod direct;
 mod feed;
 pub mod hub;
 pub mod limits;
@@ -73,6 +74,7 @@ pub mod stats;
 pub mod tcp;
 pub mod ws;
 
+pub use direct::Fanout;
 pub use hub::{Hub, HubConfig};
 pub use stats::{Stats, StatsSnapshot};
 
@@ -108,6 +110,9 @@ pub struct ServerConfig {
     /// carry `Authorization: Bearer <token>` (default `None`: every `/admin`
     /// route answers 404).
     pub admin_token: Option<String>,
+    /// How events reach streaming connections (default
+    /// [`Fanout::Direct`]: the appender writes to caught-up sockets itself).
+    pub fanout: Fanout,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +128,7 @@ impl Default for ServerConfig {
             tcp_listen: None,
             write_timeout: Duration::from_secs(10),
             admin_token: None,
+            fanout: Fanout::Direct,
         }
     }
 }

@@ -54,6 +54,12 @@ struct Args {
     /// Most events in one poll or long-poll answer.
     #[arg(long, default_value_t = 1000)]
     max_batch: usize,
+    /// How events reach SSE, WebSocket and raw-TCP connections: `direct`
+    /// (whoever appends an event writes it to every caught-up socket in one
+    /// loop) or `tasks` (every event wakes every subscriber's task, which
+    /// writes what it owes).
+    #[arg(long, default_value = "direct")]
+    fanout: servers::Fanout,
     /// End every SSE stream and WebSocket after this age so clients must
     /// resume, as proxies do (e.g. 30s) [default: never].
     #[arg(long)]
@@ -156,6 +162,7 @@ impl Args {
             tcp_listen: self.tcp_listen,
             write_timeout: *self.write_timeout,
             admin_token: self.admin_token.clone(),
+            fanout: self.fanout,
         })
     }
 }

@@ -30,6 +30,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,6 +139,10 @@ impl CountingListener {
                         Some(registry) => registry.register(),
                         None => Registration::detached(),
                     };
+                    registration
+                        .handle()
+                        .sink()
+                        .bind(stream.as_raw_fd(), self.counters.clone());
                     return (
                         CountingStream {
                             inner: stream,
@@ -276,6 +281,9 @@ impl CountingStream {
 
 impl Drop for CountingStream {
     fn drop(&mut self) {
+        // Before the descriptor closes (the fields drop after this body):
+        // no direct write may reach it, or a later socket that reuses it.
+        self.conn().sink().close();
         self.counters.open.fetch_sub(1, Ordering::Relaxed);
         if self.conn().is_aborted() {
             // An RST rather than a FIN: the abrupt close the admin drop
@@ -347,12 +355,41 @@ impl AsyncRead for CountingStream {
     }
 }
 
+impl CountingStream {
+    /// Before any write or flush: the rest of a half-written direct frame
+    /// goes first, so the stream stays well-formed ([`crate::direct`]); a
+    /// write (`taking`) also takes a parked socket back from direct writes.
+    /// Stalls count towards the write timeout like any write.
+    fn write_pending(&mut self, cx: &mut Context<'_>, taking: bool) -> Poll<io::Result<()>> {
+        let Self {
+            inner,
+            registration,
+            ..
+        } = self;
+        let (written, res) = registration
+            .handle()
+            .sink()
+            .write_pending(taking, |buf| Pin::new(&mut *inner).poll_write(cx, buf));
+        if written > 0 {
+            self.counters
+                .bytes_out
+                .fetch_add(written as u64, Ordering::Relaxed);
+            self.stall.progress();
+        }
+        match res {
+            Poll::Pending => self.stall_check(Poll::Pending, cx).map_ok(|_| ()),
+            ready => ready,
+        }
+    }
+}
+
 impl AsyncWrite for CountingStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.write_pending(cx, true))?;
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.stall_check(res, cx)
     }
@@ -364,6 +401,7 @@ impl AsyncWrite for CountingStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.write_pending(cx, true))?;
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.stall_check(res, cx)
     }
@@ -372,11 +410,17 @@ impl AsyncWrite for CountingStream {
         self.inner.is_write_vectored()
     }
 
+    /// A completed flush is also where a parked direct-write socket takes
+    /// effect: the protocol library above holds no bytes now.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        std::task::ready!(self.write_pending(cx, false))?;
+        std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        self.conn().sink().flushed();
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.write_pending(cx, true))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -32,12 +32,13 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, Version, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 
 use crate::AppState;
 use crate::conns::ConnHandle;
+use crate::direct::Framing;
 use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
@@ -47,6 +48,8 @@ use crate::stats::{Open, OpenGuard, Route};
 pub(crate) async fn handler(
     State(state): State<AppState>,
     conn: Option<Extension<Arc<ConnHandle>>>,
+    method: Method,
+    version: Version,
     headers: HeaderMap,
     query: RawParams,
 ) -> Response {
@@ -56,10 +59,18 @@ pub(crate) async fn handler(
         Err(bad) => return bad.into_response(),
     };
     let conn = conn.map(|Extension(c)| c);
+    // Direct writes put the frame on the wire as hyper's chunked body
+    // would: only HTTP/1.1 GET bodies are chunked (HTTP/1.0 reads to the
+    // close, HEAD has no body).
+    let chunked = method == Method::GET && version == Version::HTTP_11;
+    let direct = conn
+        .as_ref()
+        .filter(|_| chunked)
+        .map(|c| (c, Framing::SseChunked));
     let stream = SseStream {
         _open: state.stats().open(Open::Sse, conn.as_ref()),
+        feed: Feed::new(&state, sub.topic, sub.after, direct),
         conn,
-        feed: Feed::new(&state, sub.topic, sub.after),
         sent_retry: false,
         state,
     };
@@ -99,16 +110,20 @@ impl SseStream {
             self.feed.written();
             return Some(Ok(self.state.0.sse_retry.clone()));
         }
-        let chunk = match self.feed.next().await {
-            Next::Events => concat(self.feed.owed()),
-            Next::KeepAlive => self.state.0.sse_keepalive.clone(),
-            Next::End(End::Slow) => {
-                if let Some(conn) = &self.conn {
-                    conn.abort();
+        let chunk = loop {
+            break match self.feed.next().await {
+                Next::Events => concat(self.feed.owed()),
+                Next::KeepAlive => self.state.0.sse_keepalive.clone(),
+                // hyper flushes while this future waits in the next call.
+                Next::Flush => continue,
+                Next::End(End::Slow) => {
+                    if let Some(conn) = &self.conn {
+                        conn.abort();
+                    }
+                    return Some(Err(io::Error::other("client fell behind the history")));
                 }
-                return Some(Err(io::Error::other("client fell behind the history")));
-            }
-            Next::End(End::Shutdown | End::MaxAge) => return None,
+                Next::End(End::Shutdown | End::MaxAge) => return None,
+            };
         };
         self.feed.written();
         Some(Ok(chunk))

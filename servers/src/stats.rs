@@ -192,6 +192,14 @@ pub struct StatsSnapshot {
     /// Connections aborted by `POST /admin/drop`.
     #[serde(default)]
     pub admin_dropped: u64,
+    /// Events written straight to a parked socket by the appender (direct
+    /// fan-out; 0 with `fanout = "tasks"`).
+    #[serde(default)]
+    pub direct_writes: u64,
+    /// Times the appender handed a socket back to its task (a full socket
+    /// buffer, a partial write, an error, or two appenders racing).
+    #[serde(default)]
+    pub direct_handoffs: u64,
     /// What this server generates and how it streams.
     pub config: ConfigSnapshot,
 }
@@ -258,6 +266,10 @@ pub struct ConfigSnapshot {
     /// Whether the `/admin` routes are on (an admin token is set).
     #[serde(default)]
     pub admin: bool,
+    /// How events reach streaming connections (`direct` or `tasks`;
+    /// servers from before the choice existed read as `tasks`).
+    #[serde(default = "tasks")]
+    pub fanout: crate::Fanout,
     /// The server's soft `RLIMIT_NOFILE`, read at start: every connection
     /// takes one of these (`None`: unlimited or unknown).
     #[serde(default)]
@@ -333,6 +345,8 @@ impl StatsSnapshot {
             closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
             closed_slow_backlog: load(&s.slow_backlog),
             admin_dropped: load(&s.admin_dropped),
+            direct_writes: load(&hub.fanout().direct_writes),
+            direct_handoffs: load(&hub.fanout().handoffs),
             config: ConfigSnapshot {
                 rate: cfg.hub.schedule.rate,
                 topics: cfg.hub.schedule.topics,
@@ -345,6 +359,7 @@ impl StatsSnapshot {
                 stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
                 write_timeout_ms: cfg.write_timeout.as_millis() as u64,
                 admin: cfg.admin_token.is_some(),
+                fanout: cfg.fanout,
                 open_files_limit: state.fd_budget().limit(),
                 buffers: BuffersSnapshot {
                     ws_read: cfg.buffers.ws_read,
@@ -357,6 +372,11 @@ impl StatsSnapshot {
             },
         }
     }
+}
+
+/// [`ConfigSnapshot::fanout`] of a server that does not report it.
+fn tasks() -> crate::Fanout {
+    crate::Fanout::Tasks
 }
 
 /// `GET /stats`: the counters as JSON.

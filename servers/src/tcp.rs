@@ -36,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::AppState;
+use crate::direct::Framing;
 use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::net::CountingStream;
@@ -69,7 +70,7 @@ pub(crate) async fn connection(mut stream: CountingStream, state: AppState) {
     };
     let conn = stream.conn().clone();
     let _open = state.stats().open(Open::Tcp, Some(&conn));
-    let mut feed = Feed::new(&state, topic, after);
+    let mut feed = Feed::new(&state, topic, after, Some((&conn, Framing::Tcp)));
     // Created once: registering for the abort takes a lock.
     let aborted = conn.aborted();
     tokio::pin!(aborted);
@@ -85,6 +86,10 @@ pub(crate) async fn connection(mut stream: CountingStream, state: AppState) {
                 let written = match next {
                     Next::Events => write_frames(&mut stream, feed.owed()).await,
                     Next::KeepAlive => stream.write_all(&KEEPALIVE).await,
+                    Next::Flush => match stream.flush().await {
+                        Ok(()) => continue,
+                        Err(e) => return tracing::debug!("tcp flush failed: {e}"),
+                    },
                     Next::End(End::Slow) => return conn.abort(),
                     Next::End(End::Shutdown | End::MaxAge) => break,
                 };
@@ -296,6 +301,8 @@ mod tests {
             ws: Default::default(),
             sse: bytes::Bytes::new(),
             tcp: bytes::Bytes::from(vec![id as u8; len]),
+            sse_chunk: bytes::Bytes::new(),
+            ws_frame: bytes::Bytes::new(),
         })
     }
 

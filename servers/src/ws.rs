@@ -48,6 +48,7 @@ use tokio_tungstenite::tungstenite;
 
 use crate::AppState;
 use crate::conns::ConnHandle;
+use crate::direct::Framing;
 use crate::feed::{End, Feed, Next};
 use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
@@ -70,7 +71,13 @@ pub(crate) async fn handler(
     };
     // The cursor is fixed at the handshake: events generated while the
     // upgrade completes are owed too.
-    let feed = Feed::new(&state, sub.topic, sub.after);
+    let conn = conn.map(|Extension(c)| c);
+    let feed = Feed::new(
+        &state,
+        sub.topic,
+        sub.after,
+        conn.as_ref().map(|c| (c, Framing::Ws)),
+    );
     // Upgraded sockets live outside hyper's connection; this token lets
     // `serve` wait for them.
     let tracked = state.tracker().token();
@@ -83,7 +90,7 @@ pub(crate) async fn handler(
         .max_frame_size(buffers.ws_max_message)
         .on_upgrade(move |socket| async move {
             let _tracked = tracked;
-            run(socket, state, sub.topic, feed, conn.map(|Extension(c)| c)).await;
+            run(socket, state, sub.topic, feed, conn).await;
         })
 }
 
@@ -136,6 +143,10 @@ async fn run(
                 let sent = match next {
                     Next::Events => send_all(&mut socket, feed.owed()).await,
                     Next::KeepAlive => socket.send(Message::Ping(Bytes::new())).await,
+                    Next::Flush => match socket.flush().await {
+                        Ok(()) => continue,
+                        Err(e) => return tracing::debug!("ws flush failed: {e}"),
+                    },
                     Next::End(End::Shutdown) => break SHUTTING_DOWN,
                     Next::End(End::MaxAge) => break MAX_AGE,
                     Next::End(End::Slow) => {

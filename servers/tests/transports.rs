@@ -1206,3 +1206,83 @@ async fn fanout_smoke() {
     sigterm(&child);
     timeout(WAIT, child.wait()).await.unwrap().unwrap();
 }
+
+/// Opens an SSE, a WebSocket and a raw-TCP subscription to `t0` from the
+/// live edge and reads `n` events from each, checked against the schedule.
+async fn one_of_each_reads(s: &Server, n: usize) {
+    let mut sse = SseClient::open(s.url("/sse?topic=t0"), None).await;
+    let mut ws = ws_connect(s.ws_url("/ws?topic=t0")).await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 -\n").await;
+    let (a, b, c) = tokio::join!(sse.events(n), ws_events(&mut ws, n), tcp.events(n));
+    for events in [a, b, c] {
+        s.check_run(0, events[0].id, &events);
+    }
+}
+
+#[tokio::test]
+async fn direct_fanout_carries_the_streams_and_tasks_fanout_does_not_use_it() {
+    for fanout in [servers::Fanout::Direct, servers::Fanout::Tasks] {
+        let s = Server::start(ServerConfig {
+            fanout,
+            ..config(50.0)
+        })
+        .await;
+        one_of_each_reads(&s, 30).await;
+        let stats = s.stats().await;
+        assert_eq!(stats.config.fanout, fanout);
+        match fanout {
+            // Clients that keep up are written to by the generator itself:
+            // most of the 90 deliveries (the first of each stream and any
+            // that raced a park go through the task).
+            servers::Fanout::Direct => assert!(
+                stats.direct_writes >= 45,
+                "direct writes {} of 90 deliveries",
+                stats.direct_writes
+            ),
+            servers::Fanout::Tasks => {
+                assert_eq!((stats.direct_writes, stats.direct_handoffs), (0, 0));
+            }
+        }
+        s.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn direct_streams_whose_client_stalls_stay_well_formed_and_complete() {
+    // 200 events/s of 32 KiB: a client that stops reading for 1.5 s owes
+    // ~9.6 MB, more than the socket buffers hold, so direct writes meet
+    // full buffers and partial writes, and hand the sockets back to their
+    // tasks; every stream must still parse and deliver every id in order.
+    const BIG: usize = 32 * 1024;
+    let s = Server::start(ServerConfig {
+        hub: HubConfig {
+            payload_bytes: BIG,
+            history: 8192,
+            ..config(200.0).hub
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut sse = SseClient::open(s.url("/sse?topic=t0"), None).await;
+    let mut ws = ws_connect(s.ws_url("/ws?topic=t0")).await;
+    let mut tcp = TcpClient::open(s.tcp(), "SUB t0 -\n").await;
+    let first = tokio::join!(sse.events(1), ws_events(&mut ws, 1), tcp.events(1));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let behind = s.stats().await.events_generated / 2 - first.0[0].id;
+    let n = behind as usize + 20;
+    let (a, b, c) = tokio::join!(sse.events(n), ws_events(&mut ws, n), tcp.events(n));
+    for (start, events) in [(&first.0, a), (&first.1, b), (&first.2, c)] {
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.id, start[0].id + 1 + i as u64, "ids not contiguous");
+            assert_eq!(e.data.len(), BIG);
+        }
+    }
+    let stats = s.stats().await;
+    assert!(
+        stats.direct_handoffs > 0,
+        "no socket was ever full: {stats:?}"
+    );
+    assert!(stats.direct_writes > 0);
+    assert_eq!(stats.closed_slow, 0);
+    s.stop().await;
+}
