@@ -687,6 +687,7 @@ mod tests {
             recovery: Default::default(),
             chat: None,
             floor: None,
+            groups: Vec::new(),
             point: None,
         };
         assert_eq!(

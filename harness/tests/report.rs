@@ -183,6 +183,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
             }
         }),
         floor: None,
+        groups: Vec::new(),
         point: None,
     }
 }

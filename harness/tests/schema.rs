@@ -232,6 +232,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         recovery: Default::default(),
         chat: None,
         floor: None,
+        groups: Vec::new(),
         point: None,
     }
 }
