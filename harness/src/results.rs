@@ -500,9 +500,26 @@ impl TransportResult {
         self.target.is_none() && self.transport.is_floor()
     }
 
-    /// The label of reports: `SSE`, or `django-eventstream (SSE)` for a target.
+    /// The label of reports: `SSE`, or `django-eventstream (SSE)` for a
+    /// target, or `mixed (idle SSE + busy WebSocket)` for a mixed run.
     pub fn label(&self) -> String {
+        if self.is_mixed() {
+            let groups: Vec<String> = self.groups.iter().map(GroupResult::label).collect();
+            return format!("mixed ({})", groups.join(" + "));
+        }
         entry_label(self.transport, self.target.as_deref())
+    }
+
+    /// Whether this is a mixed run's entry (it has client groups).
+    pub fn is_mixed(&self) -> bool {
+        !self.groups.is_empty()
+    }
+}
+
+impl GroupResult {
+    /// The label of reports: `idle SSE`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.name, self.result.transport.label())
     }
 }
 

@@ -1323,8 +1323,9 @@ mod tests {
                 s.resolve_topics();
                 s.validate_with_fd_limit(Some(20_000))
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-                // Chat has no floor: the raw-TCP transport has no upstream path.
-                if !s.is_chat() {
+                // Chat has no floor: the raw-TCP transport has no upstream
+                // path; a mixed run's groups are deployments, never the floor.
+                if !s.is_chat() && !s.is_mixed() {
                     assert_eq!(
                         s.transports.last(),
                         Some(&Contender::Builtin(TransportKind::Tcp)),
@@ -1483,5 +1484,93 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("ready_pth"), "{msg}");
+    }
+
+    const TWO_GROUPS: &str = r#"
+        [[group]]
+        name = "idle"
+        transport = "sse"
+        clients = 8
+        topics = 0
+        rate = 0.5
+
+        [[group]]
+        name = "busy"
+        transport = "ws"
+        clients = 4
+        rate = 20.0
+    "#;
+
+    fn mixed(extra: &str) -> anyhow::Result<Scenario> {
+        let mut s = Scenario::from_toml(&format!("{extra}\n{TWO_GROUPS}"))?;
+        s.resolve_topics();
+        Ok(s)
+    }
+
+    #[test]
+    fn groups_decide_the_fleet_and_get_disjoint_topic_ranges() {
+        let s = mixed("").unwrap();
+        s.validate_with_fd_limit(Some(20_000)).unwrap();
+        assert!(s.is_mixed());
+        assert_eq!(s.clients, 12, "the groups' sum");
+        assert_eq!(s.topics, 9, "8 per-client topics + 1 hot topic");
+        let ts: Vec<&str> = s.transports.iter().map(Contender::name).collect();
+        assert_eq!(ts, ["sse", "ws"]);
+        assert_eq!((s.group[0].topics, s.group[1].topics), (8, 1));
+        let ranges = protocol::schedule::TopicGroup::schedules(&s.topic_groups(), 1);
+        assert_eq!(ranges[0].0, 0);
+        assert_eq!(ranges[1].0, 8, "busy's topic is t8, after idle's t0…t7");
+        assert_eq!((ranges[0].1.rate, ranges[1].1.rate), (0.5, 20.0));
+        // A group's own scenario is a plain one-transport scenario.
+        let busy = s.group[1].scenario(&s);
+        assert!(!busy.is_mixed());
+        assert_eq!((busy.clients, busy.topics, busy.rate), (4, 1, 20.0));
+    }
+
+    #[test]
+    fn bad_groups_are_refused_naming_the_key_the_range_and_the_value() {
+        let e = |extra: &str, edit: &dyn Fn(&mut Scenario)| {
+            let mut s = mixed(extra).unwrap();
+            edit(&mut s);
+            s.validate_with_fd_limit(Some(20_000)).unwrap_err().to_string()
+        };
+        let msg = e("", &|s| s.group[1].clients = 0);
+        assert!(msg.contains("`group[1].clients` must be at least 1, got 0"), "{msg}");
+        let msg = e("", &|s| s.group[1].name = "idle".into());
+        assert!(msg.contains("`group[1].name` must differ") && msg.contains("\"idle\""), "{msg}");
+        let msg = e("", &|s| s.group[0].name = "a b".into());
+        assert!(msg.contains("`group[0].name` must be 1 to 32"), "{msg}");
+        let msg = e("", &|s| s.group[1].transport = TransportKind::Tcp);
+        assert!(msg.contains("`group[1].transport` must be one of") && msg.contains("got tcp"), "{msg}");
+        let msg = e("", &|s| s.group[1].rate = -1.0);
+        assert!(msg.contains("`group[1].rate`") && msg.contains("got -1") && msg.contains("busy"), "{msg}");
+        let msg = e("", &|s| s.group[1].senders = 2);
+        assert!(msg.contains("`group[1].rate` must be 0 when `senders` > 0"), "{msg}");
+        let msg = e("", &|s| s.group[0].clients = 19_000);
+        assert!(msg.contains("add up to at most 19000") && msg.contains("got 19004"), "{msg}");
+        let msg = e("", &|s| s.faults = vec![Fault::parse_spec("drop@1s:0.5").unwrap()]);
+        assert!(msg.contains("`faults` must be empty with `[[group]]`"), "{msg}");
+        let msg = e("[sweep]\nclients = [10, 20]\n", &|_| {});
+        assert!(msg.contains("`sweep` must be empty with `[[group]]`"), "{msg}");
+    }
+
+    #[test]
+    fn keys_the_groups_decide_are_refused_beside_them() {
+        for (key, value, group_key) in [
+            ("transports", "[\"sse\"]", "transport"),
+            ("clients", "10", "clients"),
+            ("rate", "1.0", "rate"),
+            ("senders", "1", "senders"),
+        ] {
+            let err = mixed(&format!("{key} = {value}")).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}` must not be set beside `[[group]]`"))
+                    && err.contains(&format!("its own `{group_key}`")),
+                "{err}"
+            );
+        }
+        let err = Scenario::from_toml("[[group]]\nname = \"x\"\ntransport = \"sse\"\nclients = 1\nport = 3\n")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("port"), "{err:#}");
     }
 }
