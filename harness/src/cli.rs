@@ -1027,6 +1027,33 @@ mod tests {
     }
 
     #[test]
+    fn a_mixed_scenario_refuses_the_flags_its_groups_decide() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mixed.toml");
+        let scenario_of = |extra: &[&str]| {
+            let mut argv = vec!["run", "--scenario", file];
+            argv.extend_from_slice(extra);
+            let Command::Run(args) = parse(&argv).unwrap().command else {
+                panic!("run expected")
+            };
+            args.scenario()
+        };
+        let s = scenario_of(&["--duration", "2s"]).unwrap();
+        assert!(s.is_mixed() && s.duration == Duration::from_secs(2));
+        assert_eq!(s.clients, 2000, "the groups' sum");
+        for (flag, value, key) in [
+            ("--clients", "10", "`clients`"),
+            ("--transports", "sse", "`transport`"),
+            ("--rate", "3", "`rate`"),
+        ] {
+            let e = scenario_of(&[flag, value]).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{flag} cannot be used with a mixed scenario")) && e.contains(key),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         let e = parse(&["run", "--duration", "abc"]).unwrap_err();
         assert!(e.to_string().contains("--duration"), "{e}");

@@ -490,8 +490,11 @@ pub fn run_schema() -> serde_json::Value {
 
 impl TransportResult {
     /// The name this entry runs under in `transports`: the transport's
-    /// (`sse`) or the target's (`django-eventstream`).
+    /// (`sse`) or the target's (`django-eventstream`); a mixed run's is `mixed`.
     pub fn name(&self) -> &str {
+        if self.is_mixed() {
+            return "mixed";
+        }
         self.target.as_deref().unwrap_or(self.transport.as_str())
     }
 
