@@ -1047,7 +1047,8 @@ mod tests {
         ] {
             let e = scenario_of(&[flag, value]).unwrap_err().to_string();
             assert!(
-                e.contains(&format!("{flag} cannot be used with a mixed scenario")) && e.contains(key),
+                e.contains(&format!("{flag} cannot be used with a mixed scenario"))
+                    && e.contains(key),
                 "{e}"
             );
         }

@@ -58,8 +58,7 @@ fn groups(run: &RunFile) -> impl Iterator<Item = (&TransportResult, &GroupResult
 /// server paid for the mix; never a winner.
 pub fn shows(run: &RunFile) -> String {
     let mut line = String::from("**What this run shows:** ");
-    let entries: Vec<&TransportResult> =
-        run.transports.iter().filter(|e| e.is_mixed()).collect();
+    let entries: Vec<&TransportResult> = run.transports.iter().filter(|e| e.is_mixed()).collect();
     let Some(entry) = entries.first() else {
         line.push_str("no group was measured.");
         return line;
@@ -97,7 +96,9 @@ pub fn shows(run: &RunFile) -> String {
         let _ = write!(line, "with {} at the same time", latencies.join(", "));
     }
     if let Some(server) = &entry.server {
-        let mib = server.rss_idle_bytes.saturating_sub(server.rss_baseline_bytes) as f64
+        let mib = server
+            .rss_idle_bytes
+            .saturating_sub(server.rss_baseline_bytes) as f64
             / (1024.0 * 1024.0);
         let cpu = if entry.window_s > 0.0 {
             server.cpu_s / entry.window_s * 100.0

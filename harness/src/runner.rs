@@ -786,9 +786,8 @@ async fn run_transport(
     let mut clients = Vec::with_capacity(scenario.clients);
     for part in &parts {
         let sc = &part.scenario;
-        let hint = (expected_per_client(sc, &part.schedule) * sc.duration.as_secs_f64()).ceil()
-            as u64
-            + 2;
+        let hint =
+            (expected_per_client(sc, &part.schedule) * sc.duration.as_secs_f64()).ceil() as u64 + 2;
         let mut configs =
             fleet::client_configs(part.transport, &base_url, tcp_addr, sc, &send_window_rx);
         fleet::place_group(&mut configs, part.first_topic, clients.len());
@@ -1000,7 +999,14 @@ async fn run_transport(
     }
     let window_span = (window_start, window_end);
     let mut result = if scenario.is_mixed() {
-        mixed_result(scenario, &parts, &part_totals, &totals, window_span, problems)
+        mixed_result(
+            scenario,
+            &parts,
+            &part_totals,
+            &totals,
+            window_span,
+            problems,
+        )
     } else {
         part_result(&parts[0], &totals, window_span, problems)
     };
@@ -1303,7 +1309,15 @@ fn mixed_result(
         ..parts[0].schedule
     };
     let transport = parts[0].transport;
-    let mut r = build_result(transport, scenario, &idle, window.0, window.1, all, Vec::new());
+    let mut r = build_result(
+        transport,
+        scenario,
+        &idle,
+        window.0,
+        window.1,
+        all,
+        Vec::new(),
+    );
     r.verified = problems.is_empty();
     r.problems = problems;
     r.groups = groups;

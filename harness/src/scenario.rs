@@ -378,18 +378,20 @@ impl Group {
             );
         }
         if self.clients < 1 {
-            bail!("{} must be at least 1, got 0 (group `{}`)", key("clients"), self.name);
+            bail!(
+                "{} must be at least 1, got 0 (group `{}`)",
+                key("clients"),
+                self.name
+            );
         }
         // The group's own values, checked by the one-transport rules with its key names.
         let mut alone = Group::scenario(self, &Scenario::default());
         alone.resolve_topics();
-        alone
-            .validate_with_fd_limit(fd_limit)
-            .map_err(|e| {
-                // The one-transport message names the top-level key: name the group's.
-                let msg = e.to_string().replacen('`', &format!("`group[{i}]."), 1);
-                anyhow::anyhow!("{msg} (group `{}`)", self.name)
-            })?;
+        alone.validate_with_fd_limit(fd_limit).map_err(|e| {
+            // The one-transport message names the top-level key: name the group's.
+            let msg = e.to_string().replacen('`', &format!("`group[{i}]."), 1);
+            anyhow::anyhow!("{msg} (group `{}`)", self.name)
+        })?;
         Ok(())
     }
 }
@@ -935,9 +937,7 @@ fn check_group_patch(patch: &ScenarioPatch) -> anyhow::Result<()> {
         patch.send_rate.is_some(),
     ];
     if let Some(((key, group_key), _)) = GROUP_DECIDES.iter().zip(set).find(|(_, s)| *s) {
-        bail!(
-            "`{key}` must not be set beside `[[group]]`: each group sets its own `{group_key}`"
-        );
+        bail!("`{key}` must not be set beside `[[group]]`: each group sets its own `{group_key}`");
     }
     Ok(())
 }
@@ -1532,26 +1532,54 @@ mod tests {
         let e = |extra: &str, edit: &dyn Fn(&mut Scenario)| {
             let mut s = mixed(extra).unwrap();
             edit(&mut s);
-            s.validate_with_fd_limit(Some(20_000)).unwrap_err().to_string()
+            s.validate_with_fd_limit(Some(20_000))
+                .unwrap_err()
+                .to_string()
         };
         let msg = e("", &|s| s.group[1].clients = 0);
-        assert!(msg.contains("`group[1].clients` must be at least 1, got 0"), "{msg}");
+        assert!(
+            msg.contains("`group[1].clients` must be at least 1, got 0"),
+            "{msg}"
+        );
         let msg = e("", &|s| s.group[1].name = "idle".into());
-        assert!(msg.contains("`group[1].name` must differ") && msg.contains("\"idle\""), "{msg}");
+        assert!(
+            msg.contains("`group[1].name` must differ") && msg.contains("\"idle\""),
+            "{msg}"
+        );
         let msg = e("", &|s| s.group[0].name = "a b".into());
         assert!(msg.contains("`group[0].name` must be 1 to 32"), "{msg}");
         let msg = e("", &|s| s.group[1].transport = TransportKind::Tcp);
-        assert!(msg.contains("`group[1].transport` must be one of") && msg.contains("got tcp"), "{msg}");
+        assert!(
+            msg.contains("`group[1].transport` must be one of") && msg.contains("got tcp"),
+            "{msg}"
+        );
         let msg = e("", &|s| s.group[1].rate = -1.0);
-        assert!(msg.contains("`group[1].rate`") && msg.contains("got -1") && msg.contains("busy"), "{msg}");
+        assert!(
+            msg.contains("`group[1].rate`") && msg.contains("got -1") && msg.contains("busy"),
+            "{msg}"
+        );
         let msg = e("", &|s| s.group[1].senders = 2);
-        assert!(msg.contains("`group[1].rate` must be 0 when `senders` > 0"), "{msg}");
+        assert!(
+            msg.contains("`group[1].rate` must be 0 when `senders` > 0"),
+            "{msg}"
+        );
         let msg = e("", &|s| s.group[0].clients = 19_000);
-        assert!(msg.contains("add up to at most 19000") && msg.contains("got 19004"), "{msg}");
-        let msg = e("", &|s| s.faults = vec![Fault::parse_spec("drop@1s:0.5").unwrap()]);
-        assert!(msg.contains("`faults` must be empty with `[[group]]`"), "{msg}");
+        assert!(
+            msg.contains("add up to at most 19000") && msg.contains("got 19004"),
+            "{msg}"
+        );
+        let msg = e("", &|s| {
+            s.faults = vec![Fault::parse_spec("drop@1s:0.5").unwrap()]
+        });
+        assert!(
+            msg.contains("`faults` must be empty with `[[group]]`"),
+            "{msg}"
+        );
         let msg = e("[sweep]\nclients = [10, 20]\n", &|_| {});
-        assert!(msg.contains("`sweep` must be empty with `[[group]]`"), "{msg}");
+        assert!(
+            msg.contains("`sweep` must be empty with `[[group]]`"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -1569,8 +1597,10 @@ mod tests {
                 "{err}"
             );
         }
-        let err = Scenario::from_toml("[[group]]\nname = \"x\"\ntransport = \"sse\"\nclients = 1\nport = 3\n")
-            .unwrap_err();
+        let err = Scenario::from_toml(
+            "[[group]]\nname = \"x\"\ntransport = \"sse\"\nclients = 1\nport = 3\n",
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("port"), "{err:#}");
     }
 }

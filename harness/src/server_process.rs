@@ -143,7 +143,10 @@ impl ServerSpec {
             flag("--topics", self.schedule.topics.to_string());
         }
         for g in &self.topic_groups {
-            flag("--topic-group", format!("{}:{}:{}", g.name, g.topics, g.rate));
+            flag(
+                "--topic-group",
+                format!("{}:{}:{}", g.name, g.topics, g.rate),
+            );
         }
         flag("--start-epoch-us", self.schedule.start_epoch_us.to_string());
         flag("--payload-bytes", self.payload_bytes.to_string());

@@ -744,7 +744,11 @@ async fn a_mixed_run_verifies_every_group_against_one_server() {
     assert!(outcome.passed(), "{:?}", outcome.failure());
 
     let run = results::read_run(&out).unwrap();
-    assert_eq!(run.transports.len(), 1, "one entry: one server for every group");
+    assert_eq!(
+        run.transports.len(),
+        1,
+        "one entry: one server for every group"
+    );
     let entry = &run.transports[0];
     assert!(entry.verified, "{:?}", entry.problems);
     let names: Vec<&str> = entry.groups.iter().map(|g| g.name.as_str()).collect();
@@ -770,7 +774,11 @@ async fn a_mixed_run_verifies_every_group_against_one_server() {
     assert_eq!(idle.result.counts.expected, 12);
     assert_eq!(busy.result.counts.expected, 4 * 60);
     // Two senders at 5/s for 3 s: 30 messages, each back to both members.
-    let c = chat.result.chat.as_ref().expect("the chat group's chat block");
+    let c = chat
+        .result
+        .chat
+        .as_ref()
+        .expect("the chat group's chat block");
     assert_eq!((c.sent, c.echoed, c.lost), (30, 30, 0));
     assert_eq!(chat.result.counts.expected, 2 * 30);
     assert!(idle.result.chat.is_none() && busy.result.chat.is_none());
@@ -785,15 +793,27 @@ async fn a_mixed_run_verifies_every_group_against_one_server() {
     report::render_dir(&out).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("## Groups"), "{md}");
-    for row in ["| idle | SSE | ✓ verified | 8 of 8 |", "| busy | WebSocket | ✓ verified | 4 of 4 |"] {
+    for row in [
+        "| idle | SSE | ✓ verified | 8 of 8 |",
+        "| busy | WebSocket | ✓ verified | 4 of 4 |",
+    ] {
         assert!(md.contains(row), "{row} missing:\n{md}");
     }
-    assert!(md.contains("**What this run shows:** every group received"), "{md}");
-    assert!(!md.contains("**Headline:**"), "a mixed run names no winner:\n{md}");
+    assert!(
+        md.contains("**What this run shows:** every group received"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("**Headline:**"),
+        "a mixed run names no winner:\n{md}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("What this run shows"));
     let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
-    assert!(svg.contains("idle SSE") && svg.contains("busy WebSocket"), "one line per group");
+    assert!(
+        svg.contains("idle SSE") && svg.contains("busy WebSocket"),
+        "one line per group"
+    );
     // compare refuses mixed runs rather than diffing sums of different work.
     let err = harness::compare::compare(&run, &run, Default::default()).unwrap_err();
     assert!(err.to_string().contains("mixed run"), "{err}");

@@ -537,7 +537,11 @@ mod tests {
         thread.join().unwrap();
         let hot = generator.latest(2);
         assert!(hot >= 20, "the hot topic got {hot} events");
-        assert_eq!((generator.latest(0), generator.latest(1)), (0, 0), "rate 0: idle");
+        assert_eq!(
+            (generator.latest(0), generator.latest(1)),
+            (0, 0),
+            "rate 0: idle"
+        );
         let mut out = Vec::new();
         generator.read(2, 0, 1, &mut out);
         let ev = protocol::Event::from_json(out[0].ws.as_str()).unwrap();

@@ -114,11 +114,14 @@ impl Args {
         let mut total_topics = 0u32;
         for (i, g) in self.topic_group.iter().enumerate() {
             if self.topic_group[..i].iter().any(|h| h.name == g.name) {
-                bail!("--topic-group names `{}` twice: group names must differ", g.name);
+                bail!(
+                    "--topic-group names `{}` twice: group names must differ",
+                    g.name
+                );
             }
-            total_topics = total_topics.checked_add(g.topics).with_context(|| {
-                format!("--topic-group: more than {} topics in all", u32::MAX)
-            })?;
+            total_topics = total_topics
+                .checked_add(g.topics)
+                .with_context(|| format!("--topic-group: more than {} topics in all", u32::MAX))?;
         }
         if self.history == 0 {
             bail!("--history must be at least 1");
@@ -159,8 +162,16 @@ impl Args {
                 // are the groups' total, which /stats reports.
                 schedule: Schedule {
                     start_epoch_us: self.start_epoch_us.unwrap_or_else(protocol::now_us),
-                    rate: if self.topic_group.is_empty() { self.rate } else { 0.0 },
-                    topics: if self.topic_group.is_empty() { self.topics } else { total_topics },
+                    rate: if self.topic_group.is_empty() {
+                        self.rate
+                    } else {
+                        0.0
+                    },
+                    topics: if self.topic_group.is_empty() {
+                        self.topics
+                    } else {
+                        total_topics
+                    },
                 },
                 groups: self.topic_group.clone(),
                 payload_bytes: self.payload_bytes,
@@ -216,7 +227,8 @@ async fn main() -> anyhow::Result<()> {
 
 /// Parses `--topic-group NAME:COUNT:RATE`.
 fn parse_topic_group(spec: &str) -> Result<TopicGroup, String> {
-    let bad = |why: &str| format!("expected NAME:COUNT:RATE (e.g. idle:1900:0.033), {why}, got {spec:?}");
+    let bad =
+        |why: &str| format!("expected NAME:COUNT:RATE (e.g. idle:1900:0.033), {why}, got {spec:?}");
     let mut parts = spec.split(':');
     let (Some(name), Some(count), Some(rate), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -272,7 +284,14 @@ mod tests {
     fn topic_groups_parse_and_bad_ones_say_what_is_expected() {
         let g = parse_topic_group("idle:1900:0.033").unwrap();
         assert_eq!((g.name.as_str(), g.topics, g.rate), ("idle", 1900, 0.033));
-        for bad in ["idle:0:1", "idle:2", "i dle:2:1", "idle:2:-1", "idle:2:1:3", ":2:1"] {
+        for bad in [
+            "idle:0:1",
+            "idle:2",
+            "i dle:2:1",
+            "idle:2:-1",
+            "idle:2:1:3",
+            ":2:1",
+        ] {
             let e = parse_topic_group(bad).unwrap_err();
             assert!(e.contains("NAME:COUNT:RATE") && e.contains(bad), "{e}");
         }
@@ -291,7 +310,9 @@ mod tests {
         let c = args.config().unwrap();
         assert_eq!(c.hub.schedule.topics, 4, "the groups' total");
         assert_eq!(c.hub.groups.len(), 2);
-        assert!(Args::try_parse_from(["push-server", "--topic-group", "a:1:1", "--rate", "3"]).is_err());
+        assert!(
+            Args::try_parse_from(["push-server", "--topic-group", "a:1:1", "--rate", "3"]).is_err()
+        );
         let twice = Args::try_parse_from([
             "push-server",
             "--topic-group",
