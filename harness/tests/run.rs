@@ -728,15 +728,7 @@ async fn a_mixed_run_verifies_every_group_against_one_server() {
     .unwrap();
     scenario.resolve_topics();
     scenario.validate().unwrap();
-    let opts = RunOptions {
-        out_dir: out.clone(),
-        target: None,
-        server_bin: Some(server_bin),
-        command_line: vec!["pushbench-test".into()],
-        interrupt: CancellationToken::new(),
-        progress: Progress::new(Mode::Plain),
-        placement: Placement::default(),
-    };
+    let opts = options(&out, server_bin, CancellationToken::new());
     let outcome = tokio::time::timeout(Duration::from_secs(90), runner::run(&scenario, &opts))
         .await
         .expect("the run ends in bounded time")
