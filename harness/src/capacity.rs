@@ -381,6 +381,12 @@ impl CapacityArgs {
     /// The scenario probes start from (probe length defaults applied), and the search.
     pub fn plan(&self, fd_limit: Option<u64>) -> anyhow::Result<(Scenario, Search, Slo)> {
         let mut s = self.flags.scenario()?;
+        if s.is_mixed() {
+            bail!(
+                "capacity cannot search a mixed scenario ([[group]]): it grows one transport's \
+                 fleet; run the mix with `pushbench run` at the sizes to compare"
+            );
+        }
         // A search makes many probes: shorter ones unless asked otherwise.
         if self.flags.scenario.is_none() {
             s.duration = self.flags.duration.unwrap_or(PROBE_DURATION);

@@ -177,6 +177,28 @@ pub struct ScenarioArgs {
 
 impl ScenarioArgs {
     /// The scenario flags given, as `--flag value` strings.
+    /// A mixed scenario's groups decide the fleet: the flags that would
+    /// override it are refused, not guessed at (which group would
+    /// `--clients 500` resize?).
+    fn refuse_group_overrides(&self) -> anyhow::Result<()> {
+        let set = [
+            ("--transports", "transport", self.transports.is_some()),
+            ("--clients", "clients", self.clients.is_some()),
+            ("--topics", "topics", self.topics.is_some()),
+            ("--rate", "rate", self.rate.is_some()),
+            ("--senders", "senders", self.senders.is_some()),
+            ("--send-rate", "send_rate", self.send_rate.is_some()),
+            ("--fault", "faults", !self.faults.is_empty()),
+        ];
+        if let Some((flag, key, _)) = set.iter().find(|(_, _, on)| *on) {
+            anyhow::bail!(
+                "{flag} cannot be used with a mixed scenario ([[group]]): each group sets its \
+                 own `{key}` in the file (faults are not measured in mixed runs)"
+            );
+        }
+        Ok(())
+    }
+
     fn overrides(&self) -> Vec<String> {
         let dur = |d: &Option<Duration>| d.map(crate::scenario::fmt_duration);
         [
@@ -245,6 +267,9 @@ impl ScenarioArgs {
             Some(path) => Scenario::load(path)?,
             None => Scenario::default(),
         };
+        if s.is_mixed() {
+            self.refuse_group_overrides()?;
+        }
         let overrides = self.overrides();
         if !overrides.is_empty() {
             // The description was written for the scenario as it stood; say what changed.
@@ -435,6 +460,12 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
             return Err(usage(anyhow::anyhow!(
                 "--target: a running server's rate and payload are its own, so a sweep over \
                  `rate` or `payload_bytes` cannot run against it (sweep `clients` only)"
+            )));
+        }
+        Some(_) if scenario.is_mixed() => {
+            return Err(usage(anyhow::anyhow!(
+                "--target cannot run a mixed scenario ([[group]]): its groups need a push-server \
+                 started with their topic groups (--topic-group), which pushbench starts itself"
             )));
         }
         Some(url) => {
@@ -937,6 +968,7 @@ mod tests {
             recovery: Default::default(),
             chat: None,
             floor: None,
+            groups: Vec::new(),
             point: None,
         }
     }
@@ -992,6 +1024,34 @@ mod tests {
             s.error.as_deref(),
             Some("`clients` must be between 1 and 19000, got 0")
         );
+    }
+
+    #[test]
+    fn a_mixed_scenario_refuses_the_flags_its_groups_decide() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/mixed.toml");
+        let scenario_of = |extra: &[&str]| {
+            let mut argv = vec!["run", "--scenario", file];
+            argv.extend_from_slice(extra);
+            let Command::Run(args) = parse(&argv).unwrap().command else {
+                panic!("run expected")
+            };
+            args.scenario()
+        };
+        let s = scenario_of(&["--duration", "2s"]).unwrap();
+        assert!(s.is_mixed() && s.duration == Duration::from_secs(2));
+        assert_eq!(s.clients, 2000, "the groups' sum");
+        for (flag, value, key) in [
+            ("--clients", "10", "`clients`"),
+            ("--transports", "sse", "`transport`"),
+            ("--rate", "3", "`rate`"),
+        ] {
+            let e = scenario_of(&[flag, value]).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("{flag} cannot be used with a mixed scenario"))
+                    && e.contains(key),
+                "{e}"
+            );
+        }
     }
 
     #[test]

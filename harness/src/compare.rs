@@ -261,9 +261,19 @@ fn why_invalid(row: &Row) -> &'static str {
 /// by workload (clients, rate, payload), whatever their position in the grid.
 ///
 /// Errors are bad input: no transport (or sweep point) in common, a sweep
-/// against a single run, or `relative_to` missing from a run or without
+/// against a single run, a mixed run on either side, or `relative_to` missing from a run or without
 /// valid figures in BASE.
 pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
+    for (which, run) in [("BASE", base), ("NEW", new)] {
+        if report::is_mixed(run) {
+            // Its entry's figures sum different groups' work: a per-transport
+            // diff of them would be nonsense, and group-by-group is not built.
+            bail!(
+                "{which} is a mixed run ([[group]]): compare does not compare mixed runs; read \
+                 the two reports' Groups tables side by side"
+            );
+        }
+    }
     match (report::is_sweep(base), report::is_sweep(new)) {
         (false, false) => compare_runs(base, new, options),
         (true, true) => compare_sweeps(base, new, options),

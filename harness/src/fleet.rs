@@ -20,7 +20,7 @@ use protocol::TransportKind;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::recorder::{Presence, Recorder, Window};
+use crate::recorder::{Presence, Recorder};
 use crate::scenario::Scenario;
 
 /// Bound on the fleet stopping after it is cancelled.
@@ -104,6 +104,21 @@ fn spreads_sources(base_url: &str, tcp_addr: Option<SocketAddr>) -> bool {
     host_is_v4_loopback && tcp_is_v4_loopback
 }
 
+/// Moves the configs of one group of a mixed fleet to its place in the
+/// whole: its topics start at the server's `first_topic` (a group's
+/// `t{j}` becomes `t{first_topic + j}`), and its clients at `first_client`,
+/// so source addresses keep spreading over the whole fleet.
+pub fn place_group(configs: &mut [ClientConfig], first_topic: u32, first_client: usize) {
+    for (j, c) in configs.iter_mut().enumerate() {
+        if let Some(t) = protocol::schedule::topic_index(&c.topic) {
+            c.topic = protocol::schedule::topic_name(first_topic + t);
+        }
+        if c.local_addr.is_some() {
+            c.local_addr = Some(source_addr(first_client + j));
+        }
+    }
+}
+
 /// The topic index of client `i`.
 pub fn topic_of(i: usize, topics: u32) -> u32 {
     (i % topics.max(1) as usize) as u32
@@ -129,18 +144,14 @@ pub struct FleetOutcome {
 }
 
 impl Fleet {
-    /// Starts one task per config. Client `i` connects at `i / connect_rate`
-    /// seconds from now; `expected_hint` (events per client in the window)
-    /// sizes each recorder; every recorder counts its connections in
-    /// `presence` (which the resource timeline samples); `chat` makes every
-    /// recorder a chat run's.
+    /// Starts one task per client, each owning its recorder (built by the
+    /// caller on `presence`, which counts connections for the timeline and
+    /// the connect wait). Client `i` connects at `i / connect_rate` seconds
+    /// from now.
     pub fn start(
-        configs: Vec<ClientConfig>,
+        clients: Vec<(ClientConfig, Recorder)>,
         connect_rate: f64,
-        window: Arc<Window>,
-        expected_hint: u64,
         presence: Arc<Presence>,
-        chat: bool,
     ) -> Self {
         let cancel = CancellationToken::new();
         let t0 = tokio::time::Instant::now();
@@ -149,15 +160,11 @@ impl Fleet {
         } else {
             0.0
         };
-        let tasks = configs
+        let tasks = clients
             .into_iter()
             .enumerate()
-            .map(|(i, config)| {
+            .map(|(i, (config, recorder))| {
                 let at = t0 + Duration::from_secs_f64(i as f64 * gap);
-                let mut recorder = Recorder::new(window.clone(), presence.clone(), expected_hint);
-                if chat {
-                    recorder = recorder.chat(config.chat.as_ref().map(|c| c.sender));
-                }
                 tokio::spawn(run_client(config, recorder, at, cancel.clone()))
             })
             .collect();
@@ -276,6 +283,7 @@ async fn run_client(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::Window;
 
     /// A send window for fleets without senders.
     fn no_chat() -> SendWindow {
@@ -377,6 +385,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_group_is_moved_to_its_topics_and_its_place_in_the_fleet() {
+        let s = Scenario {
+            clients: 3,
+            topics: 2,
+            ..Scenario::default()
+        };
+        let mut c = client_configs(
+            TransportKind::Ws,
+            "http://127.0.0.1:9",
+            None,
+            &s,
+            &no_chat(),
+        );
+        place_group(&mut c, 5, 250);
+        let topics: Vec<&str> = c.iter().map(|c| c.topic.as_str()).collect();
+        assert_eq!(topics, ["t5", "t6", "t5"], "the group's own range, from t5");
+        assert_eq!(c[0].local_addr, Some(source_addr(250)));
+        assert_eq!(c[2].local_addr, Some(source_addr(252)));
+    }
+
     #[tokio::test]
     async fn a_fleet_against_nothing_stops_in_time_and_returns_every_recorder() {
         // Port 1 on loopback refuses connections: clients keep retrying until cancelled.
@@ -392,14 +421,12 @@ mod tests {
             &s,
             &no_chat(),
         );
-        let fleet = Fleet::start(
-            configs,
-            1000.0,
-            Arc::new(Window::new()),
-            10,
-            Presence::new(),
-            false,
-        );
+        let (window, presence) = (Arc::new(Window::new()), Presence::new());
+        let clients = configs
+            .into_iter()
+            .map(|c| (c, Recorder::new(window.clone(), presence.clone(), 10)))
+            .collect();
+        let fleet = Fleet::start(clients, 1000.0, presence);
         assert_eq!(fleet.clients(), 5);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(fleet.connected(), 0);

@@ -373,8 +373,20 @@ fn first_reason(reasons: &[String]) -> String {
     }
 }
 
+/// The verdict of a mixed run: what it shows, group by group; its groups
+/// do different work, so no transport is ranked (see [`crate::mixed_report`]).
+fn mixed_verdict_html(out: &mut String, run: &RunFile) {
+    out.push_str("<section id=\"verdict\" class=\"verdict\">\n<h2>Verdict</h2>\n");
+    let shows = crate::mixed_report::shows(run);
+    pulldown_cmark::html::push_html(out, Parser::new(&shows));
+    out.push_str("</section>\n");
+}
+
 /// The verdict section (HTML).
 fn verdict_html(out: &mut String, run: &RunFile, v: &Verdict) {
+    if report::is_mixed(run) {
+        return mixed_verdict_html(out, run);
+    }
     out.push_str("<section id=\"verdict\" class=\"verdict\">\n<h2>Verdict</h2>\n");
     if v.measured == 0 {
         out.push_str("<p>No transport was measured in this run.</p>\n</section>\n");

@@ -17,6 +17,7 @@
 //! - [`results`]: the `run.json` contract.
 //! - [`provenance`]: where and how a run was made.
 //! - [`report`]: `report.md` and plots, derived from `run.json` alone: latency, the cost table, ratios to the floor, repetitions aggregated.
+//! - [`mixed_report`]: the report of a mixed run (`[[group]]`): one row per client group, no winner.
 //! - [`plot`]: SVG charts (plotters), fixed colour per transport.
 //! - [`plot_xy`]: line charts of one figure against another (a sweep's, the capacity search's).
 //! - [`html`]: the self-contained `report.html`: a verdict, the report's tables, plots inline.
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod compare;
 pub mod fleet;
 pub mod html;
+pub mod mixed_report;
 pub mod placement;
 pub mod plot;
 pub mod plot_xy;

@@ -85,7 +85,22 @@ pub fn has_faults(run: &RunFile) -> bool {
 
 /// Whether `run` is a chat run (some clients sent messages).
 pub fn has_chat(run: &RunFile) -> bool {
-    run.transports.iter().any(|t| t.chat.is_some())
+    spectrum_series(run).iter().any(|(_, r)| r.chat.is_some())
+}
+
+/// The curves of a spectrum: each entry, or for a mixed run's entry each
+/// of its groups (`idle SSE`), so every group's clients are a line.
+pub fn spectrum_series(run: &RunFile) -> Vec<(String, &results::TransportResult)> {
+    run.transports
+        .iter()
+        .flat_map(|r| {
+            if r.is_mixed() {
+                r.groups.iter().map(|g| (g.label(), &g.result)).collect()
+            } else {
+                vec![(r.label(), r)]
+            }
+        })
+        .collect()
 }
 
 /// The charts of [`PLOTS`] that `run` has, in reading order.
@@ -333,26 +348,26 @@ fn spectrum_svg(
     let mut left_out = Vec::new();
     let mut max_count = 0u64;
     let mut histograms = Vec::new();
-    for r in &run.transports {
+    for (label, r) in spectrum_series(run) {
         match results::decode_histogram(pick(r)) {
             Ok(h) if !h.is_empty() => {
                 max_count = max_count.max(h.len());
-                histograms.push((r, h));
+                histograms.push((label, r, h));
             }
-            Ok(_) => left_out.push(format!("{} (no samples)", r.label())),
+            Ok(_) => left_out.push(format!("{label} (no samples)")),
             Err(_) if pick(r).trim().is_empty() => {
-                left_out.push(format!("{} (no samples)", r.label()));
+                left_out.push(format!("{label} (no samples)"));
             }
-            Err(_) => left_out.push(format!("{} (unreadable histogram)", r.label())),
+            Err(_) => left_out.push(format!("{label} (unreadable histogram)")),
         }
     }
     let x_max = (max_count.max(1) as f64)
         .log10()
         .ceil()
         .clamp(MIN_NINES, MAX_NINES);
-    for (r, h) in &histograms {
+    for (label, r, h) in &histograms {
         curves.push(Curve {
-            label: r.label(),
+            label: label.clone(),
             colour: entry_colour(r.transport, r.target.as_deref()),
             verified: r.verified,
             points: spectrum_points(h, x_max),

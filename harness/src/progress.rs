@@ -564,6 +564,24 @@ pub fn summary_line(r: &TransportResult) -> String {
         line.push_str(", ");
         line.push_str(&cost);
     }
+    if r.is_mixed() {
+        let groups: Vec<String> = r
+            .groups
+            .iter()
+            .map(|g| {
+                let (c, l) = (&g.result.counts, &g.result.latency);
+                format!(
+                    "{} {}/{} p99 {} ms",
+                    g.name,
+                    c.delivered,
+                    c.expected,
+                    format_ms(l.p99 as f64 / 1000.0)
+                )
+            })
+            .collect();
+        line.push_str(" — groups: ");
+        line.push_str(&groups.join("; "));
+    }
     if !r.verified {
         line.push_str(" — NOT VERIFIED: ");
         line.push_str(&r.problems.join("; "));
@@ -687,6 +705,7 @@ mod tests {
             recovery: Default::default(),
             chat: None,
             floor: None,
+            groups: Vec::new(),
             point: None,
         };
         assert_eq!(

@@ -164,7 +164,7 @@ pub struct Metric {
 }
 
 /// µs → ms, or `None` for a histogram without samples.
-fn ms(count: u64, us: u64) -> Option<f64> {
+pub(crate) fn ms(count: u64, us: u64) -> Option<f64> {
     (count > 0).then(|| us as f64 / 1000.0)
 }
 
@@ -664,7 +664,11 @@ impl Row {
 
     /// `SSE`, or `django-eventstream (SSE)` for a target.
     pub fn label(&self) -> String {
-        crate::results::entry_label(self.transport, self.target.as_deref())
+        // An entry knows its label best (a mixed run's names its groups).
+        self.entries.first().map_or_else(
+            || crate::results::entry_label(self.transport, self.target.as_deref()),
+            TransportResult::label,
+        )
     }
 
     /// Whether this is push-server's raw-TCP floor.
@@ -712,6 +716,11 @@ pub fn rows(run: &RunFile) -> Vec<Row> {
     rows
 }
 
+/// Whether `run` is a mixed run (its entries carry client groups).
+pub fn is_mixed(run: &RunFile) -> bool {
+    run.transports.iter().any(TransportResult::is_mixed)
+}
+
 /// Whether `run` is a sweep (its entries carry sweep points).
 pub fn is_sweep(run: &RunFile) -> bool {
     run.transports.iter().any(|t| t.point.is_some())
@@ -743,6 +752,9 @@ pub fn point_runs(run: &RunFile) -> Vec<(SweepPoint, RunFile)> {
 pub fn render_markdown(run: &RunFile) -> String {
     if is_sweep(run) {
         return render_sweep_markdown(run);
+    }
+    if is_mixed(run) {
+        return crate::mixed_report::render_markdown(run);
     }
     let rows = rows(run);
     let mut md = String::new();
@@ -781,7 +793,7 @@ pub fn render_markdown(run: &RunFile) -> String {
 
 /// The title, description and scenario line of a report, and the warnings
 /// that apply to the whole run.
-fn preamble(md: &mut String, run: &RunFile) {
+pub(crate) fn preamble(md: &mut String, run: &RunFile) {
     let name = scenario_name(&run.scenario).unwrap_or_else(|| "unnamed scenario".to_string());
     let _ = writeln!(md, "# pushbench: {}\n", escape_md(&name));
     if let Some(desc) = lookup_str(&run.scenario, &["description"]) {
@@ -1111,7 +1123,7 @@ fn faults(md: &mut String, run: &RunFile) {
 
 /// The "Chat round trip" section of a chat run: per transport (and
 /// repetition), how senders sent, what came back and how fast.
-fn chat(md: &mut String, run: &RunFile) {
+pub(crate) fn chat(md: &mut String, run: &RunFile) {
     if !plot::has_chat(run) {
         return;
     }
@@ -1132,17 +1144,18 @@ fn chat(md: &mut String, run: &RunFile) {
     );
     let several = run.transports.iter().any(|t| t.repetition > 1);
     md.push_str(
-        "| transport | upstream | senders | rate/sender | sent | back | lost | send errors | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n\
+        "| clients | upstream | senders | rate/sender | sent | back | lost | send errors | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for t in &run.transports {
+    // Per transport, or per group of a mixed run.
+    for (label, t) in plot::spectrum_series(run) {
         let Some(c) = &t.chat else {
             continue;
         };
         let label = if several {
-            format!("{} #{}", t.transport.label(), t.repetition)
+            format!("{label} #{}", t.repetition)
         } else {
-            t.transport.label().to_string()
+            label
         };
         // An unverified transport's speed is struck through, as in every table.
         let q = |us: u64| match ms(c.round_trip.count, us) {
@@ -1174,11 +1187,11 @@ fn chat(md: &mut String, run: &RunFile) {
 }
 
 /// Text safe inside a Markdown table cell (one line, no column breaks).
-fn md_cell(s: &str) -> String {
+pub(crate) fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-fn problems(md: &mut String, rows: &[Row]) {
+pub(crate) fn problems(md: &mut String, rows: &[Row]) {
     let failed: Vec<&Row> = rows.iter().filter(|r| !r.verified).collect();
     if failed.is_empty() {
         return;
@@ -1205,7 +1218,7 @@ fn problems(md: &mut String, rows: &[Row]) {
 }
 
 /// The "Cost" section: the table, its charts, the load generator, the server's settings.
-fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
+pub(crate) fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
     md.push_str("## Cost\n\n");
     md.push_str(
         "What each transport cost the server: memory per connection, CPU and bytes on the wire \
@@ -1424,7 +1437,7 @@ fn how_to_read(md: &mut String, run: &RunFile) {
 }
 
 /// The metric definitions, generated from [`METRICS`].
-fn definitions(md: &mut String) {
+pub(crate) fn definitions(md: &mut String) {
     md.push_str(
         "### Metric definitions\n\n| column | unit | better | definition |\n|---|---|---|---|\n",
     );
@@ -1442,7 +1455,7 @@ fn definitions(md: &mut String) {
 }
 
 /// Where and how the run was made.
-fn provenance(md: &mut String, run: &RunFile) {
+pub(crate) fn provenance(md: &mut String, run: &RunFile) {
     let p = &run.provenance;
     md.push_str("## Provenance\n\n");
     let cores = |c: &[usize]| {
@@ -1517,8 +1530,18 @@ fn scenario_line(run: &RunFile) -> String {
             }
         }
     }
+    let groups = mixed_groups(&scenario);
+    if !groups.is_empty() {
+        // The groups decide the fleet and the workload: the run-wide
+        // clients, topics and rate are sums or placeholders, left out.
+        for key in ["clients", "topics", "rate", "senders"] {
+            if let Some(o) = scenario.as_object_mut() {
+                o.remove(key);
+            }
+        }
+    }
     let s = &scenario;
-    let mut items = Vec::new();
+    let mut items = groups;
     let clients = lookup_str(s, &["clients"]).or_else(|| {
         // Fall back to what the transports report, if they agree.
         let first = run.transports.first()?.clients;
@@ -1595,8 +1618,43 @@ fn scenario_line(run: &RunFile) -> String {
     }
 }
 
+/// One item per `[[group]]` of a mixed scenario: `idle: 1900 SSE clients
+/// on 1900 topics at 0.033 events/s each` (empty for any other scenario).
+fn mixed_groups(scenario: &Value) -> Vec<String> {
+    let Some(groups) = scenario.get("group").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    groups
+        .iter()
+        .map(|g| {
+            let text = |k: &str| lookup_str(g, &[k]).unwrap_or_else(|| "?".into());
+            let transport = lookup_str(g, &["transport"])
+                .and_then(|t| t.parse::<TransportKind>().ok())
+                .map_or_else(|| text("transport"), |t| t.label().to_string());
+            let plural = |n: &str| if n == "1" { "" } else { "s" };
+            let (clients, topics) = (text("clients"), text("topics"));
+            let mut item = format!(
+                "{}: {clients} {transport} client{} on {topics} topic{} at {} events/s each",
+                text("name"),
+                plural(&clients),
+                plural(&topics),
+                text("rate"),
+            );
+            if let Some(n) = lookup_str(g, &["senders"]).filter(|n| n != "0") {
+                let _ = write!(
+                    item,
+                    ", {n} chat sender{} sending {} messages/s each",
+                    plural(&n),
+                    text("send_rate")
+                );
+            }
+            escape_md(&item)
+        })
+        .collect()
+}
+
 /// `1 topic`, `4 topics`.
-fn counted(n: &str, noun: &str) -> String {
+pub(crate) fn counted(n: &str, noun: &str) -> String {
     let plural = if n == "1" { "" } else { "s" };
     format!("{} {noun}{plural}", escape_md(n))
 }
@@ -1628,7 +1686,7 @@ fn lookup_str(v: &Value, keys: &[&str]) -> Option<String> {
 /// A duration named `key` as humantime text (`3s`, `500ms`), whichever way it
 /// was stored: a humantime string, serde's `{secs, nanos}`, or a number under
 /// `key_s` / `key_ms`.
-fn lookup_duration(v: &Value, key: &str) -> Option<String> {
+pub(crate) fn lookup_duration(v: &Value, key: &str) -> Option<String> {
     if let Some(found) = lookup(v, key) {
         match found {
             Value::String(s) => return Some(s.clone()),
@@ -1675,7 +1733,7 @@ pub fn format_ms(ms: f64) -> String {
 
 /// Formats a rate or ratio with about three significant digits (the
 /// precision is chosen on the rounded value, so 0.9999 reads `1.00`, not `1.000`).
-fn format_significant(v: f64) -> String {
+pub(crate) fn format_significant(v: f64) -> String {
     if !v.is_finite() {
         return "–".to_string();
     }
@@ -1692,12 +1750,12 @@ fn format_significant(v: f64) -> String {
 }
 
 /// Collapses line breaks so free text cannot break a list item or table row.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Escapes the characters that would turn free text into Markdown or HTML.
-fn escape_md(s: &str) -> String {
+pub(crate) fn escape_md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(

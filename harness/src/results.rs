@@ -29,7 +29,11 @@ use crate::sweep::SweepPoint;
 /// sweep). Files of version 2 are still read (no sweep, so no point): an
 /// older pushbench would read a sweep's points as repetitions of one
 /// workload, hence the bump.
-pub const SCHEMA_VERSION: u32 = 3;
+///
+/// 4: mixed runs: every entry carries its client `groups` (empty outside a
+/// mixed run). Files of versions 2 and 3 are still read (no groups): an
+/// older pushbench would read a mixed entry as one transport's.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest `schema_version` this build still reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
@@ -176,6 +180,32 @@ pub struct TransportResult {
     /// entry.
     #[serde(skip)]
     pub floor: Option<Box<TransportResult>>,
+    /// Mixed run (`[[group]]`): each client group's own figures, measured
+    /// at the same time against this entry's one server. This entry's
+    /// `counts`, `latency` and `connect` are then those of all groups
+    /// together, `transport` is the first group's, and `wire`, `server`,
+    /// `fleet` and `timeline` are shared by the groups (one server, one
+    /// fleet). Empty outside a mixed run (and in files written before).
+    #[serde(default)]
+    pub groups: Vec<GroupResult>,
+}
+
+/// One client group of a mixed run: what it was asked to do, and its
+/// client-side figures in the shape of a transport's entry (its `wire`,
+/// `server` and `timeline` are empty: those belong to the shared server).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GroupResult {
+    /// The group's name (the scenario's `[[group]]` `name`).
+    pub name: String,
+    /// The server's topic index of the group's first topic (`t{first_topic}`).
+    pub first_topic: u32,
+    /// The group's topics.
+    pub topics: u32,
+    /// Events per second per topic of the group.
+    pub rate: f64,
+    /// Its clients' figures: verification, counts, latency, connect, chat.
+    pub result: TransportResult,
 }
 
 /// Socket counters of the server (`/stats`), over some span of time.
@@ -460,8 +490,11 @@ pub fn run_schema() -> serde_json::Value {
 
 impl TransportResult {
     /// The name this entry runs under in `transports`: the transport's
-    /// (`sse`) or the target's (`django-eventstream`).
+    /// (`sse`) or the target's (`django-eventstream`); a mixed run's is `mixed`.
     pub fn name(&self) -> &str {
+        if self.is_mixed() {
+            return "mixed";
+        }
         self.target.as_deref().unwrap_or(self.transport.as_str())
     }
 
@@ -470,9 +503,26 @@ impl TransportResult {
         self.target.is_none() && self.transport.is_floor()
     }
 
-    /// The label of reports: `SSE`, or `django-eventstream (SSE)` for a target.
+    /// The label of reports: `SSE`, or `django-eventstream (SSE)` for a
+    /// target, or `mixed (idle SSE + busy WebSocket)` for a mixed run.
     pub fn label(&self) -> String {
+        if self.is_mixed() {
+            let groups: Vec<String> = self.groups.iter().map(GroupResult::label).collect();
+            return format!("mixed ({})", groups.join(" + "));
+        }
         entry_label(self.transport, self.target.as_deref())
+    }
+
+    /// Whether this is a mixed run's entry (it has client groups).
+    pub fn is_mixed(&self) -> bool {
+        !self.groups.is_empty()
+    }
+}
+
+impl GroupResult {
+    /// The label of reports: `idle SSE`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.name, self.result.transport.label())
     }
 }
 

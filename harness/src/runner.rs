@@ -39,6 +39,13 @@
 //! failed). A server that dies, or a Ctrl-C, ends the transport early: what
 //! was measured is kept, marked unverified, and `run.json` is written after
 //! every transport so nothing measured is lost.
+//!
+//! Mixed runs (`[[group]]`) run one entry per repetition instead of one per
+//! transport: one server whose topic groups (`--topic-group`) give each
+//! client group its own topics and rate, and one fleet holding every
+//! group's clients at once. Each group is verified and summarised on its
+//! own, against its own schedule, exactly as a transport would be
+//! ([`Part`]); the server's and the fleet's costs belong to the entry.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -53,10 +60,10 @@ use crate::fleet::{self, Fleet};
 use crate::placement::{self, Placement};
 use crate::probe::{self, LagProbe, ProcUsage, Sampler};
 use crate::progress::{Progress, Timed, TransportPlan, TransportProgress};
-use crate::recorder::{Presence, Totals, Window};
+use crate::recorder::{Presence, Recorder, Totals, Window};
 use crate::results::{
-    self, FleetUsage, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage, Summary, TcpEvents,
-    TransportResult, Wire,
+    self, FleetUsage, GroupResult, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage,
+    Summary, TcpEvents, TransportResult, Wire,
 };
 use crate::scenario::{Contender, Scenario, fmt_duration};
 use crate::server_process::{self, ServerProcess, ServerSpec, ServerStats};
@@ -206,6 +213,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
             .await
             .with_context(|| format!("cannot read the schedule of target {url}"))?;
         let c = &stats.config;
+        if !c.topic_groups.is_empty() {
+            anyhow::bail!(
+                "target {url} runs topic groups (--topic-group) with rates of their own: a run \
+                 against it would expect one rate on every topic; start it with --rate and --topics"
+            );
+        }
         if (c.rate, c.topics, c.payload_bytes)
             != (scenario.rate, scenario.topics, scenario.payload_bytes)
         {
@@ -244,8 +257,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
         .iter()
         .flat_map(|(_, at)| {
             (1..=at.repeat.max(1))
-                .flat_map(|rep| repetition_order(&at.transports, rep))
-                .map(|c| transport_plan(protocol_of(&c, at), at))
+                .flat_map(|rep| contenders(at, rep))
+                .map(|c| transport_plan(plan_transport(&c, at), at))
         })
         .collect();
     opts.progress.plan(&plans);
@@ -256,7 +269,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
                 .line(&format!("sweep point {} of {}: {p}", p.index, points.len()));
         }
         for rep in 1..=at.repeat.max(1) {
-            let order = repetition_order(&at.transports, rep);
+            let order = contenders(at, rep);
             if at.repeat > 1 {
                 let names: Vec<&str> = order.iter().map(Contender::name).collect();
                 opts.progress.line(&format!(
@@ -469,6 +482,75 @@ impl Snapshot {
     }
 }
 
+/// What runs in repetition `rep`: the transports in [`repetition_order`],
+/// or in a mixed run its one entry (named after its first group's
+/// transport; [`fleet_parts`] holds the groups).
+fn contenders(at: &Scenario, rep: u32) -> Vec<Contender> {
+    match at.group.first() {
+        Some(g) => vec![g.transport.into()],
+        None => repetition_order(&at.transports, rep),
+    }
+}
+
+/// The transport whose phases plan a run: short polling's, when a mixed
+/// run has a short-polling group (its connect and drain are the longest).
+fn plan_transport(contender: &Contender, scenario: &Scenario) -> TransportKind {
+    let polls = |g: &crate::scenario::Group| g.transport == TransportKind::ShortPoll;
+    if scenario.group.iter().any(polls) {
+        TransportKind::ShortPoll
+    } else {
+        protocol_of(contender, scenario)
+    }
+}
+
+/// One part of a run's fleet: clients of one transport on their own range
+/// of topics with their own schedule. A mixed run has one per group;
+/// any other run is one part, the whole fleet.
+#[derive(Debug, Clone)]
+struct Part {
+    /// The group's name (`None` outside a mixed run).
+    name: Option<String>,
+    /// What its clients speak.
+    transport: TransportKind,
+    /// The part's own scenario: its clients, topics, rate and chat keys
+    /// (see [`crate::scenario::Group::scenario`]).
+    scenario: Scenario,
+    /// Index of its first topic on the server.
+    first_topic: u32,
+    /// Its topics' schedule (topic `j` of it is the server's `first_topic + j`).
+    schedule: Schedule,
+}
+
+/// The parts of a run's fleet (see [`Part`]); `schedule` is the server's
+/// (only its start epoch counts in a mixed run, whose groups have their own).
+fn fleet_parts(transport: TransportKind, scenario: &Scenario, schedule: &Schedule) -> Vec<Part> {
+    if !scenario.is_mixed() {
+        return vec![Part {
+            name: None,
+            transport,
+            scenario: scenario.clone(),
+            first_topic: 0,
+            schedule: *schedule,
+        }];
+    }
+    let schedules = protocol::schedule::TopicGroup::schedules(
+        &scenario.topic_groups(),
+        schedule.start_epoch_us,
+    );
+    scenario
+        .group
+        .iter()
+        .zip(schedules)
+        .map(|(g, (first_topic, schedule))| Part {
+            name: Some(g.name.clone()),
+            transport: g.transport,
+            scenario: g.scenario(scenario),
+            first_topic,
+            schedule,
+        })
+        .collect()
+}
+
 /// Which run this is: what runs, its repetition and, in a sweep, its point.
 #[derive(Debug, Clone)]
 struct RunId {
@@ -479,9 +561,9 @@ struct RunId {
 
 /// The log file of a server: `server-sse.log`, `server-sse-2.log` for
 /// repetition 2, `server-sse-p3.log` at sweep point 3; a target's is named
-/// after it (`server-django-eventstream.log`).
-fn server_log_name(id: &RunId) -> String {
-    let name = id.contender.name();
+/// after it (`server-django-eventstream.log`), a mixed run's is
+/// `server-mixed.log`.
+fn server_log_name(id: &RunId, name: &str) -> String {
     let point = id
         .point
         .map(|p| format!("-p{}", p.index))
@@ -522,8 +604,12 @@ async fn run_transport(
         Contender::Builtin(_) => None,
     };
     let target_name = foreign.map(|(name, _)| name);
-    let plan = transport_plan(transport, scenario);
-    let name = foreign.map_or(transport.as_str(), |(name, _)| name);
+    let plan = transport_plan(plan_transport(contender, scenario), scenario);
+    let name = match foreign {
+        Some((name, _)) => name,
+        None if scenario.is_mixed() => MIXED,
+        None => transport.as_str(),
+    };
     let progress = opts.progress.transport(name, scenario.clients, plan);
     let mut problems: Vec<String> = Vec::new();
 
@@ -553,7 +639,7 @@ async fn run_transport(
             progress.starting(&format!("starting target {name}"));
             let start_epoch_us = protocol::now_us().div_ceil(1000) * 1000;
             let spec = ServerSpec::from_scenario(scenario, start_epoch_us);
-            let log = opts.out_dir.join(server_log_name(id));
+            let log = opts.out_dir.join(server_log_name(id, name));
             let started = async {
                 let listen = server_process::free_loopback_addr()?;
                 let env = server_process::target_env(&spec, listen);
@@ -624,6 +710,7 @@ async fn run_transport(
             let start_epoch_us = protocol::now_us().div_ceil(1000) * 1000;
             let mut spec = ServerSpec::from_scenario(scenario, start_epoch_us);
             // The floor's port is opened only for its own run: the others' servers stay identical.
+            // (A mixed run has no floor: validation keeps tcp out of groups.)
             spec.tcp = transport == TransportKind::Tcp;
             spec.cpus = placement.server_cpus.clone();
             if !faults.is_empty() {
@@ -636,7 +723,7 @@ async fn run_transport(
                     }
                 }
             }
-            let log = opts.out_dir.join(server_log_name(id));
+            let log = opts.out_dir.join(server_log_name(id, name));
             let Some(bin) = opts.server_bin.as_deref() else {
                 let r = unstarted(
                     (transport, target_name),
@@ -692,27 +779,30 @@ async fn run_transport(
     let window = Arc::new(Window::new());
     let lag_probe = LagProbe::start(window.clone());
 
-    // 2. The fleet.
-    let hint = (expected_per_client(scenario, &schedule) * scenario.duration.as_secs_f64()).ceil()
-        as u64
-        + 2;
+    // 2. The fleet: every part's clients, in order, each with its recorder.
+    let parts = fleet_parts(transport, scenario, &schedule);
     // Chat senders wait for the window: it is sent to them once fixed.
     let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
-    let mut configs =
-        fleet::client_configs(transport, &base_url, tcp_addr, scenario, &send_window_rx);
-    if let Some((_, target)) = foreign {
-        for c in &mut configs {
-            c.path = Some(target.path.clone());
+    let mut clients = Vec::with_capacity(scenario.clients);
+    for part in &parts {
+        let sc = &part.scenario;
+        let hint =
+            (expected_per_client(sc, &part.schedule) * sc.duration.as_secs_f64()).ceil() as u64 + 2;
+        let mut configs =
+            fleet::client_configs(part.transport, &base_url, tcp_addr, sc, &send_window_rx);
+        fleet::place_group(&mut configs, part.first_topic, clients.len());
+        for mut c in configs {
+            if let Some((_, target)) = foreign {
+                c.path = Some(target.path.clone());
+            }
+            let mut recorder = Recorder::new(window.clone(), presence.clone(), hint);
+            if sc.is_chat() {
+                recorder = recorder.chat(c.chat.as_ref().map(|c| c.sender));
+            }
+            clients.push((c, recorder));
         }
     }
-    let fleet = Fleet::start(
-        configs,
-        scenario.connect_rate,
-        window.clone(),
-        hint,
-        presence,
-        scenario.is_chat(),
-    );
+    let fleet = Fleet::start(clients, scenario.connect_rate, presence);
     progress.connecting();
     let ramp = Duration::from_secs_f64(scenario.clients as f64 / scenario.connect_rate);
     // Short-polling clients "connect" at their first answer, up to one interval in.
@@ -834,20 +924,24 @@ async fn run_transport(
     let hwm = server_pid
         .and_then(|pid| probe::read_process(Some(pid)))
         .map(|u| u.hwm_bytes);
-    // Chat: each topic's last id, while the server is still there.
-    let chat_last_ids = if scenario.is_chat() && at_start.is_some() {
-        match chat_last_ids(&base_url, scenario).await {
-            Ok(ids) => Some(ids),
-            Err(e) => {
-                problems.push(format!(
-                    "chat: cannot read the topics' last ids, nothing verified: {e:#}"
-                ));
-                None
+    // Chat: each chat part's topics' last ids, while the server is still there.
+    let mut chat_last = Vec::with_capacity(parts.len());
+    for part in &parts {
+        let ids = if part.scenario.is_chat() && at_start.is_some() {
+            match chat_last_ids(&base_url, &part.scenario, part.first_topic).await {
+                Ok(ids) => Some(ids),
+                Err(e) => {
+                    problems.push(format!(
+                        "chat: cannot read the topics' last ids, nothing verified: {e:#}"
+                    ));
+                    None
+                }
             }
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
+        chat_last.push(ids);
+    }
 
     // 4. Stop everything (bounded), then verify.
     progress.stopping();
@@ -863,7 +957,6 @@ async fn run_transport(
     }
 
     let window_end = window.end_us().max(window_start);
-    let mut totals = Totals::new();
     let slack = OUTAGE_SLACK
         + if transport == TransportKind::ShortPoll {
             scenario.poll_interval
@@ -872,42 +965,55 @@ async fn run_transport(
         };
     let outage_times = outage_spans(&fault_log.outages, slack.as_micros() as u64);
     let mut outage_ids = Vec::new();
-    for (i, rec) in outcome.recorders.into_iter().enumerate() {
-        let topic = fleet::topic_of(i, schedule.topics);
-        let expected = match &chat_last_ids {
-            Some(last) => last
-                .get(topic as usize)
-                .and_then(|&n| (n > 0).then_some((1, n))),
-            None => schedule.ids_in_window(topic, window_start, window_end),
-        };
-        outage_ids.clear();
-        outage_ids.extend(outage_times.iter().filter_map(|&(a, b, epoch)| {
-            schedule
-                .ids_in_window(topic, a, b)
-                .map(|(first, last)| (first, last, epoch))
-        }));
-        match rec {
-            Some(r) => totals.merge(&r.finish_with_outages(expected, &outage_ids)),
-            None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
+    let mut recorders = outcome.recorders.into_iter();
+    let mut part_totals = Vec::with_capacity(parts.len());
+    for (part, last_ids) in parts.iter().zip(&chat_last) {
+        let schedule = &part.schedule;
+        let mut totals = Totals::new();
+        for (j, rec) in recorders.by_ref().take(part.scenario.clients).enumerate() {
+            // The part's own topic index: its schedule counts from its first topic.
+            let topic = fleet::topic_of(j, schedule.topics);
+            let expected = match last_ids {
+                Some(last) => last
+                    .get(topic as usize)
+                    .and_then(|&n| (n > 0).then_some((1, n))),
+                None => schedule.ids_in_window(topic, window_start, window_end),
+            };
+            outage_ids.clear();
+            outage_ids.extend(outage_times.iter().filter_map(|&(a, b, epoch)| {
+                schedule
+                    .ids_in_window(topic, a, b)
+                    .map(|(first, last)| (first, last, epoch))
+            }));
+            match rec {
+                Some(r) => totals.merge(&r.finish_with_outages(expected, &outage_ids)),
+                None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
+            }
         }
+        part_totals.push(totals);
     }
-    if let Some(chat) = &totals.chat {
-        check_chat(chat, &mut problems);
+    // Everything the fleet saw: the entry's counts, latency and recovery.
+    let mut totals = Totals::new();
+    for t in &part_totals {
+        totals.merge(t);
     }
-    let mut result = build_result(
-        transport,
-        scenario,
-        &schedule,
-        window_start,
-        window_end,
-        &totals,
-        problems,
-    );
-    result.chat = totals
-        .chat
-        .as_ref()
-        .map(|c| chat_result(transport, scenario, c));
+    let window_span = (window_start, window_end);
+    let mut result = if scenario.is_mixed() {
+        mixed_result(
+            scenario,
+            &parts,
+            &part_totals,
+            &totals,
+            window_span,
+            problems,
+        )
+    } else {
+        part_result(&parts[0], &totals, window_span, problems)
+    };
     result.repetition = repetition;
+    for g in &mut result.groups {
+        g.result.repetition = repetition;
+    }
     result.target = target_name.map(str::to_string);
     for (i, f) in fault_log.records.iter_mut().enumerate() {
         if let Some(&(n, max)) = totals.per_fault.get(i) {
@@ -1132,6 +1238,92 @@ async fn inject_faults(
     Waited::Done
 }
 
+/// Name of a mixed run's entry in progress lines and its server's log.
+const MIXED: &str = "mixed";
+
+/// Verifies and summarises one part's clients (the whole fleet outside a
+/// mixed run), chat included; `problems` holds what already went wrong.
+fn part_result(
+    part: &Part,
+    totals: &Totals,
+    (window_start, window_end): (u64, u64),
+    mut problems: Vec<String>,
+) -> TransportResult {
+    if let Some(chat) = &totals.chat {
+        check_chat(chat, &mut problems);
+    }
+    let mut r = build_result(
+        part.transport,
+        &part.scenario,
+        &part.schedule,
+        window_start,
+        window_end,
+        totals,
+        problems,
+    );
+    r.chat = totals
+        .chat
+        .as_ref()
+        .map(|c| chat_result(part.transport, &part.scenario, c));
+    r
+}
+
+/// The entry of a mixed run: each group verified and summarised on its
+/// own (in `groups`), the entry's figures those of all clients together,
+/// verified only when every group is; `all` is every group's totals
+/// merged. `problems` (the run's own: the
+/// connect wait, the fleet's stop, the server) are the entry's; a group's
+/// are listed under its name.
+fn mixed_result(
+    scenario: &Scenario,
+    parts: &[Part],
+    part_totals: &[Totals],
+    all: &Totals,
+    window: (u64, u64),
+    mut problems: Vec<String>,
+) -> TransportResult {
+    let groups: Vec<GroupResult> = parts
+        .iter()
+        .zip(part_totals)
+        .map(|(part, t)| GroupResult {
+            name: part.name.clone().unwrap_or_default(),
+            first_topic: part.first_topic,
+            topics: part.schedule.topics,
+            rate: part.schedule.rate,
+            result: part_result(part, t, window, Vec::new()),
+        })
+        .collect();
+    for g in &groups {
+        problems.extend(
+            g.result
+                .problems
+                .iter()
+                .map(|p| format!("group `{}`: {p}", g.name)),
+        );
+    }
+    // The checks are the groups' (each against its own schedule): the
+    // entry only sums them, so an inactive schedule skips the "nothing was
+    // due" check that a rate-0 chat group would trip here.
+    let idle = Schedule {
+        rate: 0.0,
+        ..parts[0].schedule
+    };
+    let transport = parts[0].transport;
+    let mut r = build_result(
+        transport,
+        scenario,
+        &idle,
+        window.0,
+        window.1,
+        all,
+        Vec::new(),
+    );
+    r.verified = problems.is_empty();
+    r.problems = problems;
+    r.groups = groups;
+    r
+}
+
 /// Events one client should receive per second: the generator's rate on
 /// its topic, or in a chat run the messages of its topic's senders.
 fn expected_per_client(scenario: &Scenario, schedule: &Schedule) -> f64 {
@@ -1143,12 +1335,17 @@ fn expected_per_client(scenario: &Scenario, schedule: &Schedule) -> f64 {
     }
 }
 
-/// The last id of every topic a client of `scenario` is on (index = topic).
-async fn chat_last_ids(base_url: &str, scenario: &Scenario) -> anyhow::Result<Vec<u64>> {
+/// The last id of every topic a client of `scenario` is on (index = its
+/// topic counted from `first_topic`, the server's index of its first).
+async fn chat_last_ids(
+    base_url: &str,
+    scenario: &Scenario,
+    first_topic: u32,
+) -> anyhow::Result<Vec<u64>> {
     let topics = (scenario.topics.max(1) as usize).min(scenario.clients);
     let mut last = Vec::with_capacity(topics);
     for topic in 0..topics {
-        let name = protocol::schedule::topic_name(topic as u32);
+        let name = protocol::schedule::topic_name(first_topic + topic as u32);
         last.push(server_process::fetch_last_id(base_url, &name).await?);
     }
     Ok(last)
@@ -1395,6 +1592,7 @@ fn unstarted(
         recovery: Default::default(),
         chat: None,
         floor: None,
+        groups: Vec::new(),
         point: None,
     }
 }
@@ -1484,6 +1682,7 @@ fn build_result(
         recovery: Default::default(),
         chat: None,
         floor: None,
+        groups: Vec::new(),
         point: None,
     }
 }

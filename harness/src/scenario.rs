@@ -130,6 +130,12 @@ scenario_fields! {
     /// Chat: messages per second per sender, on a fixed open-loop schedule
     /// during the measured window.
     send_rate: f64,
+    /// Mixed run (`[[group]]` in a file): client groups of their own
+    /// transport and workload, all against one server in one run (see
+    /// [`Group`]); empty: the usual one transport at a time. With groups,
+    /// `transports`, `clients`, `topics`, `rate`, `senders` and `send_rate`
+    /// are derived from them ([`Scenario::resolve_topics`]).
+    group: Vec<Group>,
 }
 
 /// One entry of `transports`: a built-in transport served by push-server,
@@ -279,6 +285,113 @@ impl TargetSpec {
                 fmt_duration(self.ready_timeout)
             );
         }
+        Ok(())
+    }
+}
+
+/// One client group of a mixed run (`[[group]]`): its own transport,
+/// fleet and topics, measured at the same time as the other groups against
+/// the same server.
+///
+/// Each group has its own range of topics (the server's `--topic-group`),
+/// generated at its own `rate`, so every client's expected ids come from
+/// its group's schedule alone, and verification stays exact per group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// The group's name (letters, digits, `-`, `_`), unique in the scenario.
+    pub name: String,
+    /// What its clients speak: short-poll, long-poll, sse or ws.
+    pub transport: TransportKind,
+    /// Clients in the group, one connection each.
+    pub clients: usize,
+    /// The group's topics; client `j` of the group is on its topic
+    /// `j % topics`; 0 = one per client.
+    #[serde(default = "one")]
+    pub topics: u32,
+    /// Events per second per topic of the group (0 = none: a chat group).
+    #[serde(default)]
+    pub rate: f64,
+    /// Chat: how many of the group's clients also send on their topic.
+    #[serde(default)]
+    pub senders: usize,
+    /// Chat: messages per second per sender.
+    #[serde(default = "one_per_s")]
+    pub send_rate: f64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn one_per_s() -> f64 {
+    1.0
+}
+
+/// Top-level keys a mixed scenario's groups decide, and which group key decides each.
+const GROUP_DECIDES: [(&str, &str); 6] = [
+    ("transports", "transport"),
+    ("clients", "clients"),
+    ("topics", "topics"),
+    ("rate", "rate"),
+    ("senders", "senders"),
+    ("send_rate", "send_rate"),
+];
+
+impl Group {
+    /// The scenario of this group's clients alone: `base` with the group's
+    /// transport, fleet, topics, rate and chat keys. Fleets, expected counts
+    /// and chat checks are built from it exactly as for a one-transport run.
+    pub fn scenario(&self, base: &Scenario) -> Scenario {
+        let mut s = base.clone();
+        s.group = Vec::new();
+        s.transports = vec![self.transport.into()];
+        s.clients = self.clients;
+        s.topics = self.topics;
+        s.rate = self.rate;
+        s.senders = self.senders;
+        s.send_rate = self.send_rate;
+        s
+    }
+
+    /// The checks of one group (`i` is its place in `[[group]]`).
+    fn validate(&self, i: usize, fd_limit: Option<u64>) -> anyhow::Result<()> {
+        let key = |k: &str| format!("`group[{i}].{k}`");
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 32
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+        if !name_ok {
+            bail!(
+                "`group[{i}].name` must be 1 to 32 letters, digits, `-` or `_`, got {:?}",
+                self.name
+            );
+        }
+        if self.transport == TransportKind::Tcp {
+            bail!(
+                "{} must be one of short-poll, long-poll, sse, ws (the raw-TCP floor is a \
+                 reference, not something clients of a deployment speak), got tcp (group `{}`)",
+                key("transport"),
+                self.name
+            );
+        }
+        if self.clients < 1 {
+            bail!(
+                "{} must be at least 1, got 0 (group `{}`)",
+                key("clients"),
+                self.name
+            );
+        }
+        // The group's own values, checked by the one-transport rules with its key names.
+        let mut alone = Group::scenario(self, &Scenario::default());
+        alone.resolve_topics();
+        alone.validate_with_fd_limit(fd_limit).map_err(|e| {
+            // The one-transport message names the top-level key: name the group's.
+            let msg = e.to_string().replacen('`', &format!("`group[{i}]."), 1);
+            anyhow::anyhow!("{msg} (group `{}`)", self.name)
+        })?;
         Ok(())
     }
 }
@@ -448,6 +561,7 @@ impl Scenario {
             .with_context(|| format!("cannot read scenario file {}", path.display()))?;
         let mut patch =
             parse_patch(&text).with_context(|| format!("scenario file {}", path.display()))?;
+        check_group_patch(&patch).with_context(|| format!("scenario file {}", path.display()))?;
         if patch.name.is_none() {
             patch.name = path
                 .file_stem()
@@ -461,8 +575,10 @@ impl Scenario {
 
     /// The default scenario with the keys of `text` (TOML) applied.
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let patch = parse_patch(text)?;
+        check_group_patch(&patch)?;
         let mut s = Scenario::default();
-        s.apply(parse_patch(text)?);
+        s.apply(patch);
         Ok(s)
     }
 
@@ -471,10 +587,53 @@ impl Scenario {
     ///
     /// A sweep over `clients` keeps 0: each point resolves it against its own
     /// fleet ([`Scenario::at`]).
+    ///
+    /// A mixed scenario resolves each group's `topics = 0` against the
+    /// group's clients, then derives the run's `transports` (the groups'
+    /// in order, each once), `clients` and `topics` (the groups' sums);
+    /// `rate` and `senders` become 0: each group has its own.
     pub fn resolve_topics(&mut self) {
         if self.topics == 0 && self.sweep.clients.is_none() {
             self.topics = u32::try_from(self.clients).unwrap_or(u32::MAX);
         }
+        if self.group.is_empty() {
+            return;
+        }
+        let mut transports: Vec<Contender> = Vec::new();
+        for g in &mut self.group {
+            if g.topics == 0 {
+                g.topics = u32::try_from(g.clients).unwrap_or(u32::MAX);
+            }
+            let t = Contender::from(g.transport);
+            if !transports.contains(&t) {
+                transports.push(t);
+            }
+        }
+        self.transports = transports;
+        self.clients = self.group.iter().map(|g| g.clients).sum();
+        self.topics = self
+            .group
+            .iter()
+            .fold(0u32, |n, g| n.saturating_add(g.topics));
+        self.rate = 0.0;
+        self.senders = 0;
+    }
+
+    /// Whether this is a mixed run (`[[group]]`).
+    pub fn is_mixed(&self) -> bool {
+        !self.group.is_empty()
+    }
+
+    /// The server's topic groups of a mixed run, one per client group, in order.
+    pub fn topic_groups(&self) -> Vec<protocol::schedule::TopicGroup> {
+        self.group
+            .iter()
+            .map(|g| protocol::schedule::TopicGroup {
+                name: g.name.clone(),
+                topics: g.topics,
+                rate: g.rate,
+            })
+            .collect()
     }
 
     /// The placement asked for (the `pin` key), parsed.
@@ -523,6 +682,9 @@ impl Scenario {
     /// be a valid scenario (fit the open-file limit, say), and the first that
     /// is not is named, before anything runs.
     pub fn validate_with_fd_limit(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
+        if self.is_mixed() {
+            self.validate_groups(fd_limit)?;
+        }
         if self.sweep.is_active() {
             self.sweep.validate()?;
             let points = self.points();
@@ -666,6 +828,42 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// The `[[group]]` keys of a mixed run: each group valid on its own,
+    /// names unique, the whole fleet within the open-file limit, and nothing
+    /// a mixed run cannot do (a sweep, faults).
+    fn validate_groups(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
+        for (i, g) in self.group.iter().enumerate() {
+            if let Some(j) = self.group[..i].iter().position(|h| h.name == g.name) {
+                bail!(
+                    "`group[{i}].name` must differ from every other group's, got {:?} (also group[{j}])",
+                    g.name
+                );
+            }
+            g.validate(i, fd_limit)?;
+        }
+        let total: usize = self.group.iter().map(|g| g.clients).sum();
+        let max = max_clients(fd_limit);
+        if total as u64 > max {
+            let why = fd_limit.map_or(String::new(), |l| {
+                format!(" (the open-file limit is {l}; one file per client plus headroom)")
+            });
+            bail!(
+                "the groups' `clients` must add up to at most {max}{why}, got {total}: one \
+                 fleet process runs every group"
+            );
+        }
+        if self.sweep.is_active() {
+            bail!(
+                "`sweep` must be empty with `[[group]]`: a mixed run measures its groups at \
+                 their own values (run one scenario per mix instead)"
+            );
+        }
+        if !self.faults.is_empty() {
+            bail!("`faults` must be empty with `[[group]]`: faults are not measured in mixed runs");
+        }
+        Ok(())
+    }
+
     /// Whether this is a chat scenario (some clients send).
     pub fn is_chat(&self) -> bool {
         self.senders > 0
@@ -721,6 +919,27 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// A file with `[[group]]` must leave the keys its groups decide to them:
+/// a top-level `rate` beside groups with their own would be silently
+/// meaningless.
+fn check_group_patch(patch: &ScenarioPatch) -> anyhow::Result<()> {
+    if patch.group.as_ref().is_none_or(Vec::is_empty) {
+        return Ok(());
+    }
+    let set = [
+        patch.transports.is_some(),
+        patch.clients.is_some(),
+        patch.topics.is_some(),
+        patch.rate.is_some(),
+        patch.senders.is_some(),
+        patch.send_rate.is_some(),
+    ];
+    if let Some(((key, group_key), _)) = GROUP_DECIDES.iter().zip(set).find(|(_, s)| *s) {
+        bail!("`{key}` must not be set beside `[[group]]`: each group sets its own `{group_key}`");
+    }
+    Ok(())
 }
 
 /// Parses the keys of a scenario file.
@@ -1104,8 +1323,9 @@ mod tests {
                 s.resolve_topics();
                 s.validate_with_fd_limit(Some(20_000))
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-                // Chat has no floor: the raw-TCP transport has no upstream path.
-                if !s.is_chat() {
+                // Chat has no floor: the raw-TCP transport has no upstream
+                // path; a mixed run's groups are deployments, never the floor.
+                if !s.is_chat() && !s.is_mixed() {
                     assert_eq!(
                         s.transports.last(),
                         Some(&Contender::Builtin(TransportKind::Tcp)),
@@ -1264,5 +1484,123 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("ready_pth"), "{msg}");
+    }
+
+    const TWO_GROUPS: &str = r#"
+        [[group]]
+        name = "idle"
+        transport = "sse"
+        clients = 8
+        topics = 0
+        rate = 0.5
+
+        [[group]]
+        name = "busy"
+        transport = "ws"
+        clients = 4
+        rate = 20.0
+    "#;
+
+    fn mixed(extra: &str) -> anyhow::Result<Scenario> {
+        let mut s = Scenario::from_toml(&format!("{extra}\n{TWO_GROUPS}"))?;
+        s.resolve_topics();
+        Ok(s)
+    }
+
+    #[test]
+    fn groups_decide_the_fleet_and_get_disjoint_topic_ranges() {
+        let s = mixed("").unwrap();
+        s.validate_with_fd_limit(Some(20_000)).unwrap();
+        assert!(s.is_mixed());
+        assert_eq!(s.clients, 12, "the groups' sum");
+        assert_eq!(s.topics, 9, "8 per-client topics + 1 hot topic");
+        let ts: Vec<&str> = s.transports.iter().map(Contender::name).collect();
+        assert_eq!(ts, ["sse", "ws"]);
+        assert_eq!((s.group[0].topics, s.group[1].topics), (8, 1));
+        let ranges = protocol::schedule::TopicGroup::schedules(&s.topic_groups(), 1);
+        assert_eq!(ranges[0].0, 0);
+        assert_eq!(ranges[1].0, 8, "busy's topic is t8, after idle's t0…t7");
+        assert_eq!((ranges[0].1.rate, ranges[1].1.rate), (0.5, 20.0));
+        // A group's own scenario is a plain one-transport scenario.
+        let busy = s.group[1].scenario(&s);
+        assert!(!busy.is_mixed());
+        assert_eq!((busy.clients, busy.topics, busy.rate), (4, 1, 20.0));
+    }
+
+    #[test]
+    fn bad_groups_are_refused_naming_the_key_the_range_and_the_value() {
+        let e = |extra: &str, edit: &dyn Fn(&mut Scenario)| {
+            let mut s = mixed(extra).unwrap();
+            edit(&mut s);
+            s.validate_with_fd_limit(Some(20_000))
+                .unwrap_err()
+                .to_string()
+        };
+        let msg = e("", &|s| s.group[1].clients = 0);
+        assert!(
+            msg.contains("`group[1].clients` must be at least 1, got 0"),
+            "{msg}"
+        );
+        let msg = e("", &|s| s.group[1].name = "idle".into());
+        assert!(
+            msg.contains("`group[1].name` must differ") && msg.contains("\"idle\""),
+            "{msg}"
+        );
+        let msg = e("", &|s| s.group[0].name = "a b".into());
+        assert!(msg.contains("`group[0].name` must be 1 to 32"), "{msg}");
+        let msg = e("", &|s| s.group[1].transport = TransportKind::Tcp);
+        assert!(
+            msg.contains("`group[1].transport` must be one of") && msg.contains("got tcp"),
+            "{msg}"
+        );
+        let msg = e("", &|s| s.group[1].rate = -1.0);
+        assert!(
+            msg.contains("`group[1].rate`") && msg.contains("got -1") && msg.contains("busy"),
+            "{msg}"
+        );
+        let msg = e("", &|s| s.group[1].senders = 2);
+        assert!(
+            msg.contains("`group[1].rate` must be 0 when `senders` > 0"),
+            "{msg}"
+        );
+        let msg = e("", &|s| s.group[0].clients = 19_000);
+        assert!(
+            msg.contains("add up to at most 19000") && msg.contains("got 19004"),
+            "{msg}"
+        );
+        let msg = e("", &|s| {
+            s.faults = vec![Fault::parse_spec("drop@1s:0.5").unwrap()]
+        });
+        assert!(
+            msg.contains("`faults` must be empty with `[[group]]`"),
+            "{msg}"
+        );
+        let msg = e("[sweep]\nclients = [10, 20]\n", &|_| {});
+        assert!(
+            msg.contains("`sweep` must be empty with `[[group]]`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn keys_the_groups_decide_are_refused_beside_them() {
+        for (key, value, group_key) in [
+            ("transports", "[\"sse\"]", "transport"),
+            ("clients", "10", "clients"),
+            ("rate", "1.0", "rate"),
+            ("senders", "1", "senders"),
+        ] {
+            let err = mixed(&format!("{key} = {value}")).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}` must not be set beside `[[group]]`"))
+                    && err.contains(&format!("its own `{group_key}`")),
+                "{err}"
+            );
+        }
+        let err = Scenario::from_toml(
+            "[[group]]\nname = \"x\"\ntransport = \"sse\"\nclients = 1\nport = 3\n",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("port"), "{err:#}");
     }
 }

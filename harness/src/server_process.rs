@@ -70,6 +70,9 @@ pub fn beside(exe: &Path) -> PathBuf {
 pub struct ServerSpec {
     /// The open-loop schedule (rate, topics, start epoch).
     pub schedule: Schedule,
+    /// A mixed run's topic groups (`--topic-group`), which replace the
+    /// schedule's rate and topics; empty otherwise.
+    pub topic_groups: Vec<protocol::schedule::TopicGroup>,
     /// Payload filler size, bytes.
     pub payload_bytes: usize,
     /// Events kept per topic.
@@ -104,6 +107,7 @@ impl ServerSpec {
                 rate: s.rate,
                 topics: s.topics,
             },
+            topic_groups: s.topic_groups(),
             payload_bytes: s.payload_bytes,
             history: s.history,
             event_type: s.event_type.clone(),
@@ -134,8 +138,16 @@ impl ServerSpec {
             a.push(k.to_string());
             a.push(v);
         };
-        flag("--rate", self.schedule.rate.to_string());
-        flag("--topics", self.schedule.topics.to_string());
+        if self.topic_groups.is_empty() {
+            flag("--rate", self.schedule.rate.to_string());
+            flag("--topics", self.schedule.topics.to_string());
+        }
+        for g in &self.topic_groups {
+            flag(
+                "--topic-group",
+                format!("{}:{}:{}", g.name, g.topics, g.rate),
+            );
+        }
         flag("--start-epoch-us", self.schedule.start_epoch_us.to_string());
         flag("--payload-bytes", self.payload_bytes.to_string());
         flag("--history", self.history.to_string());
@@ -602,6 +614,9 @@ pub struct ServerConfigStats {
     pub rate: f64,
     /// Number of topics.
     pub topics: u32,
+    /// Topic groups with their own rates (absent: one `rate` on all topics).
+    #[serde(default)]
+    pub topic_groups: Vec<protocol::schedule::TopicGroup>,
     /// Payload filler size, bytes.
     pub payload_bytes: usize,
     /// Events kept per topic.
@@ -693,6 +708,7 @@ mod tests {
         assert!(joined.contains("--keepalive 15s"), "{joined}");
         assert!(joined.contains("--event-type status"), "{joined}");
         assert!(!joined.contains("--tcp-listen"), "{joined}");
+        assert!(!joined.contains("--topic-group"), "{joined}");
         let mut spec = ServerSpec::from_scenario(&s, 1);
         spec.tcp = true;
         assert!(spec.args().join(" ").contains("--tcp-listen 127.0.0.1:0"));

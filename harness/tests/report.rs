@@ -183,6 +183,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
             }
         }),
         floor: None,
+        groups: Vec::new(),
         point: None,
     }
 }
@@ -577,7 +578,7 @@ fn run_json_round_trips() {
     results::write_run(&nested, &run).unwrap();
     let text = std::fs::read_to_string(nested.join("run.json")).unwrap();
     assert!(
-        text.contains("\n  \"schema_version\": 3,"),
+        text.contains("\n  \"schema_version\": 4,"),
         "pretty JSON expected"
     );
     assert!(
@@ -627,7 +628,7 @@ fn read_run_errors_name_the_file_and_the_problem() {
     let e = error_of(dir.path());
     assert!(
         e.contains("schema_version 99 is not supported")
-            && e.contains("reads schema_version 2 to 3"),
+            && e.contains("reads schema_version 2 to 4"),
         "{e}"
     );
 
@@ -641,6 +642,18 @@ fn read_run_errors_name_the_file_and_the_problem() {
     let old = results::read_run(dir.path()).unwrap();
     assert_eq!(old.schema_version, 2);
     assert!(old.transports.iter().all(|t| t.point.is_none()));
+
+    // A version-3 file (before mixed runs: no `groups`) is still read, as not mixed.
+    let mut v3 = serde_json::to_value(synthetic_run()).unwrap();
+    v3["schema_version"] = 3.into();
+    for t in v3["transports"].as_array_mut().unwrap() {
+        t.as_object_mut().unwrap().remove("groups");
+    }
+    std::fs::write(&file, v3.to_string()).unwrap();
+    let old = results::read_run(dir.path()).unwrap();
+    assert_eq!(old.schema_version, 3);
+    assert!(old.transports.iter().all(|t| t.groups.is_empty()));
+    assert!(!report::is_mixed(&old));
 
     // A version-1 file (before costs and repetitions) is refused by version, not by layout.
     v["schema_version"] = 1.into();

@@ -685,3 +685,128 @@ async fn chat_messages_come_back_to_every_member_of_the_room() {
     );
     assert!(out.join("chat_round_trip.svg").is_file());
 }
+
+/// A mixed run at toy scale: idle SSE clients on a topic each, busy
+/// WebSocket clients on one hot topic, and a WebSocket chat, all at once
+/// against one push-server, each group verified against its own schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_run_verifies_every_group_against_one_server() {
+    let server_bin = server_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny-mixed");
+    let mut scenario = Scenario::from_toml(
+        r#"
+        name = "tiny-mixed"
+        description = "End-to-end test: three client groups against one server."
+        duration = "3s"
+        warmup = "500ms"
+        keepalive = "1s"
+        idle_timeout = "5s"
+
+        [[group]]
+        name = "idle"
+        transport = "sse"
+        clients = 8
+        topics = 0
+        rate = 0.5
+
+        [[group]]
+        name = "busy"
+        transport = "ws"
+        clients = 4
+        rate = 20.0
+
+        [[group]]
+        name = "chat"
+        transport = "ws"
+        clients = 2
+        rate = 0.0
+        senders = 2
+        send_rate = 5.0
+        "#,
+    )
+    .unwrap();
+    scenario.resolve_topics();
+    scenario.validate().unwrap();
+    let opts = options(&out, server_bin, CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(90), runner::run(&scenario, &opts))
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+    assert!(outcome.passed(), "{:?}", outcome.failure());
+
+    let run = results::read_run(&out).unwrap();
+    assert_eq!(
+        run.transports.len(),
+        1,
+        "one entry: one server for every group"
+    );
+    let entry = &run.transports[0];
+    assert!(entry.verified, "{:?}", entry.problems);
+    let names: Vec<&str> = entry.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["idle", "busy", "chat"]);
+    let [idle, busy, chat] = [&entry.groups[0], &entry.groups[1], &entry.groups[2]];
+    assert_eq!(
+        (idle.first_topic, busy.first_topic, chat.first_topic),
+        (0, 8, 9),
+        "disjoint topic ranges"
+    );
+    for g in &entry.groups {
+        let r = &g.result;
+        assert!(r.verified, "group {}: {:?}", g.name, r.problems);
+        assert_eq!(r.clients_connected, r.clients, "group {}", g.name);
+        assert!(r.counts.expected > 0, "group {}: nothing was due", g.name);
+        assert_eq!(r.counts.delivered, r.counts.expected, "group {}", g.name);
+        assert_eq!(r.latency.count, r.counts.delivered, "group {}", g.name);
+    }
+    assert_eq!(idle.result.transport, TransportKind::Sse);
+    assert_eq!(busy.result.transport, TransportKind::Ws);
+    // Each group's own rate: 8 topics at 0.5/s are a slot every 250 ms in
+    // all, 12 in 3 s; one topic at 20/s is 60 in 3 s, for each of 4 clients.
+    assert_eq!(idle.result.counts.expected, 12);
+    assert_eq!(busy.result.counts.expected, 4 * 60);
+    // Two senders at 5/s for 3 s: 30 messages, each back to both members.
+    let c = chat
+        .result
+        .chat
+        .as_ref()
+        .expect("the chat group's chat block");
+    assert_eq!((c.sent, c.echoed, c.lost), (30, 30, 0));
+    assert_eq!(chat.result.counts.expected, 2 * 30);
+    assert!(idle.result.chat.is_none() && busy.result.chat.is_none());
+    // The entry: every group's clients together, the one server's cost.
+    let sum: u64 = entry.groups.iter().map(|g| g.result.counts.expected).sum();
+    assert_eq!(entry.counts.expected, sum);
+    assert_eq!(entry.clients, 14);
+    assert!(entry.server.is_some() && entry.wire.is_some());
+
+    // The report re-renders from run.json alone, with a row per group and no winner.
+    std::fs::remove_file(out.join("report.md")).unwrap();
+    report::render_dir(&out).unwrap();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Groups"), "{md}");
+    for row in [
+        "| idle | SSE | ✓ verified | 8 of 8 |",
+        "| busy | WebSocket | ✓ verified | 4 of 4 |",
+    ] {
+        assert!(md.contains(row), "{row} missing:\n{md}");
+    }
+    assert!(
+        md.contains("**What this run shows:** every group received"),
+        "{md}"
+    );
+    assert!(
+        !md.contains("**Headline:**"),
+        "a mixed run names no winner:\n{md}"
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("What this run shows"));
+    let svg = std::fs::read_to_string(out.join("latency.svg")).unwrap();
+    assert!(
+        svg.contains("idle SSE") && svg.contains("busy WebSocket"),
+        "one line per group"
+    );
+    // compare refuses mixed runs rather than diffing sums of different work.
+    let err = harness::compare::compare(&run, &run, Default::default()).unwrap_err();
+    assert!(err.to_string().contains("mixed run"), "{err}");
+}

@@ -232,6 +232,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         recovery: Default::default(),
         chat: None,
         floor: None,
+        groups: Vec::new(),
         point: None,
     }
 }
@@ -314,6 +315,22 @@ fn a_synthetic_run_with_repetitions_matches_the_schema() {
 }
 
 #[test]
+fn a_mixed_entry_with_its_groups_matches_the_schema() {
+    let mut doc = synthetic_run();
+    let group = doc["transports"][1].clone();
+    doc["transports"][0]["groups"] = json!([
+        { "name": "idle", "first_topic": 0, "topics": 8, "rate": 0.5, "result": group },
+        { "name": "busy", "first_topic": 8, "topics": 1, "rate": 20.0, "result": group },
+    ]);
+    let v = validator();
+    assert_valid(&v, &doc, "a run with a mixed entry");
+    let run = results::parse_run(&doc.to_string()).unwrap();
+    assert_eq!(run.transports[0].groups.len(), 2);
+    doc["transports"][0]["groups"][1]["colour"] = json!("red");
+    assert_rejected_at(&v, &doc, "/transports/0/groups/1");
+}
+
+#[test]
 fn broken_documents_are_rejected() {
     let v = validator();
     let good = synthetic_run();
@@ -347,15 +364,18 @@ fn broken_documents_are_rejected() {
     let null_required = broken(&|d| d["transports"][1]["latency"] = Value::Null);
     assert_rejected_at(&v, &null_required, "/transports/1/latency");
 
-    for version in [json!(1), json!(4), json!("3")] {
+    for version in [json!(1), json!(5), json!("4")] {
         let other = broken(&|d| d["schema_version"] = version.clone());
         assert_rejected_at(&v, &other, "/schema_version");
         assert!(results::parse_run(&other.to_string()).is_err());
     }
-    // Version 2 (before sweeps) is not what pushbench writes, but it still reads it.
-    let older = broken(&|d| d["schema_version"] = json!(2));
-    assert_rejected_at(&v, &older, "/schema_version");
-    assert!(results::parse_run(&older.to_string()).is_ok());
+    // Versions 2 (before sweeps) and 3 (before mixed runs) are not what
+    // pushbench writes, but it still reads them.
+    for version in [2, 3] {
+        let older = broken(&|d| d["schema_version"] = json!(version));
+        assert_rejected_at(&v, &older, "/schema_version");
+        assert!(results::parse_run(&older.to_string()).is_ok());
+    }
 
     let unknown_key = broken(&|d| d["transports"][3]["fleet"]["colour"] = json!("red"));
     assert_rejected_at(&v, &unknown_key, "/transports/3/fleet");

@@ -108,6 +108,46 @@ impl Schedule {
     }
 }
 
+/// A named range of topics with a rate of its own (`push-server
+/// --topic-group NAME:COUNT:RATE`).
+///
+/// Groups split one server's topics into consecutive, disjoint ranges: the
+/// first group holds `t0 … t{count-1}`, the next starts where it ends, and
+/// so on. Names stay `tN` (the wire contract is unchanged); each range runs
+/// its own [`Schedule`] from the one start epoch, so a hot topic at 20/s and
+/// a thousand per-user topics at one event per 30 s share a server without
+/// sharing a rate. The name is a label (logs, `/stats`, reports).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicGroup {
+    /// The group's label.
+    pub name: String,
+    /// Number of topics in the group.
+    pub topics: u32,
+    /// Events per second per topic of the group (0: none are generated).
+    pub rate: f64,
+}
+
+impl TopicGroup {
+    /// The schedule of each group from `start_epoch_us`, with the index of
+    /// its first topic (topic `j` of a group's schedule is `t{first + j}`).
+    pub fn schedules(groups: &[TopicGroup], start_epoch_us: u64) -> Vec<(u32, Schedule)> {
+        let mut first = 0u32;
+        groups
+            .iter()
+            .map(|g| {
+                let at = first;
+                first = first.saturating_add(g.topics);
+                let schedule = Schedule {
+                    start_epoch_us,
+                    rate: g.rate,
+                    topics: g.topics,
+                };
+                (at, schedule)
+            })
+            .collect()
+    }
+}
+
 /// The name of topic `index`: `t0`, `t1`, ….
 pub fn topic_name(index: u32) -> String {
     format!("t{index}")
@@ -199,5 +239,26 @@ mod tests {
         assert_eq!(topic_index("t"), None);
         assert_eq!(topic_index("t01"), None);
         assert_eq!(topic_index("x1"), None);
+    }
+
+    #[test]
+    fn topic_groups_take_consecutive_disjoint_ranges_with_their_own_rates() {
+        let groups = [
+            TopicGroup {
+                name: "idle".into(),
+                topics: 3,
+                rate: 0.5,
+            },
+            TopicGroup {
+                name: "busy".into(),
+                topics: 1,
+                rate: 20.0,
+            },
+        ];
+        let s = TopicGroup::schedules(&groups, 7);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].0, s[0].1.topics, s[0].1.rate), (0, 3, 0.5));
+        assert_eq!((s[1].0, s[1].1.topics, s[1].1.rate), (3, 1, 20.0));
+        assert!(s.iter().all(|(_, sc)| sc.start_epoch_us == 7));
     }
 }

@@ -35,7 +35,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use protocol::Schedule;
-use protocol::schedule::{Slot, topic_index, topic_name};
+use protocol::schedule::{Slot, TopicGroup, topic_index, topic_name};
 use slab::Slab;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,12 @@ use crate::direct::FanoutCounters;
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     /// The open-loop schedule: rate per topic, number of topics, start epoch.
+    /// With `groups`, only its start epoch applies (its `topics` should be
+    /// the groups' total, which `/stats` reports).
     pub schedule: Schedule,
+    /// Topic groups, each a range of topics with its own rate (see
+    /// [`TopicGroup`]); empty: one group of `schedule.topics` at `schedule.rate`.
+    pub groups: Vec<TopicGroup>,
     /// Size of each event's `data` filler, in bytes (default 64).
     pub payload_bytes: usize,
     /// Events kept per topic for resuming clients (default 1024; at least 1 is kept).
@@ -70,6 +75,19 @@ impl Default for HubConfig {
             payload_bytes: 64,
             history: 1024,
             event_type: None,
+            groups: Vec::new(),
+        }
+    }
+}
+
+impl HubConfig {
+    /// Each topic group's schedule with the index of its first topic: the
+    /// groups', or the one of `schedule` when there are none.
+    pub fn schedules(&self) -> Vec<(u32, Schedule)> {
+        if self.groups.is_empty() {
+            vec![(0, self.schedule)]
+        } else {
+            TopicGroup::schedules(&self.groups, self.schedule.start_epoch_us)
         }
     }
 }
@@ -170,9 +188,10 @@ pub struct Hub {
     history: usize,
     topics: Box<[Topic]>,
     payload: String,
-    /// Global sequence number the generator starts at (decided at creation,
+    /// Per topic group: the index of its first topic, its schedule, and the
+    /// global sequence number its generator starts at (decided at creation,
     /// so every topic's live edge is known before the first event).
-    start_seq: u64,
+    groups: Vec<(u32, Schedule, u64)>,
     events_generated: AtomicU64,
     events_published: AtomicU64,
     lag_sum_us: AtomicU64,
@@ -188,32 +207,39 @@ impl Hub {
     /// moment are absent, so a server restarted with the same start epoch
     /// continues the same ids.
     pub fn new(config: HubConfig) -> Self {
-        let schedule = config.schedule;
-        let start_seq = schedule.first_seq_at_or_after(protocol::now_us());
+        let now = protocol::now_us();
+        let groups: Vec<(u32, Schedule, u64)> = config
+            .schedules()
+            .into_iter()
+            .map(|(first, schedule)| (first, schedule, schedule.first_seq_at_or_after(now)))
+            .collect();
         let history = config.history.max(1);
-        let topics = (0..schedule.topics)
-            .map(|t| {
-                // The first id this topic will get is the one of its first slot
-                // at or after `start_seq`; the live edge is the id before it.
-                let first_id = Self::first_id_from(&schedule, t, start_seq);
-                let (latest, _) = watch::channel(first_id - 1);
-                Topic {
-                    name: topic_name(t),
-                    log: RwLock::new(Log {
-                        next_id: first_id,
-                        // Grows with use: thousands of idle topics cost nothing up front.
-                        events: VecDeque::new(),
-                    }),
-                    latest,
-                    sinks: Mutex::new(Slab::new()),
-                }
+        let topics = groups
+            .iter()
+            .flat_map(|&(first, schedule, start_seq)| {
+                (0..schedule.topics).map(move |t| {
+                    // The first id this topic will get is the one of its first slot
+                    // at or after `start_seq`; the live edge is the id before it.
+                    let first_id = Self::first_id_from(&schedule, t, start_seq);
+                    let (latest, _) = watch::channel(first_id - 1);
+                    Topic {
+                        name: topic_name(first + t),
+                        log: RwLock::new(Log {
+                            next_id: first_id,
+                            // Grows with use: thousands of idle topics cost nothing up front.
+                            events: VecDeque::new(),
+                        }),
+                        latest,
+                        sinks: Mutex::new(Slab::new()),
+                    }
+                })
             })
             .collect();
         Self {
             payload: protocol::encode::payload(config.payload_bytes),
             history,
             topics,
-            start_seq,
+            groups,
             config,
             events_generated: AtomicU64::new(0),
             events_published: AtomicU64::new(0),
@@ -342,9 +368,10 @@ impl Hub {
         id
     }
 
-    /// Appends one scheduled event to its topic's log and wakes its subscribers.
-    fn emit(&self, slot: Slot) {
-        self.append(slot.topic, slot.at_us, &self.payload);
+    /// Appends one scheduled event to its topic's log (`slot.topic` counted
+    /// from `first`, its group's first topic) and wakes its subscribers.
+    fn emit(&self, first: u32, slot: Slot) {
+        self.append(first + slot.topic, slot.at_us, &self.payload);
         self.events_generated.fetch_add(1, Ordering::Relaxed);
         let lag = protocol::now_us().saturating_sub(slot.at_us);
         self.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
@@ -426,18 +453,28 @@ impl Hub {
             .spawn(move || self.run_generator(&shutdown))
     }
 
-    /// The generator loop: sleeps until the next slot's scheduled time, then
-    /// emits every slot that is due. Open loop: it never waits for clients,
-    /// and after a stall it emits the missed slots at once, still stamped
-    /// with their scheduled times.
+    /// The generator loop: sleeps until the next slot's scheduled time (the
+    /// earliest over the topic groups), then emits every slot that is due in
+    /// every group. Open loop: it never waits for clients, and after a stall
+    /// it emits the missed slots at once, still stamped with their scheduled
+    /// times.
     fn run_generator(&self, shutdown: &CancellationToken) {
-        let schedule = self.config.schedule;
-        if !schedule.is_active() {
+        // Per active group: first topic, schedule, next sequence number.
+        let mut groups: Vec<(u32, Schedule, u64)> = self
+            .groups
+            .iter()
+            .copied()
+            .filter(|(_, schedule, _)| schedule.is_active())
+            .collect();
+        if groups.is_empty() {
             return;
         }
-        let mut seq = self.start_seq;
         while !shutdown.is_cancelled() {
-            let at_us = schedule.slot(seq).at_us;
+            let at_us = groups
+                .iter()
+                .map(|(_, schedule, seq)| schedule.slot(*seq).at_us)
+                .min()
+                .unwrap_or(u64::MAX);
             let now = protocol::now_us();
             if at_us > now {
                 // Re-read the system clock after every nap (clients measure
@@ -445,13 +482,15 @@ impl Hub {
                 std::thread::sleep(Duration::from_micros(at_us - now).min(MAX_NAP));
                 continue;
             }
-            loop {
-                let slot = schedule.slot(seq);
-                if slot.at_us > now {
-                    break;
+            for (first, schedule, seq) in &mut groups {
+                loop {
+                    let slot = schedule.slot(*seq);
+                    if slot.at_us > now {
+                        break;
+                    }
+                    self.emit(*first, slot);
+                    *seq += 1;
                 }
-                self.emit(slot);
-                seq += 1;
             }
         }
     }
@@ -471,12 +510,13 @@ mod tests {
             payload_bytes: 8,
             history,
             event_type: None,
+            groups: Vec::new(),
         })
     }
 
     fn emit_n(h: &Hub, n: u64) {
-        for seq in h.start_seq..h.start_seq + n {
-            h.emit(h.config.schedule.slot(seq));
+        for seq in h.groups[0].2..h.groups[0].2 + n {
+            h.emit(0, h.config.schedule.slot(seq));
         }
     }
 
@@ -532,8 +572,58 @@ mod tests {
         assert!((98..=101).contains(&live), "{live}");
         emit_n(&h, 2);
         assert_eq!(ids(&h, 1, 0, 100).0, vec![live + 1]);
-        let slot = h.config.schedule.slot(h.start_seq);
+        let slot = h.config.schedule.slot(h.groups[0].2);
         assert!(slot.at_us >= start + 9_000_000);
+    }
+
+    #[test]
+    fn topic_groups_run_their_own_rates_on_consecutive_topics() {
+        let start = protocol::now_us();
+        let h = Hub::new(HubConfig {
+            schedule: Schedule {
+                start_epoch_us: start,
+                rate: 0.0,
+                topics: 3,
+            },
+            payload_bytes: 8,
+            history: 100,
+            event_type: None,
+            groups: vec![
+                TopicGroup {
+                    name: "idle".into(),
+                    topics: 2,
+                    rate: 0.0,
+                },
+                TopicGroup {
+                    name: "hot".into(),
+                    topics: 1,
+                    rate: 1000.0,
+                },
+            ],
+        });
+        assert_eq!(h.topics(), 3);
+        assert_eq!(h.topic("t2"), Some(2));
+        let shutdown = CancellationToken::new();
+        let generator = Arc::new(h);
+        let thread = generator.clone().spawn_generator(shutdown.clone()).unwrap();
+        // 1,000 events/s on t2: a few dozen within a generous bound.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while generator.latest(2) < 20 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        shutdown.cancel();
+        thread.join().unwrap();
+        let hot = generator.latest(2);
+        assert!(hot >= 20, "the hot topic got {hot} events");
+        assert_eq!(
+            (generator.latest(0), generator.latest(1)),
+            (0, 0),
+            "rate 0: idle"
+        );
+        let mut out = Vec::new();
+        generator.read(2, 0, 1, &mut out);
+        let ev = protocol::Event::from_json(out[0].ws.as_str()).unwrap();
+        assert_eq!(ev.topic, "t2", "the group's topics keep their global names");
     }
 
     #[test]
@@ -544,7 +634,7 @@ mod tests {
         assert_eq!(h.publish(0, "hi \"there\"\n"), 2);
         assert_eq!(h.latest(0), 2);
         assert_eq!(h.latest(1), 1, "other topics are untouched");
-        h.emit(h.config.schedule.slot(h.start_seq + 2)); // t0's next slot
+        h.emit(0, h.config.schedule.slot(h.groups[0].2 + 2)); // t0's next slot
         assert_eq!(ids(&h, 0, 0, 100).0, vec![1, 2, 3]);
         let mut out = Vec::new();
         h.read(0, 1, 1, &mut out);

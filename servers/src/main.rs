@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use protocol::Schedule;
+use protocol::schedule::TopicGroup;
 use servers::{Buffers, HubConfig, Listeners, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,13 @@ struct Args {
     /// Number of topics, named t0, t1, ….
     #[arg(long, default_value_t = 1)]
     topics: u32,
+    /// A group of topics with its own rate, NAME:COUNT:RATE (e.g.
+    /// idle:1900:0.033); repeat for more groups. The groups take consecutive
+    /// topics (the first t0…t{COUNT-1}, the next from there) and replace
+    /// --topics and --rate [default: none].
+    #[arg(long, value_name = "NAME:COUNT:RATE", value_parser = parse_topic_group,
+          conflicts_with_all = ["topics", "rate"])]
+    topic_group: Vec<TopicGroup>,
     /// Size of each event's data filler, in bytes.
     #[arg(long, default_value_t = 64)]
     payload_bytes: usize,
@@ -109,6 +117,18 @@ impl Args {
         if self.topics == 0 {
             bail!("--topics must be at least 1");
         }
+        let mut total_topics = 0u32;
+        for (i, g) in self.topic_group.iter().enumerate() {
+            if self.topic_group[..i].iter().any(|h| h.name == g.name) {
+                bail!(
+                    "--topic-group names `{}` twice: group names must differ",
+                    g.name
+                );
+            }
+            total_topics = total_topics
+                .checked_add(g.topics)
+                .with_context(|| format!("--topic-group: more than {} topics in all", u32::MAX))?;
+        }
         if self.history == 0 {
             bail!("--history must be at least 1");
         }
@@ -144,11 +164,22 @@ impl Args {
             .map_err(anyhow::Error::msg)?;
         Ok(ServerConfig {
             hub: HubConfig {
+                // With groups, the schedule's own rate is unused; its topics
+                // are the groups' total, which /stats reports.
                 schedule: Schedule {
                     start_epoch_us: self.start_epoch_us.unwrap_or_else(protocol::now_us),
-                    rate: self.rate,
-                    topics: self.topics,
+                    rate: if self.topic_group.is_empty() {
+                        self.rate
+                    } else {
+                        0.0
+                    },
+                    topics: if self.topic_group.is_empty() {
+                        self.topics
+                    } else {
+                        total_topics
+                    },
                 },
+                groups: self.topic_group.clone(),
                 payload_bytes: self.payload_bytes,
                 history: self.history,
                 event_type: self.event_type.clone(),
@@ -201,6 +232,40 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Parses `--topic-group NAME:COUNT:RATE`.
+fn parse_topic_group(spec: &str) -> Result<TopicGroup, String> {
+    let bad =
+        |why: &str| format!("expected NAME:COUNT:RATE (e.g. idle:1900:0.033), {why}, got {spec:?}");
+    let mut parts = spec.split(':');
+    let (Some(name), Some(count), Some(rate), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("three fields"));
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !name_ok {
+        return Err(bad("NAME of letters, digits, `-` or `_`"));
+    }
+    let topics: u32 = count
+        .parse()
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| bad("COUNT at least 1"))?;
+    let rate: f64 = rate
+        .parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| bad("RATE a finite number >= 0"))?;
+    Ok(TopicGroup {
+        name: name.to_string(),
+        topics,
+        rate,
+    })
+}
+
 /// Cancels `shutdown` at the first SIGINT or SIGTERM.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -216,4 +281,54 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_groups_parse_and_bad_ones_say_what_is_expected() {
+        let g = parse_topic_group("idle:1900:0.033").unwrap();
+        assert_eq!((g.name.as_str(), g.topics, g.rate), ("idle", 1900, 0.033));
+        for bad in [
+            "idle:0:1",
+            "idle:2",
+            "i dle:2:1",
+            "idle:2:-1",
+            "idle:2:1:3",
+            ":2:1",
+        ] {
+            let e = parse_topic_group(bad).unwrap_err();
+            assert!(e.contains("NAME:COUNT:RATE") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn topic_groups_replace_topics_and_rate_and_must_differ_by_name() {
+        let args = Args::try_parse_from([
+            "push-server",
+            "--topic-group",
+            "idle:3:0.5",
+            "--topic-group",
+            "hot:1:20",
+        ])
+        .unwrap();
+        let c = args.config().unwrap();
+        assert_eq!(c.hub.schedule.topics, 4, "the groups' total");
+        assert_eq!(c.hub.groups.len(), 2);
+        assert!(
+            Args::try_parse_from(["push-server", "--topic-group", "a:1:1", "--rate", "3"]).is_err()
+        );
+        let twice = Args::try_parse_from([
+            "push-server",
+            "--topic-group",
+            "a:1:1",
+            "--topic-group",
+            "a:2:1",
+        ])
+        .unwrap();
+        let e = twice.config().unwrap_err().to_string();
+        assert!(e.contains("`a` twice"), "{e}");
+    }
 }

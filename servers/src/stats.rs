@@ -246,6 +246,10 @@ pub struct ConfigSnapshot {
     pub rate: f64,
     /// Number of topics.
     pub topics: u32,
+    /// Topic groups with their own rates (`--topic-group`); absent when the
+    /// server runs one `rate` on all `topics`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topic_groups: Vec<protocol::schedule::TopicGroup>,
     /// Payload filler size, bytes.
     pub payload_bytes: usize,
     /// Events kept per topic.
@@ -350,6 +354,7 @@ impl StatsSnapshot {
             config: ConfigSnapshot {
                 rate: cfg.hub.schedule.rate,
                 topics: cfg.hub.schedule.topics,
+                topic_groups: cfg.hub.groups.clone(),
                 payload_bytes: cfg.hub.payload_bytes,
                 history: cfg.hub.history,
                 start_epoch_us: cfg.hub.schedule.start_epoch_us,

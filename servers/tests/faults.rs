@@ -102,6 +102,7 @@ fn config(rate: f64, payload_bytes: usize) -> ServerConfig {
             payload_bytes,
             history: 1024,
             event_type: None,
+            groups: Vec::new(),
         },
         admin_token: Some(TOKEN.to_string()),
         ..ServerConfig::default()

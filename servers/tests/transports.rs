@@ -112,6 +112,7 @@ fn config(rate: f64) -> ServerConfig {
             payload_bytes: PAYLOAD,
             history: 1024,
             event_type: None,
+            groups: Vec::new(),
         },
         ..ServerConfig::default()
     }

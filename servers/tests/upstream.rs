@@ -44,6 +44,7 @@ impl Server {
                 payload_bytes: 8,
                 history: 4096,
                 event_type: None,
+                groups: Vec::new(),
             },
             ..ServerConfig::default()
         };
