@@ -161,6 +161,12 @@ pub struct ScenarioArgs {
     /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
     #[arg(long, value_name = "N")]
     pub topics: Option<u32>,
+    /// push-server's fan-out to SSE, WebSocket and raw-TCP connections:
+    /// direct (the appender writes each event to every caught-up socket in
+    /// one loop) or tasks (every event wakes every subscriber's task)
+    /// [default: direct].
+    #[arg(long, value_name = "MODE")]
+    pub fanout: Option<protocol::Fanout>,
     /// Chat: how many of the clients also send messages on their topic;
     /// needs --rate 0 and no tcp transport [default: 0, none].
     #[arg(long, value_name = "N")]
@@ -217,6 +223,7 @@ impl ScenarioArgs {
             ("--warmup", dur(&self.warmup)),
             ("--poll-interval", dur(&self.poll_interval)),
             ("--topics", self.topics.map(|v| v.to_string())),
+            ("--fanout", self.fanout.map(|v| v.as_str().to_string())),
             ("--senders", self.senders.map(|v| v.to_string())),
             ("--send-rate", self.send_rate.map(|v| v.to_string())),
             (
@@ -291,6 +298,7 @@ impl ScenarioArgs {
             warmup: self.warmup,
             poll_interval: self.poll_interval,
             topics: self.topics,
+            fanout: self.fanout,
             senders: self.senders,
             send_rate: self.send_rate,
             faults: if self.faults.is_empty() {

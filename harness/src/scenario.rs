@@ -112,6 +112,8 @@ scenario_fields! {
     idle_timeout: Duration,
     /// SSE `retry:` value the server sends once per stream, ms.
     retry_ms: u64,
+    /// push-server's fan-out (`direct` or `tasks`, its `--fanout`).
+    fanout: protocol::Fanout,
     /// Server keep-alive (SSE comment, WebSocket ping) after this much silence.
     #[serde(with = "humantime_serde")]
     keepalive: Duration,

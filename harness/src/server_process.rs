@@ -81,6 +81,8 @@ pub struct ServerSpec {
     pub event_type: Option<String>,
     /// SSE `retry:` value, ms.
     pub retry_ms: u64,
+    /// push-server's `--fanout`.
+    pub fanout: protocol::Fanout,
     /// Keep-alive interval while idle.
     pub keepalive: Duration,
     /// Longest long-poll hold the server grants.
@@ -112,6 +114,7 @@ impl ServerSpec {
             history: s.history,
             event_type: s.event_type.clone(),
             retry_ms: s.retry_ms,
+            fanout: s.fanout,
             keepalive: s.keepalive,
             max_longpoll_timeout: s.longpoll_timeout,
             tcp: false,
@@ -152,6 +155,7 @@ impl ServerSpec {
         flag("--payload-bytes", self.payload_bytes.to_string());
         flag("--history", self.history.to_string());
         flag("--retry-ms", self.retry_ms.to_string());
+        flag("--fanout", self.fanout.as_str().to_string());
         flag("--keepalive", fmt_duration(self.keepalive));
         flag(
             "--max-longpoll-timeout",

@@ -21,7 +21,7 @@ pub mod transport;
 
 pub use event::{Event, PollResponse};
 pub use schedule::Schedule;
-pub use transport::TransportKind;
+pub use transport::{Fanout, TransportKind};
 
 /// Microseconds since the Unix epoch, from the system clock.
 ///

@@ -108,6 +108,40 @@ impl FromStr for TransportKind {
     }
 }
 
+/// How push-server's hub gets events to its streaming connections
+/// (SSE, WebSocket, raw TCP): push-server's `--fanout`, pushbench's `fanout` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fanout {
+    /// The appender writes each event to every caught-up socket itself; a
+    /// connection's task only runs to catch up, keep alive or end.
+    #[default]
+    Direct,
+    /// Every event wakes every subscriber's task, which writes what it owes.
+    Tasks,
+}
+
+impl Fanout {
+    /// The name used by `--fanout` and `/stats`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fanout::Direct => "direct",
+            Fanout::Tasks => "tasks",
+        }
+    }
+}
+
+impl std::str::FromStr for Fanout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "direct" => Ok(Fanout::Direct),
+            "tasks" => Ok(Fanout::Tasks),
+            other => Err(format!("expected `direct` or `tasks`, got {other:?}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

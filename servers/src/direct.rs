@@ -46,47 +46,16 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Poll;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 use crate::hub::EncodedEvent;
 use crate::net::ByteCounters;
 
-/// How events go from the hub to streaming connections (`--fanout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fanout {
-    /// The appender writes each event to every caught-up socket itself; a
-    /// connection's task only runs to catch up, keep alive or end.
-    #[default]
-    Direct,
-    /// Every event wakes every subscriber's task, which writes what it owes.
-    Tasks,
-}
-
-impl Fanout {
-    /// The name used by `--fanout` and `/stats`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fanout::Direct => "direct",
-            Fanout::Tasks => "tasks",
-        }
-    }
-}
-
-impl std::str::FromStr for Fanout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "direct" => Ok(Fanout::Direct),
-            "tasks" => Ok(Fanout::Tasks),
-            other => Err(format!("expected `direct` or `tasks`, got {other:?}")),
-        }
-    }
-}
+pub use protocol::Fanout;
 
 /// Which pre-encoded frame of an event a connection's socket takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +75,53 @@ impl Framing {
             Framing::Ws => &event.ws_frame,
             Framing::Tcp => &event.tcp,
         }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Events fanned out together: contiguous ids of one topic, oldest first.
+/// Each framing's bytes of the whole batch are built once, when the first
+/// socket needs them, and shared by every socket.
+#[derive(Debug)]
+pub(crate) struct Batch<'a> {
+    events: &'a [Arc<EncodedEvent>],
+    joined: [OnceLock<Bytes>; 3],
+}
+
+impl<'a> Batch<'a> {
+    /// A batch of `events` (not empty; contiguous ids).
+    pub(crate) fn new(events: &'a [Arc<EncodedEvent>]) -> Self {
+        Self {
+            events,
+            joined: Default::default(),
+        }
+    }
+
+    fn first_id(&self) -> u64 {
+        self.events.first().map_or(0, |e| e.id)
+    }
+
+    fn last_id(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.id)
+    }
+
+    /// The batch in `framing`: one event's own bytes, or all of them joined.
+    fn bytes(&self, framing: Framing) -> Bytes {
+        if let [one] = self.events {
+            return framing.bytes(one).clone();
+        }
+        self.joined[framing.index()]
+            .get_or_init(|| {
+                let mut out = BytesMut::new();
+                for e in self.events {
+                    out.extend_from_slice(framing.bytes(e));
+                }
+                out.freeze()
+            })
+            .clone()
     }
 }
 
@@ -290,9 +306,9 @@ impl Sink {
         (total, Poll::Ready(Ok(())))
     }
 
-    /// Offers `event` to this connection (called by the appender, for
-    /// every subscriber of the event's topic).
-    pub(crate) fn offer(&self, event: &EncodedEvent, counters: &FanoutCounters) {
+    /// Offers `batch` to this connection (called by the appender, for
+    /// every subscriber of the batch's topic).
+    pub(crate) fn offer(&self, batch: &Batch<'_>, counters: &FanoutCounters) {
         let mut st = self.lock();
         let reached = match st.mode {
             Mode::Off => return,
@@ -301,8 +317,8 @@ impl Sink {
                 self.wake.notify_one();
                 return;
             }
-            Mode::Parked(c) if c + 1 == event.id => {
-                let frame = st.framing.bytes(event).clone();
+            Mode::Parked(c) if c + 1 == batch.first_id() => {
+                let frame = batch.bytes(st.framing);
                 match send_nonblocking(st.fd, &frame) {
                     Ok(n) if n > 0 => {
                         if let Some(bytes) = &st.counters {
@@ -311,13 +327,13 @@ impl Sink {
                         st.written += 1;
                         counters.direct_writes.fetch_add(1, Ordering::Relaxed);
                         if n == frame.len() {
-                            st.mode = Mode::Parked(event.id);
+                            st.mode = Mode::Parked(batch.last_id());
                             return;
                         }
-                        // The event counts as written: the socket writes
-                        // its rest before anything else.
+                        // The events count as written: the socket writes
+                        // their rest before anything else.
                         st.pending = frame.slice(n..);
-                        event.id
+                        batch.last_id()
                     }
                     // A full buffer or a failure: the task writes (or finds
                     // the error) itself.
@@ -388,6 +404,14 @@ mod tests {
         }
     }
 
+    fn offer(sink: &Sink, events: &[EncodedEvent], fan: &FanoutCounters) {
+        let events: Vec<Arc<EncodedEvent>> = events
+            .iter()
+            .map(|e| Arc::new(event(e.id, e.tcp.len())))
+            .collect();
+        sink.offer(&Batch::new(&events), fan);
+    }
+
     fn park(sink: &Sink, at: u64) {
         sink.request_park(at);
         sink.flushed();
@@ -405,36 +429,40 @@ mod tests {
         assert!(sink.start(Framing::Tcp));
 
         // Busy: the task writes; the appender only notifies.
-        sink.offer(&event(1, 3), &fan);
+        offer(&sink, &[event(1, 3)], &fan);
         assert!(drain(&mut b).is_empty());
         // A park takes effect only at the flush.
         sink.request_park(1);
-        sink.offer(&event(2, 3), &fan);
+        offer(&sink, &[event(2, 3)], &fan);
         assert!(drain(&mut b).is_empty());
         assert_eq!(sink.take_back(), (Some(1), false));
         park(&sink, 2);
-        sink.offer(&event(3, 3), &fan);
-        sink.offer(&event(4, 3), &fan);
+        offer(&sink, &[event(3, 3)], &fan);
+        offer(&sink, &[event(4, 3)], &fan);
         assert_eq!(drain(&mut b), [3, 3, 3, 4, 4, 4]);
         assert_eq!(fan.direct_writes.load(Ordering::Relaxed), 2);
         assert_eq!(bytes.bytes_out.load(Ordering::Relaxed), 6);
-        // A gap (5 is missing) hands the socket back at the last id written.
-        sink.offer(&event(6, 3), &fan);
+        // A batch (a generator catching up) goes in one write.
+        offer(&sink, &[event(5, 2), event(6, 1)], &fan);
+        assert_eq!(drain(&mut b), [5, 5, 6]);
+        assert_eq!(fan.direct_writes.load(Ordering::Relaxed), 3);
+        // A gap (7 is missing) hands the socket back at the last id written.
+        offer(&sink, &[event(8, 3)], &fan);
         assert!(drain(&mut b).is_empty());
-        assert_eq!(sink.take_back(), (Some(4), true));
+        assert_eq!(sink.take_back(), (Some(6), true));
         assert_eq!(fan.handoffs.load(Ordering::Relaxed), 1);
         // A write by the protocol library takes a parked socket back too.
-        park(&sink, 6);
+        park(&sink, 8);
         assert!(matches!(
             sink.write_pending(true, |_| unreachable!("nothing pending")),
             (0, Poll::Ready(Ok(())))
         ));
-        sink.offer(&event(7, 3), &fan);
+        offer(&sink, &[event(9, 3)], &fan);
         assert!(drain(&mut b).is_empty());
         // Closed: never written again.
         sink.close();
-        park(&sink, 7);
-        sink.offer(&event(8, 3), &fan);
+        park(&sink, 9);
+        offer(&sink, &[event(10, 3)], &fan);
         assert!(drain(&mut b).is_empty());
         assert_eq!(sink.take_back(), (None, false));
     }
@@ -450,8 +478,7 @@ mod tests {
         assert!(sink.start(Framing::Tcp));
         park(&sink, 1);
         // Far larger than a socket buffer: the kernel takes part of it.
-        let big = event(2, 4 << 20);
-        sink.offer(&big, &fan);
+        offer(&sink, &[event(2, 4 << 20)], &fan);
         assert_eq!(fan.handoffs.load(Ordering::Relaxed), 1);
         // The task resumes after 2 (it counts as written)…
         assert_eq!(sink.take_back(), (Some(2), true));

@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::conns::ConnHandle;
-use crate::direct::FanoutCounters;
+use crate::direct::{Batch, FanoutCounters};
 
 /// What the generator produces.
 #[derive(Debug, Clone)]
@@ -370,12 +370,17 @@ impl Hub {
 
     /// Appends one scheduled event to its topic's log (`slot.topic` counted
     /// from `first`, its group's first topic) and wakes its subscribers.
-    fn emit(&self, first: u32, slot: Slot) {
-        self.append(first + slot.topic, slot.at_us, &self.payload);
+    /// Appends one scheduled event to its topic's log and wakes the
+    /// topic's waiting tasks; the caller fans it out to direct-write
+    /// sockets ([`Hub::fan_out`]), possibly together with later events.
+    fn emit(&self, first: u32, slot: Slot) -> (u32, Arc<EncodedEvent>) {
+        let topic = first + slot.topic;
+        let (_, event) = self.append_only(topic, slot.at_us, &self.payload);
         self.events_generated.fetch_add(1, Ordering::Relaxed);
         let lag = protocol::now_us().saturating_sub(slot.at_us);
         self.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
         self.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+        (topic, event)
     }
 
     /// The one append path of the generator and of publishers: the id is
@@ -386,7 +391,13 @@ impl Hub {
     /// restarted server continues them); each published event shifts the
     /// later generated ids of its topic by one.
     fn append(&self, topic: u32, at_us: u64, data: &str) -> u64 {
-        let index = topic;
+        let (id, event) = self.append_only(topic, at_us, data);
+        self.fan_out(topic, std::slice::from_ref(&event));
+        id
+    }
+
+    /// [`Hub::append`] without the direct fan-out.
+    fn append_only(&self, topic: u32, at_us: u64, data: &str) -> (u64, Arc<EncodedEvent>) {
         let topic = &self.topics[topic as usize];
         let event_type = self.config.event_type.as_deref();
         let (id, event) = {
@@ -413,15 +424,15 @@ impl Hub {
             }
             newer
         });
-        self.fan_out(index, &event);
-        id
+        (id, event)
     }
 
-    /// Offers a new event to every direct-write subscriber of its topic:
-    /// parked sockets get it written now, the others' tasks are notified
+    /// Offers new events (contiguous ids of one topic, oldest first) to
+    /// every direct-write subscriber of the topic: parked sockets get them
+    /// written now, in one write, the others' tasks are notified
     /// ([`crate::direct`]). The subscriber list is copied out of its lock
     /// first, so connecting and disconnecting never wait for a broadcast.
-    fn fan_out(&self, topic: u32, event: &EncodedEvent) {
+    fn fan_out(&self, topic: u32, events: &[Arc<EncodedEvent>]) {
         let sinks: Vec<Arc<ConnHandle>> = {
             let sinks = self.sinks(topic);
             if sinks.is_empty() {
@@ -429,8 +440,9 @@ impl Hub {
             }
             sinks.iter().map(|(_, conn)| conn.clone()).collect()
         };
+        let batch = Batch::new(events);
         for conn in &sinks {
-            conn.sink().offer(event, &self.fanout);
+            conn.sink().offer(&batch, &self.fanout);
         }
     }
 
@@ -482,15 +494,27 @@ impl Hub {
                 std::thread::sleep(Duration::from_micros(at_us - now).min(MAX_NAP));
                 continue;
             }
+            // Every due slot enters its log first, then each topic's new
+            // events are fanned out together: a generator that fell behind
+            // (a fan-out longer than the interval, a starved core) writes
+            // each socket what it owes in one write, as a task would, and
+            // catches up instead of paying a full fan-out per late event.
+            let mut due: Vec<(u32, Arc<EncodedEvent>)> = Vec::new();
             for (first, schedule, seq) in &mut groups {
                 loop {
                     let slot = schedule.slot(*seq);
                     if slot.at_us > now {
                         break;
                     }
-                    self.emit(*first, slot);
+                    due.push(self.emit(*first, slot));
                     *seq += 1;
                 }
+            }
+            // Stable: each topic's events stay in id order.
+            due.sort_by_key(|(topic, _)| *topic);
+            for run in due.chunk_by(|a, b| a.0 == b.0) {
+                let events: Vec<Arc<EncodedEvent>> = run.iter().map(|(_, e)| e.clone()).collect();
+                self.fan_out(run[0].0, &events);
             }
         }
     }
