@@ -711,11 +711,18 @@ mod tests {
         assert!(joined.contains("--payload-bytes 64"), "{joined}");
         assert!(joined.contains("--keepalive 15s"), "{joined}");
         assert!(joined.contains("--event-type status"), "{joined}");
+        assert!(joined.contains("--fanout direct"), "{joined}");
         assert!(!joined.contains("--tcp-listen"), "{joined}");
         assert!(!joined.contains("--topic-group"), "{joined}");
         let mut spec = ServerSpec::from_scenario(&s, 1);
         spec.tcp = true;
         assert!(spec.args().join(" ").contains("--tcp-listen 127.0.0.1:0"));
+        let tasks = Scenario {
+            fanout: protocol::Fanout::Tasks,
+            ..Scenario::default()
+        };
+        let args = ServerSpec::from_scenario(&tasks, 1).args().join(" ");
+        assert!(args.contains("--fanout tasks"), "{args}");
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //!   `watch` holds only the newest value, so a connection that was busy when
 //!   several events arrived wakes once and takes them all in one read
 //!   ([`Hub::read`]): no per-event wake per client, and one write per wake.
+//! - **Direct fan-out** (the default, [`crate::direct`]): streaming
+//!   connections that are caught up are not woken at all; whoever appends
+//!   writes the event to their sockets itself, one `send` each, and the
+//!   generator fans out everything that was due at once in one write per
+//!   socket; a task the appender must hand a socket back to is woken
+//!   through its own connection. The `watch` then wakes only long polls
+//!   (and every streaming task with `--fanout tasks`).
 //!
 //! - **Publishing** ([`Hub::publish`]): `POST /publish` and WebSocket
 //!   upstream messages append to the same log through the same path as the
