@@ -175,10 +175,11 @@ impl Default for Sink {
     }
 }
 
-/// Server-wide direct fan-out counters (`/stats` `fanout`).
+/// Server-wide direct fan-out counters (`/stats` `direct_writes`, `direct_handoffs`).
 #[derive(Debug, Default)]
 pub struct FanoutCounters {
-    /// Events written by an appender straight to a parked socket.
+    /// Events written by an appender straight to a parked socket (an event
+    /// per socket; a catching-up batch counts each of its events).
     pub direct_writes: AtomicU64,
     /// Times an appender handed a socket back to its task (a gap, a full
     /// socket buffer, a partial write or an error).
@@ -325,7 +326,9 @@ impl Sink {
                             bytes.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
                         }
                         st.written += 1;
-                        counters.direct_writes.fetch_add(1, Ordering::Relaxed);
+                        counters
+                            .direct_writes
+                            .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
                         if n == frame.len() {
                             st.mode = Mode::Parked(batch.last_id());
                             return;
@@ -445,7 +448,7 @@ mod tests {
         // A batch (a generator catching up) goes in one write.
         offer(&sink, &[event(5, 2), event(6, 1)], &fan);
         assert_eq!(drain(&mut b), [5, 5, 6]);
-        assert_eq!(fan.direct_writes.load(Ordering::Relaxed), 3);
+        assert_eq!(fan.direct_writes.load(Ordering::Relaxed), 4);
         // A gap (7 is missing) hands the socket back at the last id written.
         offer(&sink, &[event(8, 3)], &fan);
         assert!(drain(&mut b).is_empty());

@@ -510,7 +510,8 @@ impl Hub {
             for (first, schedule, seq) in &mut groups {
                 loop {
                     let slot = schedule.slot(*seq);
-                    if slot.at_us > now {
+                    // A generator far behind stops promptly too.
+                    if slot.at_us > now || shutdown.is_cancelled() {
                         break;
                     }
                     due.push(self.emit(*first, slot));

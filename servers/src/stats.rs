@@ -192,8 +192,8 @@ pub struct StatsSnapshot {
     /// Connections aborted by `POST /admin/drop`.
     #[serde(default)]
     pub admin_dropped: u64,
-    /// Events written straight to a parked socket by the appender (direct
-    /// fan-out; 0 with `fanout = "tasks"`).
+    /// Deliveries written straight to a parked socket by the appender (one
+    /// per event per socket; direct fan-out only, 0 with `fanout = "tasks"`).
     #[serde(default)]
     pub direct_writes: u64,
     /// Times the appender handed a socket back to its task (a full socket
