@@ -371,10 +371,8 @@ impl CountingStream {
             .sink()
             .write_pending(taking, |buf| Pin::new(&mut *inner).poll_write(cx, buf));
         if written > 0 {
-            self.counters
-                .bytes_out
-                .fetch_add(written as u64, Ordering::Relaxed);
-            self.stall.progress();
+            // Counted and disarming the stall bound like any write.
+            let _ = self.stall_check(Poll::Ready(Ok(written)), cx);
         }
         match res {
             Poll::Pending => self.stall_check(Poll::Pending, cx).map_ok(|_| ()),

@@ -6,7 +6,9 @@
 //! The cursor, wakeups, keep-alive clock and end conditions are the shared
 //! `Feed` (`feed.rs`); each wake-up concatenates everything owed into one
 //! chunk (one write), and a single owed frame is sent as the shared bytes
-//! themselves, uncopied.
+//! themselves, uncopied. With direct fan-out (the default) a caught-up
+//! stream is not woken at all: the appender writes each event's frame as
+//! the HTTP/1.1 chunk hyper would have written ([`crate::direct`]).
 //! axum's `Sse` type is not used because it re-encodes every event per
 //! client.
 //!

@@ -304,8 +304,8 @@ pub struct BuffersSnapshot {
 }
 
 /// What [`BuffersSnapshot::tcp_write`] says.
-pub const TCP_WRITE: &str =
-    "one vectored write of the shared frames per wake-up, no user-space buffer";
+pub const TCP_WRITE: &str = "one vectored write of the shared frames per wake-up (with direct \
+     fan-out, caught-up sockets get one send per event from the appender), no user-space buffer";
 
 impl StatsSnapshot {
     /// Reads every counter of `state` now.

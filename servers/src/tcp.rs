@@ -15,7 +15,9 @@
 //! `TCP_NODELAY`, counted bytes), the same cursor and wakeups (`feed.rs`),
 //! and each wake-up writes the pre-encoded frames it owes with one
 //! vectored write (up to 64 frames per system call), copying nothing into a
-//! user-space buffer.
+//! user-space buffer. With direct fan-out (the default) a caught-up stream
+//! is not woken: the appender sends it each frame itself, exactly as it
+//! does for SSE and WebSocket ([`crate::direct`]).
 //!
 //! The stream ends when the server shuts down or at [`stream_max_age`]: the
 //! server closes the connection (so it, not the client, holds TIME_WAIT)

@@ -6,7 +6,9 @@
 //! few large writes.
 //!
 //! The cursor, wakeups, keep-alive clock and end conditions are the shared
-//! `Feed` (`feed.rs`).
+//! `Feed` (`feed.rs`). With direct fan-out (the default) a caught-up
+//! connection is not woken: the appender sends it each event as a text
+//! frame encoded once, by tungstenite, for every connection ([`crate::direct`]).
 //!
 //! Buffers are stated, not defaulted ([`Buffers`](crate::Buffers)), because
 //! tungstenite's defaults cost about 134 KB per connection (its 128 KiB read
