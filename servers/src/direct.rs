@@ -36,9 +36,12 @@
 //!   stream stays well-formed), or an error (the task's own write finds it).
 //! - **Off**: the stream ended or the socket is closing; nothing is written.
 //!
-//! Any write through the socket (a tungstenite pong, the end of the body)
-//! takes a parked sink back to Busy first, so direct writes never
-//! interleave with a protocol library's. The descriptor is only written
+//! Any write through the socket (a tungstenite pong to a client's ping, a
+//! Close or error reply, the end of the body) takes a parked sink back
+//! first, so direct writes never interleave with a protocol library's. It
+//! is handed back *at the cursor the direct writes reached*, and the task
+//! is woken to take it: nothing a client sends (and the server answers)
+//! can move, reset or replay a connection's cursor. The descriptor is only written
 //! under the sink's lock, and the socket switches the sink Off under that
 //! lock before the descriptor is closed, so a direct write can never reach
 //! a closed (or reused) descriptor.
@@ -287,8 +290,13 @@ impl Sink {
             return (0, Poll::Ready(Ok(())));
         }
         let mut st = self.lock();
-        if taking && let Mode::Parked(_) = st.mode {
-            st.mode = Mode::Busy;
+        if taking && let Mode::Parked(c) = st.mode {
+            // The cursor direct writes reached is the task's to resume
+            // from: a protocol library writing (a pong to a client's ping,
+            // a Close reply, an error reply) must not lose it, or the task
+            // would replay every event written directly since it parked.
+            st.mode = Mode::Handed(c);
+            self.wake.notify_one();
         }
         let mut total = 0;
         while !st.pending.is_empty() {
@@ -456,16 +464,21 @@ mod tests {
         assert_eq!(fan.handoffs.load(Ordering::Relaxed), 1);
         // A write by the protocol library takes a parked socket back too.
         park(&sink, 8);
+        offer(&sink, &[event(9, 3)], &fan);
+        assert_eq!(drain(&mut b), [9, 9, 9]);
         assert!(matches!(
             sink.write_pending(true, |_| unreachable!("nothing pending")),
             (0, Poll::Ready(Ok(())))
         ));
-        offer(&sink, &[event(9, 3)], &fan);
+        offer(&sink, &[event(10, 3)], &fan);
         assert!(drain(&mut b).is_empty());
+        // …at the cursor the direct writes reached (a pong to a client's
+        // ping once lost it, and the task replayed from where it parked).
+        assert_eq!(sink.take_back(), (Some(9), true));
         // Closed: never written again.
         sink.close();
-        park(&sink, 9);
-        offer(&sink, &[event(10, 3)], &fan);
+        park(&sink, 10);
+        offer(&sink, &[event(11, 3)], &fan);
         assert!(drain(&mut b).is_empty());
         assert_eq!(sink.take_back(), (None, false));
     }

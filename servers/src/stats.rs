@@ -31,6 +31,7 @@ pub struct Stats {
     req_tcp: AtomicU64,
     req_bad: AtomicU64,
     ws_messages_in: AtomicU64,
+    ws_messages_refused: AtomicU64,
     slow_backlog: AtomicU64,
     admin_dropped: AtomicU64,
 }
@@ -101,6 +102,12 @@ impl Stats {
     /// Counts a message a WebSocket client sent us.
     pub(crate) fn ws_message_in(&self) {
         self.ws_messages_in.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a WebSocket message that was not an upstream event (answered
+    /// with an `{"error":…}` message; the subscription goes on).
+    pub(crate) fn ws_message_refused(&self) {
+        self.ws_messages_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a connection closed because its client fell further behind
@@ -176,6 +183,17 @@ pub struct StatsSnapshot {
     pub connections_open: u64,
     /// Messages received from WebSocket clients.
     pub ws_messages_in: u64,
+    /// Of `ws_messages_in`, those that were not `{"data":"…"}` (stray text,
+    /// binary): each was answered with `{"error":"…"}` and the connection
+    /// kept its subscription.
+    #[serde(default)]
+    pub ws_messages_refused: u64,
+    /// CPU time this server process has used (user + system, all threads),
+    /// in nanoseconds, from `CLOCK_PROCESS_CPUTIME_ID`: the harness takes
+    /// CPU per event from this rather than from `/proc`'s 10 ms ticks.
+    /// Absent (0) from servers that do not report it.
+    #[serde(default)]
+    pub process_cpu_ns: u64,
     /// Events published by clients (`POST /publish` and WebSocket upstream
     /// messages), all topics; not counted in `events_generated`.
     #[serde(default)]
@@ -345,6 +363,8 @@ impl StatsSnapshot {
             accept_errors: load(&s.bytes.accept_errors),
             connections_open: load(&s.bytes.open),
             ws_messages_in: load(&s.ws_messages_in),
+            ws_messages_refused: load(&s.ws_messages_refused),
+            process_cpu_ns: process_cpu_ns(),
             published: hub.events_published(),
             closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
             closed_slow_backlog: load(&s.slow_backlog),
@@ -377,6 +397,22 @@ impl StatsSnapshot {
             },
         }
     }
+}
+
+/// CPU time used by this process so far (every thread, user and system),
+/// nanoseconds; 0 if the clock cannot be read.
+pub fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// [`ConfigSnapshot::fanout`] of a server that does not report it.

@@ -21,10 +21,16 @@
 //! text message is the upstream path: `{"data":"…"}`, as the body of
 //! `POST /publish`, is published on the socket's topic (every subscriber of
 //! the topic gets it, this one included; [`Hub::publish`](crate::Hub::publish)
-//! stamps it with its receipt time). A Close is answered and ends the task,
-//! and a peer that breaks the protocol is closed with the matching code
-//! (1002 protocol error, 1003 a binary message, 1007 invalid UTF-8 or a text
-//! message that is not `{"data":"…"}`, 1009 too big). While idle the
+//! stamps it with its receipt time). A Close is answered and ends the task.
+//!
+//! Unexpected messages lose nothing: a text message that is not
+//! `{"data":"…"}` (a greeting, a client's own protocol) and a binary message
+//! are answered on the same socket with one text message
+//! `{"error":"<one-line reason>"}` (never an event: it has no `id`), and
+//! the subscription goes on. Close codes are kept for real RFC 6455
+//! violations: 1002 a protocol error (reserved bits or opcodes, an unmasked
+//! frame, …), 1007 invalid UTF-8, 1009 a message over `ws_max_message`.
+//! Nothing a client sends moves the connection's cursor. While idle the
 //! server pings every `keepalive`. At shutdown or at
 //! [`stream_max_age`](crate::ServerConfig::stream_max_age) the server
 //! sends Close 1001 (going away) and waits briefly for the reply, so the
@@ -110,14 +116,12 @@ const MAX_AGE: Closing = Closing {
     code: close_code::AWAY,
     reason: "stream max age reached",
 };
-const BAD_UPSTREAM: Closing = Closing {
-    code: close_code::INVALID,
-    reason: "bad message: expected {\"data\":\"...\"}",
-};
-const BINARY_UPSTREAM: Closing = Closing {
-    code: close_code::UNSUPPORTED,
-    reason: "binary messages are not accepted",
-};
+
+/// The reply to an unexpected message: `{"error":"<reason>"}`.
+fn error_reply(reason: &str) -> Message {
+    let reason = reason.replace(['\r', '\n'], " ");
+    Message::Text(serde_json::json!({ "error": reason }).to_string().into())
+}
 
 async fn run(
     mut socket: WebSocket,
@@ -168,19 +172,25 @@ async fn run(
                 None => return,
                 Some(Ok(Message::Text(text))) => {
                     state.stats().ws_message_in();
-                    match crate::publish::parse(text.as_bytes()) {
+                    let reply = match crate::publish::parse(text.as_bytes()) {
                         Ok(data) => {
                             state.hub().publish(topic, &data);
+                            continue;
                         }
-                        Err(reason) => {
-                            tracing::debug!("ws upstream: {reason}");
-                            break BAD_UPSTREAM;
-                        }
+                        Err(reason) => reason,
+                    };
+                    state.stats().ws_message_refused();
+                    if let Err(e) = socket.send(error_reply(&reply)).await {
+                        return tracing::debug!("ws error reply failed: {e}");
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     state.stats().ws_message_in();
-                    break BINARY_UPSTREAM;
+                    state.stats().ws_message_refused();
+                    let reply = error_reply("binary messages are not accepted: send {\"data\":\"...\"} as text");
+                    if let Err(e) = socket.send(reply).await {
+                        return tracing::debug!("ws error reply failed: {e}");
+                    }
                 }
                 Some(Ok(Message::Close(_))) => {
                     // tungstenite queued the Close reply; send it, then drop the socket.

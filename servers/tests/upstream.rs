@@ -126,6 +126,20 @@ async fn ws_event(ws: &mut Ws) -> Result<Event, Option<CloseCode>> {
     }
 }
 
+/// Next text message, as it is (skipping pings).
+async fn ws_text(ws: &mut Ws) -> String {
+    loop {
+        match timeout(WAIT, ws.next())
+            .await
+            .expect("WS message within 3 s")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("unexpected WS read {other:?}"),
+        }
+    }
+}
+
 /// Next event of an SSE response.
 async fn sse_event(resp: &mut reqwest::Response, parser: &mut SseParser) -> Event {
     loop {
@@ -288,7 +302,7 @@ async fn bad_publish_requests_get_one_line_client_errors() {
 }
 
 #[tokio::test]
-async fn a_ws_message_is_broadcast_to_the_topics_subscribers_and_bad_ones_close_1007() {
+async fn a_ws_message_is_broadcast_to_the_topics_subscribers_and_bad_ones_get_an_error_reply() {
     let s = Server::start(0.0).await;
     let mut a = s.ws("/ws?topic=t0").await;
     let mut b = s.ws("/ws?topic=t0").await;
@@ -305,25 +319,28 @@ async fn a_ws_message_is_broadcast_to_the_topics_subscribers_and_bad_ones_close_
     // Published on the socket's topic only.
     assert_eq!(s.poll("topic=t1&after=0").await.events, vec![]);
 
-    // A text message that is not `{"data":"…"}` closes its sender with 1007 …
+    // A text message that is not `{"data":"…"}` is answered with an error
+    // message, and its sender stays subscribed …
     a.send(Message::text("hello")).await.unwrap();
-    assert_eq!(
-        ws_event(&mut a).await.unwrap_err(),
-        Some(CloseCode::Invalid)
+    let reply = ws_text(&mut a).await;
+    assert!(
+        reply.starts_with("{\"error\":\"bad body: expected"),
+        "{reply}"
     );
-    // … a binary one with 1003, and neither is published.
+    // … so is a binary one, and neither is published.
     other.send(Message::binary(&b"{}"[..])).await.unwrap();
-    assert_eq!(
-        ws_event(&mut other).await.unwrap_err(),
-        Some(CloseCode::Unsupported)
-    );
+    let reply = ws_text(&mut other).await;
+    assert!(reply.starts_with("{\"error\":\"binary messages"), "{reply}");
 
     // b is unaffected and still receives what the HTTP path publishes.
     assert_eq!(s.publish("t0", "by post").await, 2);
     assert_eq!(ws_event(&mut b).await.unwrap().data, "by post");
+    // The senders of stray messages still get what is published.
+    assert_eq!(ws_event(&mut a).await.unwrap().data, "by post");
     let stats = s.stats().await;
     assert_eq!(stats.published, 2);
     assert_eq!(stats.ws_messages_in, 3);
+    assert_eq!(stats.ws_messages_refused, 2);
     b.close(None).await.unwrap();
     s.stop().await;
 }

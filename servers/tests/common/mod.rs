@@ -50,6 +50,7 @@ impl InProcess {
     }
 
     /// `http://addr` followed by `path_and_query`.
+    #[allow(dead_code)] // the real-client tests speak raw sockets
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{path_and_query}", self.addr)
     }
