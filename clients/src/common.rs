@@ -22,6 +22,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{Backoff, ClientConfig, Observer};
 
+/// Stops reading for `pause` ([`crate::behaviour`]); false when `stop`
+/// was cancelled meanwhile.
+pub(crate) async fn pause_reading(pause: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(pause) => true,
+    }
+}
+
 /// Floor of the pause between sessions, so that a zero `backoff_initial` or
 /// `retry: 0` against a server that refuses at once cannot become a busy loop.
 const MIN_RECONNECT_DELAY: Duration = Duration::from_millis(10);

@@ -41,9 +41,11 @@ use protocol::{Event, TransportKind};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::Backoff;
+pub use behaviour::{Behaviour, HabitCounts};
 pub use publish::{Publisher, publish};
 
 pub mod backoff;
+pub mod behaviour;
 pub mod chat;
 mod common;
 pub mod long_poll;
@@ -104,6 +106,17 @@ impl Subscriber {
         match self {
             Self::Ws(t) => t.send_counts(),
             _ => None,
+        }
+    }
+
+    /// What this subscriber's habits ([`ClientConfig::behaviour`]) did.
+    pub fn habit_counts(&self) -> HabitCounts {
+        match self {
+            Self::ShortPoll(t) => t.habits.counts,
+            Self::LongPoll(t) => t.habits.counts,
+            Self::Sse(t) => t.habits.counts,
+            Self::Ws(t) => t.habits.counts,
+            Self::Tcp(t) => t.habits.counts,
         }
     }
 
@@ -220,6 +233,10 @@ pub struct ClientConfig {
     /// its own socket; for the other transports the caller runs
     /// [`chat::publish_loop`] beside the subscriber.
     pub chat: Option<chat::ChatConfig>,
+    /// What the client does besides listening: WebSocket pings, reading
+    /// pauses, unexpected messages ([`behaviour`]); the default is the
+    /// polite client.
+    pub behaviour: Behaviour,
 }
 
 impl ClientConfig {
@@ -242,6 +259,7 @@ impl ClientConfig {
             path: None,
             event_type: None,
             chat: None,
+            behaviour: Behaviour::default(),
         }
     }
 }

@@ -5,7 +5,8 @@
 use anyhow::ensure;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{Poller, Transport};
+use crate::behaviour::Habits;
+use crate::common::{Poller, Transport, pause_reading};
 use crate::{Backoff, ClientConfig, Observer};
 
 /// A long-polling subscriber.
@@ -15,6 +16,8 @@ pub struct LongPoll {
     /// `timeout_ms` asked of the server per request.
     hold_ms: u64,
     backoff: Backoff,
+    /// Pauses: no request while one lasts ([`ClientConfig::behaviour`]).
+    pub(crate) habits: Habits,
 }
 
 impl LongPoll {
@@ -32,6 +35,7 @@ impl LongPoll {
             poller: Poller::new(config, request_timeout)?,
             hold_ms,
             backoff: Backoff::from_config(config),
+            habits: Habits::new(&config.behaviour, false),
         })
     }
 }
@@ -48,6 +52,11 @@ impl Transport for LongPoll {
             // connects and learns the cursor at once, so the connect time is a
             // connect time and not "connect + wait for the next event", which
             // is what makes it comparable with the other transports'.
+            if let Some(pause) = self.habits.pause_due()
+                && !pause_reading(pause, stop).await
+            {
+                return Ok(());
+            }
             let hold_ms = if connected { self.hold_ms } else { 0 };
             let extra = [("timeout_ms", hold_ms)];
             // Dropping a held request on stop closes its connection at once.

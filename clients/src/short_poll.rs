@@ -7,7 +7,8 @@ use anyhow::ensure;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{Poller, Transport};
+use crate::behaviour::Habits;
+use crate::common::{Poller, Transport, pause_reading};
 use crate::{Backoff, ClientConfig, Observer};
 
 /// A short-polling subscriber.
@@ -21,6 +22,8 @@ pub struct ShortPoll {
     /// reconnections so a failure never shifts this client's slot in the
     /// fleet's spread of polls.
     schedule: Option<Interval>,
+    /// Pauses: no request while one lasts ([`ClientConfig::behaviour`]).
+    pub(crate) habits: Habits,
 }
 
 impl ShortPoll {
@@ -34,6 +37,7 @@ impl ShortPoll {
             phase: config.poll_phase,
             backoff: Backoff::from_config(config),
             schedule: None,
+            habits: Habits::new(&config.behaviour, false),
         })
     }
 }
@@ -57,6 +61,11 @@ impl Transport for ShortPoll {
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 _ = schedule.tick() => {}
+            }
+            if let Some(pause) = self.habits.pause_due()
+                && !pause_reading(pause, stop).await
+            {
+                return Ok(());
             }
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),

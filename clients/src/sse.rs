@@ -11,7 +11,10 @@ use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderVal
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{IdleWatch, Target, Transport, deliver, elapsed_us, http_client, status_error};
+use crate::behaviour::{Habit, Habits};
+use crate::common::{
+    IdleWatch, Target, Transport, deliver, elapsed_us, http_client, pause_reading, status_error,
+};
 use crate::{Backoff, ClientConfig, Observer};
 
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
@@ -30,6 +33,8 @@ pub struct Sse {
     backoff: Backoff,
     /// The event type delivered ([`ClientConfig::event_type`]).
     event_type: String,
+    /// Reading pauses ([`ClientConfig::behaviour`]).
+    pub(crate) habits: Habits,
 }
 
 impl Sse {
@@ -46,6 +51,7 @@ impl Sse {
                 .event_type
                 .clone()
                 .unwrap_or_else(|| "message".to_string()),
+            habits: Habits::new(&config.behaviour, false),
         })
     }
 
@@ -102,6 +108,13 @@ impl Transport for Sse {
             tokio::select! {
                 () = stop.cancelled() => break Ok(()),
                 silent = idle.silent() => break Err(silent),
+                habit = self.habits.next() => if let Habit::Pause(pause) = habit {
+                    // The body is not read meanwhile: the server's writes back up.
+                    if !pause_reading(pause, stop).await {
+                        break Ok(());
+                    }
+                    idle.touch();
+                },
                 chunk = body.next() => match chunk {
                     Some(Ok(bytes)) => {
                         // Read once per chunk: every event completed by it arrived now.

@@ -14,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{IdleWatch, Transport, connect, deliver, elapsed_us};
+use crate::behaviour::{Habit, Habits};
+use crate::common::{IdleWatch, Transport, connect, deliver, elapsed_us, pause_reading};
 use crate::{Backoff, ClientConfig, Observer};
 
 /// Space made free before each read; a frame larger than this still
@@ -42,6 +43,8 @@ pub struct Tcp {
     connect_timeout: Duration,
     idle_timeout: Duration,
     backoff: Backoff,
+    /// Reading pauses ([`ClientConfig::behaviour`]).
+    pub(crate) habits: Habits,
 }
 
 impl Tcp {
@@ -73,6 +76,7 @@ impl Tcp {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.idle_timeout,
             backoff: Backoff::from_config(config),
+            habits: Habits::new(&config.behaviour, false),
         })
     }
 
@@ -159,6 +163,12 @@ impl Transport for Tcp {
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 silent = idle.silent() => return Err(silent),
+                habit = self.habits.next() => if let Habit::Pause(pause) = habit {
+                    if !pause_reading(pause, stop).await {
+                        return Ok(());
+                    }
+                    idle.touch();
+                },
                 read = stream.read_buf(&mut self.buf) => {
                     // Read once per read: every frame completed by it arrived now.
                     let received_at_us = protocol::now_us();

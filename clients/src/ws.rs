@@ -17,8 +17,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::behaviour::{Habit, Habits, is_error_reply, junk_message};
 use crate::chat::{Outbox, SendCounts, upstream_message};
-use crate::common::{IdleWatch, Target, Transport, connect, deliver, elapsed_us};
+use crate::common::{IdleWatch, Target, Transport, connect, deliver, elapsed_us, pause_reading};
 use crate::{Backoff, ClientConfig, Observer};
 
 /// tungstenite's buffers default to 128 KiB each and the read buffer is
@@ -43,6 +44,8 @@ pub struct Ws {
     backoff: Backoff,
     /// Chat: the messages this client sends upstream (`None`: it only listens).
     outbox: Option<Outbox>,
+    /// Pings, reading pauses and unexpected messages ([`ClientConfig::behaviour`]).
+    pub(crate) habits: Habits,
 }
 
 /// The next message due in `outbox`; never completes without one.
@@ -64,6 +67,7 @@ impl Ws {
             idle_timeout: config.idle_timeout,
             backoff: Backoff::from_config(config),
             outbox: config.chat.clone().map(Outbox::new),
+            habits: Habits::new(&config.behaviour, true),
         })
     }
 
@@ -145,10 +149,34 @@ impl Transport for Ws {
                         o.counts.sent += 1;
                     }
                 }
+                habit = self.habits.next() => {
+                    let frame = match habit {
+                        Habit::Pause(pause) => {
+                            // The socket is not read meanwhile: the server's writes back up.
+                            if !pause_reading(pause, stop).await {
+                                break;
+                            }
+                            idle.touch();
+                            continue;
+                        }
+                        Habit::Ping => Message::Ping(protocol::now_us().to_be_bytes().to_vec().into()),
+                        Habit::Junk(n) => junk_message(n),
+                    };
+                    ws.send(frame).await?;
+                }
                 message = ws.next() => {
                     let received_at_us = protocol::now_us();
                     idle.touch();
                     match message {
+                        Some(Ok(Message::Text(text))) if is_error_reply(text.as_str()) => {
+                            // The server's answer to an unexpected message:
+                            // expected when this client sends junk.
+                            if self.habits.counts.junk > 0 {
+                                self.habits.counts.error_replies += 1;
+                            } else {
+                                observer.error(&format!("server error reply: {:.120}", text.as_str()));
+                            }
+                        }
                         Some(Ok(Message::Text(text))) => {
                             if let Some(id) = deliver(observer, text.as_str(), received_at_us) {
                                 self.after = Some(id);

@@ -964,6 +964,7 @@ mod tests {
             wire: None,
             server: Some(ServerUsage {
                 cpu_s: 0.002,
+                cpu_resolution_s: 0.01,
                 rss_baseline_bytes: 1 << 20,
                 rss_idle_bytes: (1 << 20) + 4 * 8 * 1024,
                 idle_clients: 4,
@@ -975,6 +976,7 @@ mod tests {
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
             chat: None,
+            habits: Default::default(),
             floor: None,
             groups: Vec::new(),
             point: None,

@@ -59,6 +59,7 @@ pub fn client_configs(
             c.idle_timeout = scenario.idle_timeout;
             c.event_type.clone_from(&scenario.event_type);
             c.local_addr = spread.then(|| source_addr(i));
+            c.behaviour = scenario.behaviour.for_client(i, n);
             c.chat = (i < scenario.senders).then(|| ChatConfig {
                 sender: i as u32,
                 interval,
@@ -274,6 +275,7 @@ async fn run_client(
             if let Some(counts) = sent.as_ref().or(sub.send_counts()) {
                 recorder.add_sends(counts);
             }
+            recorder.add_habits(sub.habit_counts());
         }
         Err(e) => recorder.note_error(&format!("cannot build subscriber: {e:#}")),
     }

@@ -26,10 +26,12 @@
 //! - [`progress`]: progress bars on a terminal, plain lines otherwise.
 //! - [`cli`]: the `pushbench` command line.
 
+pub mod behaviour;
 pub mod capacity;
 pub mod cli;
 pub mod compare;
 pub mod fleet;
+pub mod habits_report;
 pub mod html;
 pub mod mixed_report;
 pub mod placement;

@@ -36,6 +36,7 @@ pub fn render_markdown(run: &RunFile) -> String {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
     report::chat(&mut md, run);
+    crate::habits_report::habits(&mut md, run);
     report::cost(&mut md, run, &rows);
     how_to_read(&mut md);
     report::definitions(&mut md);

@@ -704,6 +704,7 @@ mod tests {
             server_config: serde_json::Value::Null,
             recovery: Default::default(),
             chat: None,
+            habits: Default::default(),
             floor: None,
             groups: Vec::new(),
             point: None,
@@ -719,6 +720,7 @@ mod tests {
         r.repetition = 2;
         r.server = Some(crate::results::ServerUsage {
             cpu_s: 0.03,
+            cpu_resolution_s: 0.01,
             rss_baseline_bytes: 1 << 20,
             rss_idle_bytes: (1 << 20) + 100 * 7 * 1024,
             idle_clients: 100,

@@ -370,6 +370,8 @@ pub struct Recorder {
     max_at_fault: Vec<u64>,
     /// Chat run: what this client sent and got back (`None`: not chat).
     chat: Option<ChatRecord>,
+    /// What this client's habits did ([`Recorder::add_habits`]).
+    habits: crate::results::Habits,
 }
 
 /// One client's part of a chat run.
@@ -414,6 +416,7 @@ impl Recorder {
             buckets: Vec::new(),
             per_fault: Vec::new(),
             chat: None,
+            habits: Default::default(),
         }
     }
 
@@ -429,6 +432,11 @@ impl Recorder {
             send_errors: 0,
         });
         self
+    }
+
+    /// Adds what this client's habits did (pings, pauses, unexpected messages).
+    pub fn add_habits(&mut self, counts: clients::HabitCounts) {
+        self.habits.merge(&counts.into());
     }
 
     /// Adds what this client's sender did (its publish loop, or its
@@ -553,6 +561,7 @@ impl Recorder {
                     round_trip,
                 }
             }),
+            habits: self.habits,
         }
     }
 }
@@ -744,6 +753,8 @@ pub struct Totals {
     pub per_fault: Vec<(u64, u64)>,
     /// Chat figures (`None`: not a chat run).
     pub chat: Option<ChatTotals>,
+    /// What the clients' habits did.
+    pub habits: crate::results::Habits,
 }
 
 impl Default for Totals {
@@ -771,6 +782,7 @@ impl Totals {
             delivered_per_s: Vec::new(),
             per_fault: Vec::new(),
             chat: None,
+            habits: Default::default(),
         }
     }
 
@@ -812,6 +824,7 @@ impl Totals {
         if let Some(chat) = &other.chat {
             self.chat.get_or_insert_with(ChatTotals::new).merge(chat);
         }
+        self.habits.merge(&other.habits);
         for e in &other.first_errors {
             if self.first_errors.len() >= KEEP_ERRORS {
                 break;

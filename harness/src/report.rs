@@ -780,6 +780,7 @@ pub fn render_markdown(run: &RunFile) -> String {
 
     faults(&mut md, run);
     chat(&mut md, run);
+    crate::habits_report::habits(&mut md, run);
     cost(&mut md, run, &rows);
     how_to_read(&mut md, run);
     definitions(&mut md);
@@ -1232,6 +1233,7 @@ pub(crate) fn cost(md: &mut String, run: &RunFile, rows: &[Row]) {
     metric_table(md, rows, Group::Cost);
     floor_note(md, rows);
     target_note(md, rows);
+    crate::habits_report::cpu_resolution(md, run);
     let elsewhere = [
         plot::LATENCY_SVG,
         plot::FAULTS_SVG,

@@ -33,7 +33,13 @@ use crate::sweep::SweepPoint;
 /// 4: mixed runs: every entry carries its client `groups` (empty outside a
 /// mixed run). Files of versions 2 and 3 are still read (no groups): an
 /// older pushbench would read a mixed entry as one transport's.
-pub const SCHEMA_VERSION: u32 = 4;
+///
+/// 5: client habits (`habits` per entry, when clients pinged, paused or
+/// sent unexpected messages) and the server CPU figure's resolution
+/// (`server.cpu_resolution_s`: 1e-9 from push-server's own clock, the clock
+/// tick from `/proc`). Files of versions 2 to 4 are still read (no habits,
+/// CPU in ticks).
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest `schema_version` this build still reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
@@ -175,6 +181,10 @@ pub struct TransportResult {
     /// back through the broadcast (`null`: not a chat run).
     #[serde(default)]
     pub chat: Option<ChatResult>,
+    /// What the clients' habits did (pings, reading pauses, unexpected
+    /// messages; zero for polite clients). Absent in files before version 5.
+    #[serde(default)]
+    pub habits: Habits,
     /// The floor's entry of the same repetition, attached when a report is
     /// rendered (never stored) so that ratio metrics are functions of one
     /// entry.
@@ -206,6 +216,51 @@ pub struct GroupResult {
     pub rate: f64,
     /// Its clients' figures: verification, counts, latency, connect, chat.
     pub result: TransportResult,
+}
+
+/// What the clients' habits did over the run (scenario `[behaviour]`),
+/// summed over clients; all zero for polite clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Habits {
+    /// WebSocket Ping frames sent.
+    pub pings: u64,
+    /// Reading pauses taken.
+    pub pauses: u64,
+    /// Time spent not reading, µs.
+    pub paused_us: u64,
+    /// Unexpected messages sent.
+    pub junk: u64,
+    /// `{"error":…}` replies received for them.
+    pub error_replies: u64,
+}
+
+impl Habits {
+    /// Whether no habit did anything.
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Habits) {
+        self.pings += other.pings;
+        self.pauses += other.pauses;
+        self.paused_us += other.paused_us;
+        self.junk += other.junk;
+        self.error_replies += other.error_replies;
+    }
+}
+
+impl From<clients::HabitCounts> for Habits {
+    fn from(c: clients::HabitCounts) -> Self {
+        Self {
+            pings: c.pings,
+            pauses: c.pauses,
+            paused_us: c.paused_us,
+            junk: c.junk,
+            error_replies: c.error_replies,
+        }
+    }
 }
 
 /// Socket counters of the server (`/stats`), over some span of time.
@@ -241,6 +296,12 @@ pub struct Wire {
 pub struct ServerUsage {
     /// User + system CPU seconds over the measured window.
     pub cpu_s: f64,
+    /// The resolution of `cpu_s`, seconds: 1e-9 when the server reported
+    /// its own CPU clock (`/stats` `process_cpu_ns`), else `/proc`'s clock
+    /// tick (0.01 s here), and then each end of the window may be off by
+    /// up to one tick. Files before version 5 have ticks.
+    #[serde(default = "tick_s")]
+    pub cpu_resolution_s: f64,
     /// Resident set size before any client connected, bytes.
     pub rss_baseline_bytes: u64,
     /// Resident set size right after every client connected, before the warm-up, bytes.
@@ -260,6 +321,26 @@ pub struct ServerUsage {
     /// The largest sample of the same in the measured window, bytes.
     pub tcp_mem_peak_bytes: Option<u64>,
 }
+
+fn tick_s() -> f64 {
+    0.01
+}
+
+impl ServerUsage {
+    /// The share of `cpu_s` that its resolution can be off by (two
+    /// readings, each up to one resolution step): above 5 %, a CPU figure
+    /// is marked as quantised in reports.
+    pub fn cpu_quantisation(&self) -> f64 {
+        if self.cpu_s <= 0.0 {
+            return f64::INFINITY;
+        }
+        2.0 * self.cpu_resolution_s / self.cpu_s
+    }
+}
+
+/// Above this share of [`ServerUsage::cpu_quantisation`], a CPU figure is
+/// marked as quantised.
+pub const CPU_QUANTISATION_MARK: f64 = 0.05;
 
 /// The kernel's TCP events over the measured window, for the whole network
 /// namespace (`/proc/net/snmp`, `/proc/net/netstat`): on loopback both ends

@@ -1036,6 +1036,7 @@ async fn run_transport(
         window_start_us: window_start,
         window_end_us: window_end,
         local_server: server_pid.is_some(),
+        restarted: fault_log.cpu_carry_s > 0.0,
         baseline,
         idle,
         idle_clients,
@@ -1433,6 +1434,9 @@ struct Costs<'a> {
     window_end_us: u64,
     /// Whether the server is a local process of ours (its `/proc` is the server's).
     local_server: bool,
+    /// Whether a fault restarted the server in the window (its own CPU
+    /// clock restarted with it: `/proc`'s ticks plus the killed ones' are used).
+    restarted: bool,
     baseline: Sample,
     idle: Sample,
     idle_clients: usize,
@@ -1486,8 +1490,25 @@ impl Costs<'_> {
             .max()
             .unwrap_or(0);
         let tcp_peak = self.in_window().filter_map(|s| s.tcp_mem_bytes).max();
+        // The server's own CPU clock when it reports one at both ends of
+        // the window and did not restart in it; `/proc`'s ticks otherwise.
+        let precise = match (&self.at_start.stats, &self.at_end.stats) {
+            (Some(a), Some(b))
+                if !self.restarted
+                    && a.process_cpu_ns > 0
+                    && b.process_cpu_ns >= a.process_cpu_ns =>
+            {
+                Some((b.process_cpu_ns - a.process_cpu_ns) as f64 / 1e9)
+            }
+            _ => None,
+        };
         Some(ServerUsage {
-            cpu_s: (end.cpu_s - start.cpu_s).max(0.0),
+            cpu_s: precise.unwrap_or((end.cpu_s - start.cpu_s).max(0.0)),
+            cpu_resolution_s: if precise.is_some() {
+                1e-9
+            } else {
+                1.0 / probe::clock_ticks() as f64
+            },
             rss_baseline_bytes: self.baseline.server_rss_bytes?,
             rss_idle_bytes: self.idle.server_rss_bytes?,
             idle_clients: self.idle_clients,
@@ -1591,6 +1612,7 @@ fn unstarted(
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
         chat: None,
+        habits: Default::default(),
         floor: None,
         groups: Vec::new(),
         point: None,
@@ -1681,6 +1703,7 @@ fn build_result(
         server_config: serde_json::Value::Null,
         recovery: Default::default(),
         chat: None,
+        habits: t.habits,
         floor: None,
         groups: Vec::new(),
         point: None,
@@ -1853,6 +1876,7 @@ mod tests {
             window_start_us: 1_000_000,
             window_end_us: 3_000_000,
             local_server: true,
+            restarted: false,
             baseline: sample(0, 1_000_000, 4096, 100),
             idle: sample(900_000, 5_096_000, 12_288, 200),
             idle_clients: 1000,

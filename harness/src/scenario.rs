@@ -19,6 +19,7 @@ use anyhow::{Context as _, bail};
 use protocol::TransportKind;
 use serde::{Deserialize, Serialize};
 
+use crate::behaviour::Behaviour;
 use crate::sweep::{Sweep, SweepPoint};
 
 /// The embedded default scenario (`scenarios/default.toml`).
@@ -138,6 +139,10 @@ scenario_fields! {
     /// `transports`, `clients`, `topics`, `rate`, `senders` and `send_rate`
     /// are derived from them ([`Scenario::resolve_topics`]).
     group: Vec<Group>,
+    /// What clients do besides listening (WebSocket pings, reading pauses,
+    /// unexpected messages; [`crate::behaviour`]); empty: polite clients.
+    /// A group's own `behaviour` replaces it for that group.
+    behaviour: Behaviour,
 }
 
 /// One entry of `transports`: a built-in transport served by push-server,
@@ -320,6 +325,10 @@ pub struct Group {
     /// Chat: messages per second per sender.
     #[serde(default = "one_per_s")]
     pub send_rate: f64,
+    /// The group's client habits (`[group.behaviour]`); absent: the
+    /// scenario's `[behaviour]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
 }
 
 fn one() -> u32 {
@@ -353,6 +362,9 @@ impl Group {
         s.rate = self.rate;
         s.senders = self.senders;
         s.send_rate = self.send_rate;
+        if let Some(b) = &self.behaviour {
+            s.behaviour = b.clone();
+        }
         s
     }
 
@@ -699,6 +711,7 @@ impl Scenario {
             return Ok(());
         }
         check_name(&self.name)?;
+        self.behaviour.validate("behaviour", self.idle_timeout)?;
         if self.transports.is_empty() {
             let names: Vec<&str> = TransportKind::ALL.iter().map(|t| t.as_str()).collect();
             bail!(

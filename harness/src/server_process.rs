@@ -581,6 +581,10 @@ pub struct ServerStats {
     /// TCP connections accepted since start.
     #[serde(default)]
     pub connections_accepted: u64,
+    /// CPU time the server process has used, ns (`CLOCK_PROCESS_CPUTIME_ID`);
+    /// 0 from servers that do not report it (then `/proc`'s ticks are used).
+    #[serde(default)]
+    pub process_cpu_ns: u64,
     /// What the server generates.
     pub config: ServerConfigStats,
     /// The whole `config` object as sent, read generically so a report can

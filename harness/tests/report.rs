@@ -81,6 +81,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
         server: Some(ServerUsage {
             // 2 µs of CPU per event, times k.
             cpu_s: delivered as f64 * 2e-6 * k as f64,
+            cpu_resolution_s: 1e-9,
             rss_baseline_bytes: 4 << 20,
             // 4 KiB per connection, times k.
             rss_idle_bytes: (4 << 20) + 100 * 4096 * k,
@@ -182,6 +183,18 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
                 round_trip_us: results::encode_histogram(&round_trip),
             }
         }),
+        // Habits on the WebSocket entry, so the report shows them.
+        habits: if kind == TransportKind::Ws {
+            results::Habits {
+                pings: 50,
+                pauses: 10,
+                paused_us: 10_000_000,
+                junk: 4,
+                error_replies: 4,
+            }
+        } else {
+            Default::default()
+        },
         floor: None,
         groups: Vec::new(),
         point: None,
@@ -578,7 +591,7 @@ fn run_json_round_trips() {
     results::write_run(&nested, &run).unwrap();
     let text = std::fs::read_to_string(nested.join("run.json")).unwrap();
     assert!(
-        text.contains("\n  \"schema_version\": 4,"),
+        text.contains("\n  \"schema_version\": 5,"),
         "pretty JSON expected"
     );
     assert!(
@@ -628,7 +641,7 @@ fn read_run_errors_name_the_file_and_the_problem() {
     let e = error_of(dir.path());
     assert!(
         e.contains("schema_version 99 is not supported")
-            && e.contains("reads schema_version 2 to 4"),
+            && e.contains("reads schema_version 2 to 5"),
         "{e}"
     );
 
@@ -880,4 +893,38 @@ fn cost_charts_draw_a_bar_per_transport_and_the_floor_line() {
         let svg = (p.render)(&empty).unwrap();
         assert!(svg.contains("no data"), "{}", p.file);
     }
+}
+
+#[test]
+fn client_habits_and_coarse_cpu_figures_are_reported() {
+    let mut run = synthetic_run();
+    // The WebSocket entry's clients pinged and paused (synthetic_run).
+    let (_dir, md, _svg) = render(&run);
+    let section = md
+        .split("## Client habits")
+        .nth(1)
+        .expect("a Client habits section");
+    let ws_row = section
+        .lines()
+        .find(|l| l.starts_with("| WebSocket"))
+        .expect("the WebSocket entry's habits");
+    assert!(ws_row.contains("| 50 | 10 | 10.0 s | 4 | 4 |"), "{ws_row}");
+    assert!(!md.contains("CPU resolution"), "ns figures are exact");
+
+    // Every entry in clock ticks over a short window: the figure is marked.
+    for r in &mut run.transports {
+        if let Some(s) = r.server.as_mut() {
+            s.cpu_resolution_s = 0.01;
+            s.cpu_s = 0.04;
+        }
+    }
+    let md = report::render_markdown(&run);
+    assert!(md.contains("> **CPU resolution:**"), "{md}");
+    assert!(md.contains("±50 %"), "{md}");
+
+    // Polite clients: no section.
+    for r in &mut run.transports {
+        r.habits = Default::default();
+    }
+    assert!(!report::render_markdown(&run).contains("## Client habits"));
 }

@@ -191,6 +191,10 @@ fn check_costs(t: &results::TransportResult, delivered: u64) {
         "{name}: {s:?}"
     );
     assert!(s.cpu_s >= 0.0 && s.cpu_s < 10.0, "{name}: {s:?}");
+    // push-server reports its own CPU clock: the figure is in nanoseconds,
+    // not in 10 ms ticks (which would make it a multiple of 0.01 s).
+    assert_eq!(s.cpu_resolution_s, 1e-9, "{name}: {s:?}");
+    assert!(s.cpu_s > 0.0, "{name}: a serving process used some CPU");
     assert_eq!(s.idle_clients, 4, "{name}");
     assert!(s.tcp_mem_baseline_bytes.is_some(), "{name}");
     let f = &t.fleet;
@@ -809,4 +813,59 @@ async fn a_mixed_run_verifies_every_group_against_one_server() {
     // compare refuses mixed runs rather than diffing sums of different work.
     let err = harness::compare::compare(&run, &run, Default::default()).unwrap_err();
     assert!(err.to_string().contains("mixed run"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_ping_pause_and_send_junk_still_verify_and_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("habits");
+    let mut scenario = Scenario::from_toml(
+        r#"
+        name = "habits"
+        clients = 4
+        rate = 50.0
+        duration = "2s"
+        warmup = "500ms"
+        poll_interval = "200ms"
+        [behaviour]
+        ws_ping_interval = "100ms"
+        pause_every = "700ms"
+        pause_for = "200ms"
+        junk_interval = "300ms"
+        "#,
+    )
+    .unwrap();
+    scenario.transports = harness::scenario::builtins(&[
+        TransportKind::LongPoll,
+        TransportKind::Sse,
+        TransportKind::Ws,
+        TransportKind::Tcp,
+    ]);
+    scenario.validate().unwrap();
+    let opts = options(&out, server_bin(), CancellationToken::new());
+    let outcome = tokio::time::timeout(Duration::from_secs(90), runner::run(&scenario, &opts))
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+    assert!(outcome.passed(), "{:?}", outcome.failure());
+    let run = results::read_run(&out).unwrap();
+    for t in &run.transports {
+        let (name, h) = (t.transport, t.habits);
+        assert!(t.verified, "{name}: {:?}", t.problems);
+        // 4 clients × a pause every 700 ms over ≥ 2.5 s.
+        assert!(h.pauses >= 8, "{name}: {h:?}");
+        assert_eq!(h.paused_us, h.pauses * 200_000, "{name}");
+        if name == TransportKind::Ws {
+            assert!(h.pings >= 60 && h.junk >= 20, "{name}: {h:?}");
+            assert!(
+                h.error_replies + 4 >= h.junk,
+                "{name}: every junk message answered: {h:?}"
+            );
+        } else {
+            assert_eq!((h.pings, h.junk), (0, 0), "{name}: cannot send");
+        }
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Client habits"), "{md}");
+    assert!(md.contains("WebSocket ping every 100ms"), "{md}");
 }

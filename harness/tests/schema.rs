@@ -231,6 +231,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         server_config: Value::Null,
         recovery: Default::default(),
         chat: None,
+        habits: Default::default(),
         floor: None,
         groups: Vec::new(),
         point: None,
@@ -364,14 +365,15 @@ fn broken_documents_are_rejected() {
     let null_required = broken(&|d| d["transports"][1]["latency"] = Value::Null);
     assert_rejected_at(&v, &null_required, "/transports/1/latency");
 
-    for version in [json!(1), json!(5), json!("4")] {
+    for version in [json!(1), json!(6), json!("5")] {
         let other = broken(&|d| d["schema_version"] = version.clone());
         assert_rejected_at(&v, &other, "/schema_version");
         assert!(results::parse_run(&other.to_string()).is_err());
     }
-    // Versions 2 (before sweeps) and 3 (before mixed runs) are not what
-    // pushbench writes, but it still reads them.
-    for version in [2, 3] {
+    // Versions 2 (before sweeps), 3 (before mixed runs) and 4 (before client
+    // habits and CPU resolution) are not what pushbench writes, but it
+    // still reads them.
+    for version in [2, 3, 4] {
         let older = broken(&|d| d["schema_version"] = json!(version));
         assert_rejected_at(&v, &older, "/schema_version");
         assert!(results::parse_run(&older.to_string()).is_ok());
