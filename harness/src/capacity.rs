@@ -292,6 +292,14 @@ pub struct ProbeRecord {
     pub delivery: Option<f64>,
     /// Delivered events per second, all clients.
     pub delivered_per_s: f64,
+    /// Runs of the probe (`--repeat`); the figures above are the median
+    /// repetition's (by p99). Absent in files from before repetitions: 1.
+    #[serde(default = "one")]
+    pub repetitions: u32,
+    /// The lowest and highest p99 over the repetitions, µs (`None`: one
+    /// repetition, or no sample).
+    #[serde(default)]
+    pub p99_range_us: Option<(u64, u64)>,
     /// Whether the probe verified.
     pub verified: bool,
     /// The probe's own run directory, relative to the capacity directory.
@@ -333,7 +341,25 @@ pub struct CapacityFile {
 }
 
 /// Flags of `pushbench capacity` beyond the scenario's.
+///
+/// The scenario flags are `run`'s, but a search makes many probes, so
+/// three of them mean something else here, and their help says so.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("duration", |a| a.help(format!(
+        "Length of each probe's measured window, e.g. 10s [default: {}, shorter than a run's]",
+        fmt_duration(PROBE_DURATION)
+    ))),
+    mut_arg("warmup", |a| a.help(format!(
+        "Time each probe's fleet runs before its window opens [default: {}]",
+        fmt_duration(PROBE_WARMUP)
+    ))),
+    mut_arg("repeat", |a| a.help(
+        "Runs of each probe; the repetition with the median p99 decides pass or fail \
+         (any repetition that loses events fails the probe) and the p99 spread is reported \
+         [default: 1]"
+    )),
+)]
 pub struct CapacityArgs {
     /// The scenario and the flags that override its values (its `clients`
     /// or `rate` is what the search replaces).
@@ -392,8 +418,17 @@ impl CapacityArgs {
             s.duration = self.flags.duration.unwrap_or(PROBE_DURATION);
             s.warmup = self.flags.warmup.unwrap_or(PROBE_WARMUP);
         }
-        // One run per probe: repetitions and a sweep have no meaning here.
-        s.repeat = 1;
+        // A sweep has no meaning here (the search is the sweep); repetitions
+        // repeat each probe (`--repeat`, or the scenario file's `repeat`).
+        if self.flags.scenario.is_none() {
+            s.repeat = self.flags.repeat.unwrap_or(1);
+        }
+        if s.repeat > 9 {
+            bail!(
+                "--repeat must be from 1 to 9 for a capacity search (every probe runs that often), got {}",
+                s.repeat
+            );
+        }
         s.sweep = Default::default();
         s.resolve_topics();
         s.validate_with_fd_limit(fd_limit)?;
@@ -640,15 +675,27 @@ async fn probe(
         ..opts.clone()
     };
     let outcome = runner::run(&scenario, &probe_opts).await?;
-    let entry = outcome.run.transports.first();
+    let reps = &outcome.run.transports;
+    let entry = median_by_p99(reps);
     let (verdict, reasons) = match entry {
         _ if !outcome.run.complete => (Verdict::Unfinished, vec!["interrupted".to_string()]),
         None => (
             Verdict::Unfinished,
             vec!["the probe did not run".to_string()],
         ),
-        Some(r) => judge(r, slo),
+        Some(r) => judge_repetitions(r, reps, slo),
     };
+    let p99s: Vec<u64> = reps
+        .iter()
+        .filter(|r| r.latency.count > 0)
+        .map(|r| r.latency.p99)
+        .collect();
+    let p99_range_us = (reps.len() > 1 && !p99s.is_empty()).then(|| {
+        (
+            p99s.iter().copied().min().unwrap_or(0),
+            p99s.iter().copied().max().unwrap_or(0),
+        )
+    });
     Ok(ProbeRecord {
         value,
         clients: scenario.clients,
@@ -659,9 +706,45 @@ async fn probe(
         p99_us: entry.filter(|r| r.latency.count > 0).map(|r| r.latency.p99),
         delivery: entry.and_then(delivery),
         delivered_per_s: entry.map_or(0.0, |r| r.delivered_per_s),
-        verified: entry.is_some_and(|r| r.verified),
+        verified: !reps.is_empty() && reps.iter().all(|r| r.verified),
+        repetitions: reps.len() as u32,
+        p99_range_us,
         dir,
     })
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The repetition whose p99 is the median (the lower middle of an even
+/// count); repetitions without a latency sample sort first.
+fn median_by_p99(reps: &[TransportResult]) -> Option<&TransportResult> {
+    let mut sorted: Vec<&TransportResult> = reps.iter().collect();
+    sorted.sort_by_key(|r| (r.latency.count > 0, r.latency.p99));
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
+}
+
+/// The verdict of a repeated probe: the median repetition's, except that a
+/// repetition that did not verify (lost, duplicated or reordered events)
+/// fails the probe whatever the others did.
+fn judge_repetitions(
+    median: &TransportResult,
+    reps: &[TransportResult],
+    slo: &Slo,
+) -> (Verdict, Vec<String>) {
+    let (verdict, mut reasons) = judge(median, slo);
+    if verdict == Verdict::Pass
+        && let Some(bad) = reps.iter().find(|r| !r.verified)
+    {
+        reasons.push(format!(
+            "repetition {} not verified: {}",
+            bad.repetition,
+            bad.problems.join("; ")
+        ));
+        return (Verdict::Fail, reasons);
+    }
+    (verdict, reasons)
 }
 
 /// Writes `capacity.json`, `report.md` and `capacity.svg`, atomically each.
@@ -803,10 +886,7 @@ pub fn render_markdown(file: &CapacityFile) -> String {
             "| {} | {} | {} | {} | {} | {} |",
             t.transport.label(),
             pass.map_or("none passed".into(), |p| fmt_value(axis, p.value)),
-            pass.and_then(|p| p.p99_us).map_or("–".into(), |us| format!(
-                "{} ms",
-                report::format_ms(us as f64 / 1000.0)
-            )),
+            pass.map_or("–".into(), p99_cell),
             fail.map_or("–".into(), |p| fmt_value(axis, p.value)),
             t.probes.len(),
             t.stopped_because.replace('|', "\\|"),
@@ -836,7 +916,7 @@ pub fn render_markdown(file: &CapacityFile) -> String {
                 fmt_value(axis, p.value),
                 p.verdict.as_str(),
                 ms(p.p50_us),
-                ms(p.p99_us),
+                p99_cell(p),
                 p.delivery
                     .map_or("–".into(), |d| format!("{:.3} %", d * 100.0)),
                 p.reasons.join("; ").replace('|', "\\|").replace('\n', " "),
@@ -853,6 +933,22 @@ pub fn render_markdown(file: &CapacityFile) -> String {
         file.provenance.command_line.join(" ")
     );
     md
+}
+
+/// A probe's p99, with its range over repetitions when it had several.
+fn p99_cell(p: &ProbeRecord) -> String {
+    let ms = |us: u64| report::format_ms(us as f64 / 1000.0);
+    match (p.p99_us, p.p99_range_us) {
+        (None, _) => "–".into(),
+        (Some(us), None) => format!("{} ms", ms(us)),
+        (Some(us), Some((lo, hi))) => format!(
+            "{} ms (median of {}; {}–{})",
+            ms(us),
+            p.repetitions,
+            ms(lo),
+            ms(hi)
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,17 @@
 //! not verify or whose load generator was saturated ([`report::Row::contends`]
 //! without the floor condition) is left out, with a note saying so.
 //!
+//! Like is compared with like: two runs whose workloads differ (clients,
+//! topics, rate, payload, poll interval, long-poll hold, chat senders, client
+//! habits; see [`WORKLOAD_KEYS`]) are refused, naming every difference,
+//! unless `--allow-different-workload` says the difference is the point
+//! (then the report opens with a warning). A speed figure that was 0 in
+//! BASE (below its resolution) has no relative scale and is not judged; a
+//! correctness count that was 0 (missing, duplicated…) still is.
+//!
 //! Exit status: 0 no regression, 1 a regression, 2 bad input (an unreadable
-//! run, no transport in common, a missing or invalid reference transport).
+//! run, different workloads, no transport in common, a missing or invalid
+//! reference transport).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -70,6 +79,60 @@ pub struct CompareArgs {
     /// metric with a direction. Verification failures are judged regardless.
     #[arg(long, value_name = "KEYS", value_delimiter = ',', value_parser = parse_metric)]
     pub metrics: Vec<&'static str>,
+    /// Compare even when the two runs measured different workloads
+    /// (clients, topics, rate, payload, poll interval, …); the differences
+    /// are listed at the top of the comparison.
+    #[arg(long)]
+    pub allow_different_workload: bool,
+}
+
+/// Scenario keys that define the workload: two runs that differ in any of
+/// them measured different things.
+pub const WORKLOAD_KEYS: [&str; 12] = [
+    "clients",
+    "topics",
+    "rate",
+    "payload_bytes",
+    "poll_interval",
+    "longpoll_timeout",
+    "senders",
+    "send_rate",
+    "event_type",
+    "behaviour",
+    "group",
+    "faults",
+];
+
+/// The sweep's own dimensions: points are matched on them instead.
+const SWEEP_KEYS: [&str; 3] = ["clients", "rate", "payload_bytes"];
+
+/// Every workload key whose value differs between the two scenarios, as
+/// `key: BASE → NEW`.
+pub fn workload_differences(base: &RunFile, new: &RunFile) -> Vec<String> {
+    let sweep = report::is_sweep(base) && report::is_sweep(new);
+    let show = |v: Option<&serde_json::Value>| match v {
+        None => "(absent)".to_string(),
+        Some(v) => v.to_string(),
+    };
+    WORKLOAD_KEYS
+        .iter()
+        .filter(|k| !(sweep && SWEEP_KEYS.contains(k)))
+        .filter_map(|k| {
+            let (b, n) = (base.scenario.get(*k), new.scenario.get(*k));
+            // A key absent from an older file equals its empty default.
+            let empty = |v: Option<&serde_json::Value>| {
+                v.is_none_or(|v| {
+                    v.is_null()
+                        || v.as_object().is_some_and(|o| o.is_empty())
+                        || v.as_array().is_some_and(|a| a.is_empty())
+                })
+            };
+            if b == n || (empty(b) && empty(n)) {
+                return None;
+            }
+            Some(format!("{k}: {} → {}", show(b), show(n)))
+        })
+        .collect()
 }
 
 fn parse_metric(s: &str) -> Result<&'static str, String> {
@@ -100,6 +163,8 @@ pub struct Options {
     pub relative_to: Option<TransportKind>,
     /// Judge only these metric keys; empty = all.
     pub metrics: Vec<&'static str>,
+    /// Compare runs of different workloads (noted, not refused).
+    pub allow_different_workload: bool,
 }
 
 impl Default for Options {
@@ -108,6 +173,7 @@ impl Default for Options {
             tolerance: 0.10,
             relative_to: None,
             metrics: Vec::new(),
+            allow_different_workload: false,
         }
     }
 }
@@ -274,7 +340,15 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
             );
         }
     }
-    match (report::is_sweep(base), report::is_sweep(new)) {
+    let differences = workload_differences(base, new);
+    if !differences.is_empty() && !options.allow_different_workload {
+        bail!(
+            "the two runs measured different workloads ({}): their figures are not comparable; \
+             pass --allow-different-workload if that difference is what you are comparing",
+            differences.join("; ")
+        );
+    }
+    let mut c = match (report::is_sweep(base), report::is_sweep(new)) {
         (false, false) => compare_runs(base, new, options),
         (true, true) => compare_sweeps(base, new, options),
         (b, _) => bail!(
@@ -282,7 +356,17 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
             if b { "BASE" } else { "NEW" },
             if b { "NEW" } else { "BASE" }
         ),
+    }?;
+    if !differences.is_empty() {
+        c.notes.insert(
+            0,
+            format!(
+                "⚠ different workloads (allowed by --allow-different-workload): {}",
+                differences.join("; ")
+            ),
+        );
     }
+    Ok(c)
 }
 
 /// [`compare`] of two sweeps: every point of BASE with the point of NEW
@@ -447,6 +531,16 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
                 continue;
             };
             let (mut bv, mut nv) = (bf.median, nf.median);
+            if m.speed && bv == 0.0 && nv != 0.0 {
+                // No relative scale: 0 was below the figure's resolution.
+                notes.push(format!(
+                    "{}'s {} was 0 in BASE (below its resolution) and {} in NEW: not judged",
+                    t.label(),
+                    m.label,
+                    m.unit.format(nv)
+                ));
+                continue;
+            }
             let relative = m.speed && reference.is_some();
             if let Some((rb, rn)) = reference.filter(|_| relative) {
                 if !valid(rn) {
@@ -531,15 +625,13 @@ fn cell(s: &str) -> String {
     out
 }
 
-/// `+12.3 %`, `−4.0 %`, `+∞` (from a zero base).
+/// `+12.3 %`, `−4.0 %`, `from 0` (a count from a zero base has no percentage).
 fn change_pct(d: &Diff) -> String {
     if d.base == 0.0 {
         return if d.new == 0.0 {
             "0 %".to_string()
-        } else if d.new > 0.0 {
-            "+∞".to_string()
         } else {
-            "−∞".to_string()
+            "from 0".to_string()
         };
     }
     let pct = (d.new - d.base) / d.base.abs() * 100.0;
@@ -727,6 +819,7 @@ fn run(args: &CompareArgs) -> anyhow::Result<bool> {
             .relative_to
             .or(args.relative.then_some(TransportKind::Ws)),
         metrics: args.metrics.clone(),
+        allow_different_workload: args.allow_different_workload,
     };
     let c = compare(&base, &new, options)?;
     let md = render_markdown(&c, (&args.base, &base), (&args.new, &new), args.all);

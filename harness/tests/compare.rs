@@ -204,7 +204,7 @@ fn a_slower_transport_and_an_unverified_one_are_regressions() {
     assert!(row(&out, "long polling", "p50").is_none(), "{out}");
     let missing = row(&out, "long polling", "missing").unwrap();
     assert_eq!((missing[3].as_str(), missing[4].as_str()), ("0", "40"));
-    assert_eq!(missing[6], "+∞");
+    assert_eq!(missing[6], "from 0");
 
     // The same through the library: every regression counted once.
     let c = compare::compare(
@@ -359,4 +359,58 @@ fn bad_input_exits_2_with_one_line() {
         out.contains("WebSocket (the reference) is not verified in NEW"),
         "{out}"
     );
+}
+
+#[test]
+fn different_workloads_are_refused_unless_allowed_and_then_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = all_at("aaa", 1.0);
+    a.scenario = json!({ "name": "x", "clients": 100, "rate": 10.0, "poll_interval": "1s" });
+    let mut b = all_at("bbb", 1.0);
+    b.scenario = json!({ "name": "x", "clients": 1000, "rate": 10.0, "poll_interval": "500ms" });
+    let (base, new) = (write(dir.path(), "a", &a), write(dir.path(), "b", &b));
+    let o = pushbench(&["compare", &base, &new]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 2, "{out}\n{err}");
+    assert!(
+        err.contains("different workloads")
+            && err.contains("clients: 100 → 1000")
+            && err.contains("poll_interval: \"1s\" → \"500ms\"")
+            && err.contains("--allow-different-workload"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+
+    let o = pushbench(&["compare", &base, &new, "--allow-different-workload"]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(out.contains("⚠ different workloads"), "{out}");
+
+    // A key an older file lacks equals its empty value.
+    b.scenario = json!({ "name": "x", "clients": 100, "rate": 10.0, "poll_interval": "1s",
+                         "behaviour": {}, "group": [] });
+    let new = write(dir.path(), "c", &b);
+    assert_eq!(code(&pushbench(&["compare", &base, &new])), 0);
+}
+
+#[test]
+fn a_speed_figure_from_zero_is_not_judged_but_a_count_from_zero_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = all_at("aaa", 1.0);
+    // CPU below its resolution in BASE (a tick-quantised short run).
+    for t in &mut a.transports {
+        t.server.as_mut().unwrap().cpu_s = 0.0;
+    }
+    let (base, new) = (
+        write(dir.path(), "a", &a),
+        write(dir.path(), "b", &all_at("bbb", 1.0)),
+    );
+    let o = pushbench(&["compare", &base, &new]);
+    let (out, err) = text(&o);
+    assert_eq!(code(&o), 0, "{out}\n{err}");
+    assert!(
+        out.contains("was 0 in BASE (below its resolution)"),
+        "{out}"
+    );
+    assert!(!out.contains('∞'), "{out}");
 }

@@ -155,6 +155,8 @@ fn a_toy_capacity_search_ends_at_its_bound_and_writes_capacity_json() {
             "300ms",
             "--slo-p99",
             "2s",
+            "--repeat",
+            "2",
             "--pin",
             "none",
             "--out",
@@ -180,6 +182,12 @@ fn a_toy_capacity_search_ends_at_its_bound_and_writes_capacity_json() {
         assert!(out.join(&p.dir).join("run.json").is_file(), "{}", p.dir);
         assert_eq!(p.clients as f64, p.value);
         assert_eq!(p.verdict == Verdict::Pass, p.reasons.is_empty(), "{p:?}");
+        // --repeat 2: each probe ran twice, its p99 spread is kept.
+        assert_eq!(p.repetitions, 2, "{p:?}");
+        let (lo, hi) = p.p99_range_us.expect("a spread over two repetitions");
+        assert!(lo <= p.p99_us.unwrap() && p.p99_us.unwrap() <= hi, "{p:?}");
+        let probe_run = harness::results::read_run(&out.join(&p.dir)).unwrap();
+        assert_eq!(probe_run.transports.len(), 2, "two repetitions ran");
     }
     // The highest passing value is the largest probe that passed.
     let best = sse
@@ -196,6 +204,7 @@ fn a_toy_capacity_search_ends_at_its_bound_and_writes_capacity_json() {
         md.contains("## Highest passing clients per transport"),
         "{md}"
     );
+    assert!(md.contains("(median of 2; "), "{md}");
     let svg = std::fs::read_to_string(out.join(capacity::CAPACITY_SVG)).unwrap();
     assert!(svg.contains("SLO"), "the SLO line is in the legend");
 }
@@ -229,6 +238,10 @@ fn bad_sweeps_and_searches_are_one_line_usage_errors() {
             "sweep point 2 of 2 (clients=100000",
         ),
         (&["capacity", "--factor", "1"][..], "--factor"),
+        (
+            &["capacity", "--repeat", "10"][..],
+            "--repeat must be from 1 to 9",
+        ),
         (&["capacity", "--max-clients", "0"][..], "--max-clients"),
         (
             &["capacity", "--start", "500", "--max-clients", "100"][..],
@@ -248,4 +261,33 @@ fn bad_sweeps_and_searches_are_one_line_usage_errors() {
             "{args:?}: expected {needle}: {stderr}"
         );
     }
+}
+
+#[test]
+fn capacity_help_states_the_defaults_it_uses() {
+    let out = Command::new(pushbench())
+        .args(["capacity", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let d = |d: std::time::Duration| harness::scenario::fmt_duration(d);
+    assert!(
+        help.contains(&format!(
+            "[default: {}, shorter than a run's]",
+            d(capacity::PROBE_DURATION)
+        )),
+        "{help}"
+    );
+    assert!(
+        help.contains(&format!("[default: {}]", d(capacity::PROBE_WARMUP))),
+        "{help}"
+    );
+    assert!(
+        help.contains("the repetition with the median p99 decides"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("[default: 10s]"),
+        "run's window is not capacity's: {help}"
+    );
 }
