@@ -117,6 +117,43 @@ impl Behaviour {
         }
     }
 
+    /// Parses the command line's `--behaviour` value: `polite` (no habit),
+    /// or a comma-separated list of `ping=DUR`, `pause=FOR/EVERY`,
+    /// `junk=DUR`, e.g. `ping=2s,pause=3s/10s,junk=5s`.
+    pub fn parse_spec(spec: &str) -> anyhow::Result<Self> {
+        let mut b = Behaviour::default();
+        if spec.trim() == "polite" {
+            return Ok(b);
+        }
+        let dur = |key: &str, v: &str| {
+            humantime::parse_duration(v.trim()).map_err(|e| {
+                anyhow::anyhow!("--behaviour {key}={v:?}: {e} (write durations like 2s, 500ms)")
+            })
+        };
+        for item in spec.split(',').filter(|i| !i.trim().is_empty()) {
+            let Some((key, value)) = item.split_once('=') else {
+                bail!(
+                    "--behaviour {item:?}: expected KEY=VALUE (ping=2s, pause=3s/10s, junk=5s) or `polite`"
+                );
+            };
+            match key.trim() {
+                "ping" => b.ws_ping_interval = Some(dur("ping", value)?),
+                "junk" => b.junk_interval = Some(dur("junk", value)?),
+                "pause" => {
+                    let Some((pause, every)) = value.split_once('/') else {
+                        bail!("--behaviour pause={value:?}: expected FOR/EVERY, e.g. pause=3s/10s");
+                    };
+                    b.pause_for = Some(dur("pause", pause)?);
+                    b.pause_every = Some(dur("pause", every)?);
+                }
+                other => bail!(
+                    "--behaviour: unknown habit {other:?} (known: ping, pause, junk; or `polite`)"
+                ),
+            }
+        }
+        Ok(b)
+    }
+
     /// One line for reports: `ping 2s, pause 1s every 5s, junk every 3s`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -160,6 +197,27 @@ mod tests {
             "WebSocket ping every 2s, reading paused 1s every 5s"
         );
         assert_eq!(Behaviour::default().describe(), "polite (listens only)");
+    }
+
+    #[test]
+    fn the_command_line_spec_reads_every_habit_or_none() {
+        let b = Behaviour::parse_spec("ping=2s,pause=3s/10s,junk=5s").unwrap();
+        assert_eq!(b.ws_ping_interval, Some(Duration::from_secs(2)));
+        assert_eq!(
+            (b.pause_for, b.pause_every),
+            (Some(Duration::from_secs(3)), Some(Duration::from_secs(10)))
+        );
+        assert_eq!(b.junk_interval, Some(Duration::from_secs(5)));
+        assert!(Behaviour::parse_spec("polite").unwrap().is_polite());
+        for (bad, says) in [
+            ("ping", "expected KEY=VALUE"),
+            ("pause=3s", "expected FOR/EVERY"),
+            ("ping=fast", "--behaviour ping=\"fast\""),
+            ("sleep=1s", "unknown habit \"sleep\""),
+        ] {
+            let e = Behaviour::parse_spec(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

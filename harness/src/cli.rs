@@ -179,6 +179,12 @@ pub struct ScenarioArgs {
     /// e.g. drop@4s:0.5, restart@8s:1s, storm@12s [default: the scenario's].
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
+    /// Client habits, replacing the scenario's [behaviour]: `polite`, or
+    /// ping=DUR (WebSocket pings), pause=FOR/EVERY (reading pauses, every
+    /// transport), junk=DUR (unexpected WebSocket messages), comma-separated,
+    /// e.g. ping=2s,pause=3s/10s [default: the scenario's; polite].
+    #[arg(long, value_name = "SPEC")]
+    pub behaviour: Option<String>,
 }
 
 impl ScenarioArgs {
@@ -230,6 +236,7 @@ impl ScenarioArgs {
                 "--fault",
                 (!self.faults.is_empty()).then(|| self.faults.join(" --fault ")),
             ),
+            ("--behaviour", self.behaviour.clone()),
         ]
         .into_iter()
         .filter_map(|(flag, v)| v.map(|v| format!("{flag} {v}")))
@@ -311,6 +318,11 @@ impl ScenarioArgs {
                         .collect::<anyhow::Result<_>>()?,
                 )
             },
+            behaviour: self
+                .behaviour
+                .as_deref()
+                .map(crate::behaviour::Behaviour::parse_spec)
+                .transpose()?,
             ..ScenarioPatch::default()
         });
         Ok(s)

@@ -114,12 +114,16 @@ pub fn workload_differences(base: &RunFile, new: &RunFile) -> Vec<String> {
         None => "(absent)".to_string(),
         Some(v) => v.to_string(),
     };
+    let defaults = crate::scenario::Scenario::default().to_json();
     WORKLOAD_KEYS
         .iter()
         .filter(|k| !(sweep && SWEEP_KEYS.contains(k)))
         .filter_map(|k| {
-            let (b, n) = (base.scenario.get(*k), new.scenario.get(*k));
-            // A key absent from an older file equals its empty default.
+            // A key absent from an older file had the value it has by default.
+            let (b, n) = (
+                base.scenario.get(*k).or(defaults.get(*k)),
+                new.scenario.get(*k).or(defaults.get(*k)),
+            );
             let empty = |v: Option<&serde_json::Value>| {
                 v.is_none_or(|v| {
                     v.is_null()

@@ -1413,6 +1413,17 @@ fn transport_plan(transport: TransportKind, scenario: &Scenario) -> TransportPla
         ),
         _ => (ramp + TICK, DRAIN),
     };
+    // A client that pauses reading ([behaviour]) may be paused as the
+    // window closes: the drain outlasts a pause, so the events it owes
+    // still arrive and count (late) rather than as missing.
+    let longest_pause = scenario
+        .group
+        .iter()
+        .filter_map(|g| g.behaviour.as_ref()?.pause_for)
+        .chain(scenario.behaviour.pause_for)
+        .max()
+        .unwrap_or_default();
+    let drain = drain + longest_pause;
     TransportPlan::new(
         connect,
         scenario.warmup.max(WINDOW_LEAD),
