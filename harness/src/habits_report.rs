@@ -58,20 +58,28 @@ pub(crate) fn habits(md: &mut String, run: &RunFile) {
     }
     md.push_str(
         "Counts are over the whole run, summed over clients. Verification is the same as for \
-         polite clients (every id once, in order); a paused reader's events wait in the \
-         kernel's socket buffers and then the server's, so compare latency and server memory \
-         with a polite run of the same workload.\n\n\
-         | entry | pings | pauses | paused | unexpected sent | error replies | verified | p50 | p99 | server RSS peak |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+         polite clients (every id once, in order). A paused reader's events wait first in the \
+         kernel's socket buffers (the kernel TCP memory column: both ends of every loopback \
+         connection), and only once those are full in the server's own buffers (its RSS); \
+         compare both with a polite run of the same workload.\n\n\
+         | entry | pings | pauses | paused | unexpected sent | error replies | verified | p50 (ms) | p99 (ms) | server RSS peak | kernel TCP memory peak |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (label, r) in entries {
         let h = &r.habits;
-        let rss = r.server.as_ref().map_or("–".to_string(), |s| {
-            format!("{:.1} MiB", s.rss_peak_bytes as f64 / 1048576.0)
-        });
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / 1048576.0);
+        let rss = r
+            .server
+            .as_ref()
+            .map_or("–".to_string(), |s| mib(s.rss_peak_bytes));
+        let kernel = r
+            .server
+            .as_ref()
+            .and_then(|s| s.tcp_mem_peak_bytes)
+            .map_or("–".to_string(), mib);
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.1} s | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.1} s | {} | {} | {} | {} | {} | {} | {} |",
             escape_md(&label),
             h.pings,
             h.pauses,
@@ -82,6 +90,7 @@ pub(crate) fn habits(md: &mut String, run: &RunFile) {
             format_ms(r.latency.p50 as f64 / 1000.0),
             format_ms(r.latency.p99 as f64 / 1000.0),
             rss,
+            kernel,
         );
     }
     md.push('\n');
