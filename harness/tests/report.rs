@@ -908,10 +908,7 @@ fn client_habits_and_coarse_cpu_figures_are_reported() {
         .lines()
         .find(|l| l.starts_with("| WebSocket"))
         .expect("the WebSocket entry's habits");
-    assert!(
-        ws_row.contains("| 50 | 10 | 10.0 s | 4 | 4 |"),
-        "{ws_row}"
-    );
+    assert!(ws_row.contains("| 50 | 10 | 10.0 s | 4 | 4 |"), "{ws_row}");
     assert!(!md.contains("CPU resolution"), "ns figures are exact");
 
     // Every entry in clock ticks over a short window: the figure is marked.

@@ -3,7 +3,13 @@
 //! Off unless the server has an admin token ([`ServerConfig::admin_token`]):
 //! then every `/admin` path answers 404, as if it did not exist. With a
 //! token, every request must carry `Authorization: Bearer TOKEN` (compared
-//! in constant time), else 401 with a one-line reason.
+//! in constant time), else 401 with a one-line reason. Failed attempts are
+//! logged (a warning at most once a second, with the count since the last
+//! one) and limited: after [`MAX_FAILURES`] failures within a second, every
+//! `/admin` request is answered 429 (`Retry-After: 1`) until that second is
+//! over, so guessing the token costs at least a second per
+//! [`MAX_FAILURES`] tries. The routes send no CORS headers: a web page on
+//! another origin cannot call them.
 //!
 //! - `POST /admin/drop?fraction=F[&transport=sse|ws|longpoll|tcp|all]`:
 //!   aborts that fraction (0..=1, default transport `all`) of the open
@@ -15,6 +21,9 @@
 //!
 //! [`ServerConfig::admin_token`]: crate::ServerConfig::admin_token
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
@@ -25,6 +34,62 @@ use subtle::ConstantTimeEq as _;
 use crate::AppState;
 use crate::conns::Filter;
 use crate::stats::Open;
+
+/// Failed admin attempts allowed within [`FAILURE_WINDOW`] before every
+/// admin request is refused until the window ends.
+pub const MAX_FAILURES: u32 = 5;
+/// The window of [`MAX_FAILURES`].
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Failed admin attempts: counted per window, logged at most once a window.
+#[derive(Debug, Default)]
+pub(crate) struct Failures(Mutex<FailureWindow>);
+
+#[derive(Debug, Default)]
+struct FailureWindow {
+    /// Start of the current window (`None`: no failure yet).
+    start: Option<Instant>,
+    /// Failures in the current window.
+    in_window: u32,
+    /// Failures since the last warning.
+    unlogged: u64,
+    /// When the last warning was written.
+    logged_at: Option<Instant>,
+}
+
+impl Failures {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FailureWindow> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether admin requests are refused now (too many recent failures).
+    fn locked_out(&self, now: Instant) -> bool {
+        let w = self.lock();
+        w.start.is_some_and(|s| now < s + FAILURE_WINDOW) && w.in_window >= MAX_FAILURES
+    }
+
+    /// Counts a failed attempt and logs it (at most once a window).
+    fn fail(&self, now: Instant, reason: &str) {
+        let mut w = self.lock();
+        if w.start.is_none_or(|s| now >= s + FAILURE_WINDOW) {
+            w.start = Some(now);
+            w.in_window = 0;
+        }
+        w.in_window += 1;
+        w.unlogged += 1;
+        if w.logged_at.is_none_or(|t| now >= t + FAILURE_WINDOW) {
+            tracing::warn!(
+                failures = w.unlogged,
+                last_reason = reason,
+                "admin: rejected request(s) without the right token"
+            );
+            w.unlogged = 0;
+            w.logged_at = Some(now);
+        }
+    }
+}
 
 /// The query of `POST /admin/drop`, read as text so that every mistake gets
 /// a one-line reason.
@@ -45,7 +110,17 @@ pub(crate) async fn handler(
     let Some(token) = state.config().admin_token.as_deref() else {
         return crate::not_found().into_response();
     };
+    let now = Instant::now();
+    if state.admin_failures().locked_out(now) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many failed admin attempts: try again in a second",
+        )
+            .into_response();
+    }
     if let Err(reason) = authorise(&headers, token) {
+        state.admin_failures().fail(now, reason);
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

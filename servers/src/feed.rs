@@ -128,7 +128,11 @@ impl Feed {
         let ends_at = state.config().stream_max_age.map(|age| now + age);
         Self {
             topic,
-            cursor: after.unwrap_or(live_edge),
+            // A cursor ahead of the newest event (a client's saved id from an
+            // earlier server run whose ids went further) is clamped to the
+            // live edge: the client gets the next event, whose id tells it
+            // the stream restarted, instead of waiting for ever.
+            cursor: after.map_or(live_edge, |a| a.min(live_edge)),
             wake,
             owed: Vec::new(),
             last_write: now,

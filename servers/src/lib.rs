@@ -106,6 +106,11 @@ pub struct ServerConfig {
     /// client stopped reading) is reset and counted as `closed_slow`, on
     /// every transport alike (default 10 s).
     pub write_timeout: Duration,
+    /// A request body (`POST /publish`) must arrive whole within this long
+    /// of its handler starting, or the request is answered 408 and the
+    /// connection closed (default 10 s). With hyper's 30 s bound on the
+    /// request head, no request holds a connection longer than both.
+    pub body_timeout: Duration,
     /// Turns the `/admin` fault-injection routes on; each request must then
     /// carry `Authorization: Bearer <token>` (default `None`: every `/admin`
     /// route answers 404).
@@ -127,6 +132,7 @@ impl Default for ServerConfig {
             buffers: Buffers::default(),
             tcp_listen: None,
             write_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             admin_token: None,
             fanout: Fanout::Direct,
         }
@@ -222,6 +228,8 @@ struct Shared {
     stats: Arc<Stats>,
     /// Every open connection, for the admin routes.
     connections: Arc<conns::Connections>,
+    /// Failed admin attempts: logged, and limited.
+    admin_failures: admin::Failures,
     /// The open-file limit and what it leaves for connections, read at start.
     budget: Arc<limits::FdBudget>,
     shutdown: CancellationToken,
@@ -242,6 +250,7 @@ impl AppState {
             hub: Arc::new(Hub::new(config.hub.clone())),
             stats: Arc::new(Stats::default()),
             connections: Arc::default(),
+            admin_failures: admin::Failures::default(),
             budget: Arc::new(limits::FdBudget::read()),
             sse_retry: protocol::encode::sse_retry(config.retry_ms),
             sse_keepalive: protocol::encode::sse_comment("keep-alive"),
@@ -282,6 +291,10 @@ impl AppState {
         &self.0.shutdown
     }
 
+    pub(crate) fn admin_failures(&self) -> &admin::Failures {
+        &self.0.admin_failures
+    }
+
     pub(crate) fn tracker(&self) -> &TaskTracker {
         &self.0.tracker
     }
@@ -289,29 +302,33 @@ impl AppState {
 
 /// The Router of every route of the contract, over `state`.
 ///
-/// Every answer carries `Access-Control-Allow-Origin: *` (and preflights are
-/// answered) so a test page served from another port can use `EventSource`,
-/// `fetch` and `WebSocket` against it.
+/// Every answer of the public routes carries `Access-Control-Allow-Origin:
+/// *` (and their preflights are answered) so a test page served from
+/// another port can use `EventSource`, `fetch` and `WebSocket` against it.
+/// The `/admin` routes carry none: no web page may call them.
 pub fn app(state: AppState) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(Any);
-    Router::new()
+    let public = Router::new()
         .route("/poll", get(poll::handler))
         .route("/longpoll", get(longpoll::handler))
         .route("/sse", get(sse::handler))
         .route("/ws", get(ws::handler))
         .route(
             "/publish",
-            post(publish::handler).layer(DefaultBodyLimit::max(publish::MAX_BODY)),
+            // The handler reads (and bounds) the body itself.
+            post(publish::handler).layer(DefaultBodyLimit::disable()),
         )
         .route("/healthz", get(stats::healthz))
         .route("/stats", get(stats::stats))
+        .layer(cors);
+    Router::new()
+        .merge(public)
         .route("/admin", any(admin::handler))
         .route("/admin/{*rest}", any(admin::handler))
         .fallback(|| async { not_found() })
-        .layer(cors)
         .with_state(state)
 }
 

@@ -47,7 +47,8 @@ pub(crate) async fn handler(
     // the read and the wait still wakes us.
     let mut wake = hub.subscribe(sub.topic);
     let live_edge = *wake.borrow_and_update();
-    let after = sub.after.unwrap_or(live_edge);
+    // A cursor ahead of the newest event is clamped to the live edge (see poll.rs).
+    let after = sub.after.map_or(live_edge, |a| a.min(live_edge));
     let mut events = Vec::new();
     loop {
         let next = hub.read(sub.topic, after, config.max_batch, &mut events);

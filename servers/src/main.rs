@@ -99,6 +99,10 @@ struct Args {
     /// client stopped reading), on every transport (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s")]
     write_timeout: humantime::Duration,
+    /// Answer 408 and close a connection whose request body (POST /publish)
+    /// has not arrived whole within this long (e.g. 10s, 2s).
+    #[arg(long, default_value = "10s")]
+    body_timeout: humantime::Duration,
     /// Turn on the /admin fault-injection routes; each request must carry
     /// `Authorization: Bearer TOKEN`. Prefer the environment variable: a
     /// command line is visible to every user [default: off, /admin is 404].
@@ -140,6 +144,9 @@ impl Args {
         }
         if self.write_timeout.is_zero() {
             bail!("--write-timeout must be more than 0");
+        }
+        if self.body_timeout.is_zero() {
+            bail!("--body-timeout must be more than 0");
         }
         if let Some(token) = &self.admin_token
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
@@ -192,6 +199,7 @@ impl Args {
             buffers,
             tcp_listen: self.tcp_listen,
             write_timeout: *self.write_timeout,
+            body_timeout: *self.body_timeout,
             admin_token: self.admin_token.clone(),
             fanout: self.fanout,
         })

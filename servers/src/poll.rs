@@ -24,7 +24,10 @@ pub(crate) async fn handler(State(state): State<AppState>, query: RawParams) -> 
         Err(bad) => return bad.into_response(),
     };
     let hub = state.hub();
-    let after = sub.after.unwrap_or_else(|| hub.latest(sub.topic));
+    // A cursor ahead of the newest event (saved from an earlier server run
+    // whose ids went further) is clamped to the live edge: `next` says so.
+    let latest = hub.latest(sub.topic);
+    let after = sub.after.map_or(latest, |a| a.min(latest));
     let mut events = Vec::new();
     let next = hub.read(sub.topic, after, state.config().max_batch, &mut events);
     answer(&events, next)

@@ -12,13 +12,24 @@
 //! and the sender measures its full round trip itself.
 //!
 //! Mistakes get one-line reasons: a body that is not `application/json` 415,
-//! a body larger than [`MAX_BODY`] 413, bad JSON, a missing or non-string
-//! `data`, or an unknown topic 400.
+//! a body larger than [`MAX_BODY`] 413 (at once when `Content-Length` says
+//! so), bad JSON, a missing or non-string `data`, or an unknown topic 400.
+//!
+//! The body is read by [`read_body`], not collected by a generic
+//! extractor, so that a hostile sender cannot choose what it costs: every
+//! chunk is copied into one buffer (sized by `Content-Length`, at most
+//! [`MAX_BODY`]) and released at once. A body sent one byte per TCP segment
+//! once cost about 4 KB of server memory per byte, because each one-byte
+//! chunk kept hyper's whole read buffer alive until the body was complete.
+//! The body must also arrive whole within
+//! [`body_timeout`](crate::ServerConfig::body_timeout): a stalled or
+//! trickling body is answered 408 and its connection closed.
 
-use axum::body::Bytes;
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -63,12 +74,62 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Why a body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// More than the limit (said by `Content-Length`, or counted).
+    TooLarge,
+    /// Not whole within the deadline.
+    Timeout,
+    /// The connection failed or the framing was broken.
+    Broken(String),
+}
+
+/// Reads a request body of at most `limit` bytes within `deadline`, into
+/// one buffer: memory is the body's size, however it is paced.
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Vec<u8>, BodyError> {
+    use http_body_util::BodyExt as _;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    // hyper has checked that a Content-Length is well-formed and matches.
+    let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    let mut body = body;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+            if let Ok(chunk) = frame.into_data() {
+                if buf.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                // Copied, so the chunk (and the read buffer it shares) goes now.
+                buf.extend_from_slice(&chunk);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(Ok(())) => Ok(buf),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(BodyError::Timeout),
+    }
+}
+
 /// `POST /publish`.
 pub(crate) async fn handler(
     State(state): State<AppState>,
     query: RawParams,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     state.stats().request(Route::Publish);
     if !is_json(&headers) {
@@ -82,18 +143,33 @@ pub(crate) async fn handler(
         Ok(sub) => sub,
         Err(bad) => return bad.into_response(),
     };
-    let body = match body {
+    let deadline = state.config().body_timeout;
+    let body = match read_body(body, &headers, MAX_BODY, deadline).await {
         Ok(body) => body,
-        Err(rejection) => {
+        Err(e) => {
             state.stats().bad_request();
-            return if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                refuse(
+            let (status, reason) = match e {
+                BodyError::TooLarge => (
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body too large (at most {MAX_BODY} bytes)"),
-                )
-            } else {
-                refuse(rejection.status(), "cannot read the request body")
+                ),
+                BodyError::Timeout => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "request body not received within {} ms",
+                        deadline.as_millis()
+                    ),
+                ),
+                BodyError::Broken(e) => (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {e}"),
+                ),
             };
+            // The rest of the body is not read: the connection cannot be reused.
+            let mut resp = refuse(status, reason);
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
         }
     };
     let data = match parse(&body) {
