@@ -141,13 +141,13 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "SPEC")]
     pub pin: Option<String>,
     /// Simulated clients, one connection each [default: 100].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub clients: Option<usize>,
     /// Events per second per topic, fractional allowed, 0 = none [default: 10].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Size of each event's data filler, in bytes [default: 64].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub payload_bytes: Option<usize>,
     /// Length of the measured window, e.g. 10s, 1m [default: 10s].
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -159,7 +159,7 @@ pub struct ScenarioArgs {
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub poll_interval: Option<Duration>,
     /// Number of topics t0..t{N-1}; client i subscribes to t{i % N} [default: 1].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub topics: Option<u32>,
     /// push-server's fan-out to SSE, WebSocket and raw-TCP connections:
     /// direct (the appender writes each event to every caught-up socket in
@@ -169,10 +169,10 @@ pub struct ScenarioArgs {
     pub fanout: Option<protocol::Fanout>,
     /// Chat: how many of the clients also send messages on their topic;
     /// needs --rate 0 and no tcp transport [default: 0, none].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub senders: Option<usize>,
     /// Chat: messages per second per sender, fractional allowed [default: 1].
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub send_rate: Option<f64>,
     /// A fault to inject into every transport's run, repeatable; replaces the
     /// scenario's `faults`: KIND@AT[:ARG] with AT from the window's start,
@@ -209,6 +209,24 @@ impl ScenarioArgs {
             );
         }
         Ok(())
+    }
+
+    /// A validation error, with the scenario file's name and line when the
+    /// value it names came from the file (not from a flag).
+    pub fn locate(&self, error: anyhow::Error) -> anyhow::Error {
+        let Some(path) = &self.scenario else {
+            return error;
+        };
+        let message = error.to_string();
+        let from_flag = self.overrides().iter().any(|o| {
+            let flag = o.split_whitespace().next().unwrap_or("");
+            let key = flag.trim_start_matches("--").replace('-', "_");
+            message.starts_with(&format!("`{key}`"))
+        });
+        match std::fs::read_to_string(path) {
+            Ok(text) if !from_flag => crate::scenario_lines::locate(path, &text, error),
+            _ => error,
+        }
     }
 
     fn overrides(&self) -> Vec<String> {
@@ -474,7 +492,9 @@ fn run_and_summarise(args: &RunArgs, command_line: Vec<String>) -> ExitCode {
 
 fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Failure> {
     let scenario = args.scenario().map_err(usage)?;
-    scenario.validate().map_err(usage)?;
+    scenario
+        .validate()
+        .map_err(|e| usage(args.flags.locate(e)))?;
     let server_bin = match &args.target {
         Some(_) if scenario.sweep.rate.is_some() || scenario.sweep.payload_bytes.is_some() => {
             return Err(usage(anyhow::anyhow!(
@@ -561,7 +581,7 @@ fn cmd_capacity(
 ) -> Result<(), Failure> {
     let (scenario, search, slo) = args
         .plan(crate::scenario::open_file_limit())
-        .map_err(usage)?;
+        .map_err(|e| usage(args.flags.locate(e)))?;
     let server_bin = server_process::find_server_bin(args.server_bin.as_deref()).map_err(usage)?;
     let out_dir = args
         .out
@@ -951,6 +971,7 @@ mod tests {
             transport,
             repetition,
             verified: true,
+            ended_early: false,
             problems: vec![],
             clients: 4,
             clients_connected: 4,

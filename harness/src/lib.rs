@@ -45,5 +45,6 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod scenario_lines;
 pub mod server_process;
 pub mod sweep;

@@ -677,6 +677,7 @@ mod tests {
             target: None,
             transport: protocol::TransportKind::Sse,
             verified: true,
+            ended_early: false,
             problems: vec![],
             clients: 100,
             clients_connected: 100,

@@ -803,8 +803,10 @@ pub(crate) fn preamble(md: &mut String, run: &RunFile) {
     let _ = writeln!(md, "**Scenario:** {}\n", scenario_line(run));
     if !run.complete {
         md.push_str(
-            "> **⚠ Incomplete run:** not every planned transport ran to the end; \
-             transports missing below were not measured.\n\n",
+            "> **⚠ Incomplete run:** not every planned transport ran its whole window \
+             (the run was interrupted, or a server died or was lost mid-run): transports \
+             missing below were not measured, and those whose problems say so were measured \
+             only up to the cut.\n\n",
         );
     }
 }

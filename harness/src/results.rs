@@ -56,7 +56,10 @@ pub struct RunFile {
     /// The scenario as run (after command-line overrides), as a JSON value.
     #[schemars(schema_with = "scenario_schema")]
     pub scenario: serde_json::Value,
-    /// Whether every planned transport ran to the end (a run cut short is saved as incomplete).
+    /// Whether every planned transport ran its whole window: false when the
+    /// run was cut short (Ctrl-C, a lost server) and when any transport's
+    /// window ended early (its server died mid-run), see
+    /// [`TransportResult::ended_early`].
     pub complete: bool,
     /// Whether any transport's load generator (the fleet) was saturated or
     /// lagging, so its figures describe the fleet rather than the server
@@ -128,6 +131,11 @@ pub struct TransportResult {
     /// once and in order, every client connected. Speed figures of an
     /// unverified transport must not be presented as valid.
     pub verified: bool,
+    /// Whether this transport's window ended before its planned end
+    /// (Ctrl-C, or its server died or was lost): its figures cover only
+    /// the window up to then, and the run is not `complete`.
+    #[serde(default)]
+    pub ended_early: bool,
     /// Why verification failed (empty when verified).
     pub problems: Vec<String>,
     /// Clients in the fleet.

@@ -303,7 +303,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
             }
         }
     }
-    run.complete = !interrupted;
+    // Complete: every planned transport ran its whole window (one whose
+    // server died mid-run did not, even if the run went on).
+    run.complete = !interrupted && !run.transports.iter().any(|t| t.ended_early);
     write_run_blocking(&opts.out_dir, &run).await?;
 
     opts.progress.finish();
@@ -882,6 +884,8 @@ async fn run_transport(
             phase_start = until;
         }
     }
+    // The window was cut: by Ctrl-C, or because the server died or was lost.
+    let ended_early = !matches!(ended, Waited::Done | Waited::Deadline);
     let interrupted = match ended {
         Waited::Done | Waited::Deadline => false,
         Waited::Interrupted => {
@@ -1049,6 +1053,7 @@ async fn run_transport(
         fleet_cpus: &placement.fleet_cpus,
     };
     result.wire = costs.wire();
+    result.ended_early = ended_early;
     result.kernel_tcp = match (&costs.at_start.tcp, &costs.at_end.tcp) {
         (Some(a), Some(b)) => Some(probe::tcp_events_between(a, b)),
         _ => None,
@@ -1602,6 +1607,7 @@ fn unstarted(
         target: target.map(str::to_string),
         repetition: 1,
         verified: false,
+        ended_early: false,
         problems: vec![problem],
         clients: scenario.clients,
         clients_connected: 0,
@@ -1689,6 +1695,7 @@ fn build_result(
         target: None,
         repetition: 1,
         verified: problems.is_empty(),
+        ended_early: false,
         problems,
         clients: t.clients,
         clients_connected: t.clients_connected,

@@ -40,6 +40,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
         transport: kind,
         repetition: 1,
         verified,
+        ended_early: false,
         problems: if verified {
             Vec::new()
         } else {

@@ -323,7 +323,10 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
     assert!(!outcome.passed());
 
     let run = results::read_run(&out).unwrap();
-    assert!(run.complete, "every transport ran, even though they failed");
+    assert!(
+        !run.complete,
+        "a run whose server died is not complete, though every transport ran"
+    );
     assert_eq!(
         run.transports.len(),
         2,
@@ -331,6 +334,7 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
     );
     for t in &run.transports {
         assert!(!t.verified, "{}", t.transport);
+        assert!(t.ended_early, "{}", t.transport);
         let all = t.problems.join("; ");
         assert!(
             all.contains("push-server exited unexpectedly"),
@@ -403,6 +407,49 @@ fn an_unknown_scenario_key_is_a_usage_error() {
     assert!(stderr.contains("typo.toml"), "names the file: {stderr}");
     assert!(stderr.contains("warmpu"), "names the key: {stderr}");
     assert!(stderr.contains("line 2"), "says where: {stderr}");
+}
+
+#[test]
+fn a_bad_value_in_a_scenario_file_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "clients = 5\nrate = -1\n").unwrap();
+    std::fs::write(
+        dir.path().join("habits.toml"),
+        "clients = 5\n\n[behaviour]\npause_every = \"1s\"\npause_for = \"2s\"\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_cli(&["run", "--scenario", "bad.toml"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(
+        stderr.contains("scenario file bad.toml: line 2: `rate`") && stderr.contains("got -1"),
+        "{stderr}"
+    );
+    // Overridden on the command line, the file's value no longer matters.
+    let (code, stderr) = run_cli(
+        &["run", "--scenario", "bad.toml", "--rate", "5"],
+        dir.path(),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("push-server not found"),
+        "validated: {stderr}"
+    );
+    // A key in a table.
+    let (code, stderr) = run_cli(&["run", "--scenario", "habits.toml"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("habits.toml: line 5: `behaviour.pause_for` must be more than 0"),
+        "{stderr}"
+    );
+    // A negative number on the command line is a value, not a flag.
+    let (code, stderr) = run_cli(&["run", "--rate", "-1"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert_one_line_error(&stderr);
+    assert!(
+        stderr.contains("`rate`") && stderr.contains("got -1"),
+        "{stderr}"
+    );
 }
 
 #[test]

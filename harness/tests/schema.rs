@@ -207,6 +207,7 @@ fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
         transport,
         repetition,
         verified: false,
+        ended_early: false,
         problems: vec!["push-server exited unexpectedly".into()],
         clients: 3,
         clients_connected: 1,
