@@ -42,6 +42,10 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// pushbench: compare short polling, long polling, SSE and WebSocket with measurements.
+///
+/// Exit status, every command: 0 success; 1 the work ran and failed (a run
+/// that did not verify, a regression found by compare); 2 bad input (a bad
+/// flag or scenario, a results directory that cannot be read).
 #[derive(Debug, Parser)]
 #[command(name = "pushbench", version)]
 pub struct Cli {
@@ -54,7 +58,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (the embedded default unless --scenario) and write results/NAME/.
-    /// (Boxed: its flags are several times the size of the other variants.)
+    // Boxed: its flags are several times the size of the other variants.
     Run(Box<RunArgs>),
     /// Re-render DIR/report.md, DIR/report.html and the charts from DIR/run.json alone.
     Report {
@@ -424,9 +428,17 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
         Command::Capacity(args) => cmd_capacity(&args, command_line),
         // Its own exit statuses (1 regression, 2 bad input) and output.
         Command::Compare(args) => return crate::compare::cmd_compare(&args),
-        Command::Report { dir } => crate::report::render_dir(&dir)
-            .with_context(|| format!("cannot render the report of {}", dir.display()))
-            .map_err(failed),
+        Command::Report { dir } => {
+            // An unreadable results directory is bad input, as for compare.
+            match results::read_run(&dir) {
+                Err(e) => Err(usage(
+                    e.context(format!("cannot render the report of {}", dir.display())),
+                )),
+                Ok(_) => crate::report::render_dir(&dir)
+                    .with_context(|| format!("cannot render the report of {}", dir.display()))
+                    .map_err(failed),
+            }
+        }
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Run => results::run_schema(),

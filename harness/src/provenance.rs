@@ -21,6 +21,22 @@ pub const UNKNOWN: &str = "unknown";
 /// file system or a held lock must not stall the run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The machine's online logical CPUs (`/sys/devices/system/cpu/online`,
+/// e.g. `0-1`), whatever this process's affinity; 0 if unreadable.
+fn machine_cores() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .map_or(0, |text| {
+            text.trim()
+                .split(',')
+                .filter_map(|range| match range.split_once('-') {
+                    Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+                    None => range.parse::<usize>().ok().map(|_| 1),
+                })
+                .sum()
+        })
+}
+
 /// Collects the provenance of a run starting now.
 ///
 /// `command_line` is recorded as given (normally `std::env::args()`).
@@ -32,6 +48,7 @@ pub fn collect(command_line: Vec<String>) -> Provenance {
         host: host_name(),
         cpu_model: parse_cpu_model(&cpuinfo).unwrap_or_else(|| UNKNOWN.to_string()),
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        machine_cores: machine_cores(),
         kernel: read_proc_line("/proc/sys/kernel/osrelease").unwrap_or_else(|| UNKNOWN.to_string()),
         // Set by build.rs from `$RUSTC --version`: the compiler that built this
         // binary, not whichever one is on the PATH now.
@@ -292,6 +309,12 @@ mod tests {
         eprintln!("{p:#?}"); // Shown on failure: what this machine reported.
         assert_eq!(p.pushbench_version, env!("CARGO_PKG_VERSION"));
         assert!(p.cores >= 1);
+        assert!(
+            p.machine_cores >= p.cores,
+            "{} of {}",
+            p.cores,
+            p.machine_cores
+        );
         assert!(!p.host.is_empty() && !p.kernel.is_empty() && !p.cpu_model.is_empty());
         assert!(
             p.rustc.starts_with("rustc ") || p.rustc == UNKNOWN,

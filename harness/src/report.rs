@@ -1493,7 +1493,17 @@ pub(crate) fn provenance(md: &mut String, run: &RunFile) {
         ("commit", p.git_commit.clone()),
         ("host", p.host.clone()),
         ("CPU", p.cpu_model.clone()),
-        ("cores", p.cores.to_string()),
+        (
+            "cores",
+            if p.machine_cores > 0 {
+                format!(
+                    "{} on the machine, {} available to the fleet (its CPU affinity)",
+                    p.machine_cores, p.cores
+                )
+            } else {
+                format!("{} available to the fleet", p.cores)
+            },
+        ),
         ("kernel", p.kernel.clone()),
         ("rustc", p.rustc.clone()),
         ("started at", p.started_at.clone()),

@@ -81,8 +81,13 @@ pub struct Provenance {
     pub host: String,
     /// CPU model from `/proc/cpuinfo`.
     pub cpu_model: String,
-    /// Logical cores available.
+    /// Logical cores this process may run on (its CPU affinity: with
+    /// pinning, the fleet's set), not the machine's count (`machine_cores`).
     pub cores: usize,
+    /// Logical cores of the machine (online CPUs). Absent (0) in files
+    /// before version 5.
+    #[serde(default)]
+    pub machine_cores: usize,
     /// Kernel release (`uname -r`).
     pub kernel: String,
     /// `rustc --version` at build time or run time; `unknown` if unavailable.

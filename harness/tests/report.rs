@@ -214,6 +214,7 @@ fn synthetic_run() -> RunFile {
             host: "bench-host".into(),
             cpu_model: "AMD EPYC 7B13".into(),
             cores: 2,
+            machine_cores: 2,
             kernel: "6.8.0-45-generic".into(),
             rustc: "rustc 1.95.0 (59807616e 2026-04-14)".into(),
             command_line: vec![
@@ -417,7 +418,7 @@ fn report_marks_the_unverified_transport_and_names_the_best_verified_one() {
         "6d7f51af2637339aee06af568011d018e6f89b27-dirty",
         "bench-host",
         "AMD EPYC 7B13",
-        "- cores: `2`",
+        "- cores: `2 on the machine, 2 available to the fleet (its CPU affinity)`",
         "6.8.0-45-generic",
         "rustc 1.95.0",
         "2024-11-23T19:26:40Z",

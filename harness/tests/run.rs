@@ -472,7 +472,7 @@ fn a_missing_server_is_explained() {
 fn report_of_a_missing_directory_fails_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (code, stderr) = run_cli(&["report", "nope"], dir.path());
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "bad input, as for compare: {stderr}");
     assert_one_line_error(&stderr);
     assert!(stderr.contains("nope"), "{stderr}");
 }
