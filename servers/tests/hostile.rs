@@ -10,7 +10,7 @@ use futures_util::StreamExt as _;
 use protocol::sse::SseParser;
 use protocol::{Event, PollResponse, Schedule};
 use servers::{HubConfig, ServerConfig};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -37,24 +37,12 @@ fn config(rate: f64) -> ServerConfig {
     }
 }
 
-/// Starts the `push-server` binary with `args`; its HTTP address and the child.
+/// Starts the `push-server` binary with `args` (its log on stderr); the
+/// child and its HTTP address.
 async fn binary(args: &[&str]) -> (tokio::process::Child, SocketAddr) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_push-server"))
-        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = timeout(WAIT, lines.next_line())
-        .await
-        .expect("ready line in time")
-        .unwrap()
-        .expect("a ready line");
-    let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let mut all = vec!["--log", "warn"];
+    all.extend_from_slice(args);
+    let (child, ready) = common::spawn_ready(&[], &all, true).await;
     let addr = ready["listening"].as_str().unwrap().parse().unwrap();
     (child, addr)
 }

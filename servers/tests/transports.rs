@@ -880,28 +880,9 @@ async fn spawn_binary_ready(
     prefix: &[&str],
     args: &[&str],
 ) -> (tokio::process::Child, serde_json::Value) {
-    let bin = env!("CARGO_BIN_EXE_push-server");
-    let (program, rest): (&str, Vec<&str>) = match prefix.split_first() {
-        Some((p, more)) => (p, more.iter().copied().chain([bin]).collect()),
-        None => (bin, Vec::new()),
-    };
-    let mut child = tokio::process::Command::new(program)
-        .args(rest)
-        .args(["--listen", "127.0.0.1:0", "--log", "error"])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let line = timeout(WAIT, lines.next_line())
-        .await
-        .expect("ready line within 3 s")
-        .unwrap()
-        .expect("a ready line");
-    (child, serde_json::from_str(&line).unwrap())
+    let mut all = vec!["--log", "error"];
+    all.extend_from_slice(args);
+    common::spawn_ready(prefix, &all, false).await
 }
 
 fn sigterm(child: &tokio::process::Child) {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use servers::ServerConfig;
+use tokio::io::AsyncBufReadExt as _;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
@@ -71,4 +72,42 @@ impl InProcess {
             .unwrap()
             .unwrap();
     }
+}
+
+/// Starts the `push-server` binary (behind `prefix`, e.g. a `prlimit`
+/// wrapper) on a free loopback port with `args`, and waits (bounded) for its
+/// ready line; returns the child and that line. Its stderr is piped when
+/// `stderr` (a test reads the log), discarded otherwise.
+#[allow(dead_code)] // not every test file starts the binary
+pub async fn spawn_ready(
+    prefix: &[&str],
+    args: &[&str],
+    stderr: bool,
+) -> (tokio::process::Child, serde_json::Value) {
+    let bin = env!("CARGO_BIN_EXE_push-server");
+    let (program, rest): (&str, Vec<&str>) = match prefix.split_first() {
+        Some((p, more)) => (p, more.iter().copied().chain([bin]).collect()),
+        None => (bin, Vec::new()),
+    };
+    let mut child = tokio::process::Command::new(program)
+        .args(rest)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(if stderr {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("ready line within 5 s")
+        .unwrap()
+        .expect("a ready line");
+    (child, serde_json::from_str(&line).unwrap())
 }
