@@ -43,7 +43,14 @@ for name in "${names[@]}"; do
     ci-smoke) run ci-smoke --scenario scenarios/ci.toml ;;
     cpu-4s) run cpu-4s --clients 50 --rate 20 --duration 4s --warmup 1s --transports sse,ws,tcp ;;
     real-clients) run real-clients --scenario scenarios/real-clients.toml ;;
-    real-clients-polite) run real-clients-polite --scenario scenarios/real-clients.toml --behaviour polite ;;
+    real-clients-polite)
+      run real-clients-polite --scenario scenarios/real-clients.toml --behaviour polite
+      # The two side by side (exit 1: the pauses are "regressions" by design).
+      if [ -f "$ref/real-clients/run.json" ]; then
+        "$pb" compare --allow-different-workload --all "$ref/real-clients-polite" "$ref/real-clients" \
+          --out "$ref/real-clients/compare-with-polite.md" >/dev/null || true
+      fi
+      ;;
     chat) run chat --scenario scenarios/chat.toml ;;
     mixed) run mixed --scenario scenarios/mixed.toml ;;
     clients-1000) run clients-1000 --clients 1000 --rate 10 --transports sse,ws,tcp --repeat 3 ;;
