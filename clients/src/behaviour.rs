@@ -125,6 +125,16 @@ impl Habits {
         }
     }
 
+    /// Whether this client has any habit its transport can have. A polite
+    /// client's session loops leave the habit branch disabled (`, if
+    /// active()`), so it costs them nothing per event.
+    pub(crate) fn active(&self) -> bool {
+        let b = &self.behaviour;
+        let pauses = b.pause_every.is_some() && !b.pause_for.is_zero();
+        let sends = self.can_send && (b.ws_ping_interval.is_some() || b.junk_interval.is_some());
+        pauses || sends
+    }
+
     /// Waits for the next habit; never completes for a polite client.
     /// Cancel-safe (each timer is an [`Interval`]).
     pub(crate) async fn next(&mut self) -> Habit {
@@ -246,7 +256,14 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(h.next().await, Habit::Pause(Duration::from_secs(1)));
         }
+        assert!(h.active(), "a client that cannot send still pauses");
+        let pings_only = Behaviour {
+            ws_ping_interval: Some(Duration::from_secs(1)),
+            ..Behaviour::default()
+        };
+        assert!(!Habits::new(&pings_only, false).active(), "SSE cannot ping");
         let mut polite = Habits::new(&Behaviour::default(), true);
+        assert!(!polite.active());
         let waited = tokio::time::timeout(Duration::from_secs(3600), polite.next()).await;
         assert!(waited.is_err(), "a polite client has no habits");
         assert!(Behaviour::default().is_polite() && !b.is_polite());

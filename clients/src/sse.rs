@@ -108,7 +108,7 @@ impl Transport for Sse {
             tokio::select! {
                 () = stop.cancelled() => break Ok(()),
                 silent = idle.silent() => break Err(silent),
-                habit = self.habits.next() => if let Habit::Pause(pause) = habit {
+                habit = self.habits.next(), if self.habits.active() => if let Habit::Pause(pause) = habit {
                     // The body is not read meanwhile: the server's writes back up.
                     if !pause_reading(pause, stop).await {
                         break Ok(());

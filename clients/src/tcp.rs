@@ -163,7 +163,7 @@ impl Transport for Tcp {
             tokio::select! {
                 () = stop.cancelled() => return Ok(()),
                 silent = idle.silent() => return Err(silent),
-                habit = self.habits.next() => if let Habit::Pause(pause) = habit {
+                habit = self.habits.next(), if self.habits.active() => if let Habit::Pause(pause) = habit {
                     if !pause_reading(pause, stop).await {
                         return Ok(());
                     }

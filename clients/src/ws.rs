@@ -149,7 +149,7 @@ impl Transport for Ws {
                         o.counts.sent += 1;
                     }
                 }
-                habit = self.habits.next() => {
+                habit = self.habits.next(), if self.habits.active() => {
                     let frame = match habit {
                         Habit::Pause(pause) => {
                             // The socket is not read meanwhile: the server's writes back up.
