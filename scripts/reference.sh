@@ -74,8 +74,9 @@ for name in "${names[@]}"; do
       only=()
       [ "$name" = capacity-ws-rerun ] && only=(--transports ws)
       "$pb" capacity --scenario scenarios/capacity.toml "${only[@]}" --out "$ref/$name" || true
-      # Keep each probe's run.json and report.md (the charts re-render).
-      find "$ref/$name/probes" -type f ! -name run.json ! -name report.md -delete 2>/dev/null || true
+      # Keep each probe's run.json, report.md and its charts (the capacity
+      # report links to them); report.html re-renders with `pushbench report`.
+      find "$ref/$name/probes" -type f -name report.html -delete 2>/dev/null || true
       ;;
     *) echo "reference: unknown folder $name" >&2; exit 2 ;;
   esac
