@@ -29,8 +29,8 @@ use clap::{Args, ValueEnum};
 use protocol::TransportKind;
 use serde::{Deserialize, Serialize};
 
-use crate::plot_xy::{self, Reference, Series, XyChart};
 use crate::report;
+use crate::report::plot::xy::{self as plot_xy, Reference, Series, XyChart};
 use crate::results::{self, Provenance, TransportResult};
 use crate::runner::{self, RunOptions};
 use crate::scenario::{Scenario, fmt_duration};

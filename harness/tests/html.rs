@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::html;
 use harness::report;
+use harness::report::html;
 use harness::results::{self, RunFile};
 use hdrhistogram::Histogram;
 use protocol::TransportKind;
@@ -254,7 +254,7 @@ fn page_is_self_contained_escaped_and_holds_every_table_and_plot() {
     assert_eq!(page.matches("<table").count(), md_tables + verdict_tables);
     for t in TransportKind::ALL {
         assert!(
-            page.contains(&format!("<td>{}</td>", html::esc(t.label()))),
+            page.contains(&format!("<td>{}</td>", report::format::esc(t.label()))),
             "{}",
             t.label()
         );
@@ -267,7 +267,7 @@ fn page_is_self_contained_escaped_and_holds_every_table_and_plot() {
     // The metric definitions and the provenance.
     for m in report::METRICS {
         // pulldown-cmark leaves quotes as they are; `esc` escapes them too.
-        let text = html::esc(m.description)
+        let text = report::format::esc(m.description)
             .replace("&#39;", "'")
             .replace("&quot;", "\"");
         assert!(page.contains(&text), "no definition of {}", m.key);
@@ -333,7 +333,7 @@ fn verdict_names_the_best_verified_transport_never_the_floor_or_an_invalid_one()
     assert!(correctness.contains("<span class=\"bad\">✗ WebSocket</span>: client 7"));
 
     // The table: one row per metric with a direction that a contender has.
-    let v = html::verdict(&run);
+    let v = report::verdict::verdict(&run);
     let rows: usize = v.aspects.iter().map(|a| a.metrics.len()).sum();
     assert_eq!(verdict.matches("<tr><td>").count(), rows);
     assert!(rows >= 10, "{rows}");
@@ -383,7 +383,7 @@ fn verdict_without_valid_figures_and_with_a_saturated_generator() {
     run.transports[2].fleet.generator_bound = true;
     run.transports[2].fleet.generator_bound_reasons = vec!["fleet CPU 97 %".into()];
     run.generator_bound = true;
-    let v = html::verdict(&run);
+    let v = report::verdict::verdict(&run);
     assert_eq!(
         v.contenders,
         [
@@ -428,7 +428,7 @@ fn repetitions_are_judged_by_their_median() {
             run.transports.push(e);
         }
     }
-    let v = html::verdict(&run);
+    let v = report::verdict::verdict(&run);
     assert_eq!(v.repetitions, 3);
     let latency = &v.aspects[0];
     let p50 = latency

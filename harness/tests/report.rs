@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use harness::plot;
 use harness::report;
+use harness::report::plot;
 use harness::results::{
     self, Counts, FleetUsage, Histograms, Placement, Provenance, RunFile, SCHEMA_VERSION, Sample,
     ServerUsage, Summary, TransportResult, Wire, WireCounts,

@@ -150,7 +150,7 @@ async fn every_transport_verifies_end_to_end() {
     }
     assert!(md.contains("## Cost") && md.contains("### Server settings"));
     assert!(!md.contains("No raw-TCP floor"), "the floor ran");
-    for p in harness::plot::plots_for(&run) {
+    for p in harness::report::plot::plots_for(&run) {
         let svg = std::fs::read_to_string(out.join(p.file)).unwrap();
         assert!(
             svg.contains("<svg") && !svg.contains("no data"),

@@ -102,7 +102,7 @@ async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {
         assert!(!svg.contains("no data"), "{file} has data");
         for t in [TransportKind::Sse, TransportKind::Ws] {
             assert!(
-                svg.contains(&harness::plot::colour_hex(t)),
+                svg.contains(&harness::report::plot::style::colour_hex(t)),
                 "{file} draws {t}"
             );
         }

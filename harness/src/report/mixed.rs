@@ -9,17 +9,21 @@
 //! several); the latency spectrum one line per group; the cost section is
 //! the entry's, shared by the groups (one server, one fleet).
 
-use std::fmt::Write as _;
-
-use crate::plot;
-use crate::report;
+use crate::report::about::{definitions, preamble, provenance};
+use crate::report::format::{escape_md, format_ms, format_significant};
+use crate::report::habits::habits;
+use crate::report::metrics::ms;
+use crate::report::plot::{LATENCY_SVG, plots_for};
+use crate::report::rows::rows;
+use crate::report::sections::{chat, cost, md_cell, problems};
 use crate::results::{GroupResult, RunFile, TransportResult};
+use std::fmt::Write as _;
 
 /// Renders the whole `report.md` of a mixed run.
 pub fn render_markdown(run: &RunFile) -> String {
-    let rows = report::rows(run);
+    let rows = rows(run);
     let mut md = String::new();
-    report::preamble(&mut md, run);
+    preamble(&mut md, run);
     let _ = writeln!(md, "{}\n", shows(run));
     if run.generator_bound {
         md.push_str(
@@ -30,17 +34,17 @@ pub fn render_markdown(run: &RunFile) -> String {
     }
     md.push_str("## Groups\n\n");
     groups_table(&mut md, run);
-    report::problems(&mut md, &rows);
-    for p in plot::plots_for(run).filter(|p| p.file == plot::LATENCY_SVG) {
+    problems(&mut md, &rows);
+    for p in plots_for(run).filter(|p| p.file == LATENCY_SVG) {
         let _ = writeln!(md, "## {} (one line per group)\n", p.title);
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
-    report::chat(&mut md, run);
-    crate::habits_report::habits(&mut md, run);
-    report::cost(&mut md, run, &rows);
+    chat(&mut md, run);
+    habits(&mut md, run);
+    cost(&mut md, run, &rows);
     how_to_read(&mut md);
-    report::definitions(&mut md);
-    report::provenance(&mut md, run);
+    definitions(&mut md);
+    provenance(&mut md, run);
     md.push_str(
         "---\n\nThis report is derived from `run.json` alone. Regenerate it (and its SVG charts) \
          with `pushbench report DIR`, where `DIR` is the directory holding this file.\n",
@@ -49,7 +53,7 @@ pub fn render_markdown(run: &RunFile) -> String {
 }
 
 /// The mixed entries of `run` with each group, in run order.
-fn groups(run: &RunFile) -> impl Iterator<Item = (&TransportResult, &GroupResult)> {
+pub(crate) fn groups(run: &RunFile) -> impl Iterator<Item = (&TransportResult, &GroupResult)> {
     run.transports
         .iter()
         .flat_map(|e| e.groups.iter().map(move |g| (e, g)))
@@ -66,7 +70,7 @@ pub fn shows(run: &RunFile) -> String {
     };
     let failed: Vec<String> = groups(run)
         .filter(|(_, g)| !g.result.verified)
-        .map(|(_, g)| report::escape_md(&g.label()))
+        .map(|(_, g)| escape_md(&g.label()))
         .collect();
     if failed.is_empty() && entry.verified {
         line.push_str("every group received every event due, once and in order, ");
@@ -87,9 +91,9 @@ pub fn shows(run: &RunFile) -> String {
             let l = &g.result.latency;
             format!(
                 "{} at p50 {} ms and p99 {} ms",
-                report::escape_md(&g.label()),
-                report::format_ms(l.p50 as f64 / 1000.0),
-                report::format_ms(l.p99 as f64 / 1000.0)
+                escape_md(&g.label()),
+                format_ms(l.p50 as f64 / 1000.0),
+                format_ms(l.p99 as f64 / 1000.0)
             )
         })
         .collect();
@@ -121,7 +125,7 @@ pub fn shows(run: &RunFile) -> String {
 }
 
 /// The groups table: one row per group (and repetition).
-fn groups_table(md: &mut String, run: &RunFile) {
+pub(crate) fn groups_table(md: &mut String, run: &RunFile) {
     md.push_str(
         "| group | transport | status | clients | topics | rate (events/s per topic) | delivered / expected | missing | dup | out of order | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) | connect p50 (ms) | chat round trip p50 (ms) |\n\
          |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
@@ -135,10 +139,10 @@ fn groups_table(md: &mut String, run: &RunFile) {
             g.name.clone()
         };
         // Struck through when not verified, as in every table of a report.
-        let speed = |count: u64, us: u64| match report::ms(count, us) {
+        let speed = |count: u64, us: u64| match ms(count, us) {
             None => "–".to_string(),
-            Some(v) if r.verified => report::format_ms(v),
-            Some(v) => format!("~~{}~~", report::format_ms(v)),
+            Some(v) if r.verified => format_ms(v),
+            Some(v) => format!("~~{}~~", format_ms(v)),
         };
         let mut status = if r.verified {
             "✓ verified".to_string()
@@ -157,12 +161,12 @@ fn groups_table(md: &mut String, run: &RunFile) {
         let _ = writeln!(
             md,
             "| {} | {} | {status} | {} of {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} | {chat} |",
-            report::md_cell(&name),
+            md_cell(&name),
             r.transport.label(),
             r.clients_connected,
             r.clients,
             g.topics,
-            report::format_significant(g.rate),
+            format_significant(g.rate),
             c.delivered,
             c.expected,
             c.missing,
@@ -185,7 +189,7 @@ fn groups_table(md: &mut String, run: &RunFile) {
 }
 
 /// How to read a mixed run's report.
-fn how_to_read(md: &mut String) {
+pub(crate) fn how_to_read(md: &mut String) {
     md.push_str("## How to read this report\n\n");
     md.push_str(
         "**Latency** is the client's receive time minus the event's *scheduled* emission time, \

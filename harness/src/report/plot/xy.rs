@@ -7,17 +7,19 @@
 //! ten or more (fleets of 100 and 10,000 clients on one linear axis would
 //! squash the small one into the border).
 
-use std::collections::BTreeMap;
-
+use crate::report::metrics::metric;
+use crate::report::plot::bars::sig;
+use crate::report::plot::style::titled;
+use crate::report::plot::style::{
+    DrawError, FOOTER_H, SIZE, colour, draw_footer, draw_no_data, log_ticks, tick_ms,
+};
+use crate::report::rows::Figure;
+use crate::results::{RunFile, TransportResult};
 use anyhow::anyhow;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
-
 use protocol::TransportKind;
-
-use crate::plot::{self, DrawError, FOOTER_H, SIZE};
-use crate::report::{self, Figure};
-use crate::results::{RunFile, TransportResult};
+use std::collections::BTreeMap;
 
 /// One line of a chart: a transport's points, left to right.
 #[derive(Debug, Clone)]
@@ -67,10 +69,10 @@ pub struct XyChart {
 /// A linear or logarithmic axis over `lo..hi` (one type for both, so a
 /// chart's code does not depend on its scale).
 #[derive(Debug, Clone, Copy)]
-struct Scale {
-    lo: f64,
-    hi: f64,
-    log: bool,
+pub(crate) struct Scale {
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+    pub(crate) log: bool,
 }
 
 impl Scale {
@@ -120,7 +122,7 @@ impl Scale {
     /// About six ticks: the log axis's 1-2-5 ticks, or a linear step of 1, 2 or 5 × 10^k.
     fn ticks(&self) -> Vec<f64> {
         if self.log {
-            return plot::log_ticks(self.lo, self.hi);
+            return log_ticks(self.lo, self.hi);
         }
         let raw = (self.hi - self.lo) / 6.0;
         if !(raw > 0.0 && raw.is_finite()) {
@@ -165,7 +167,7 @@ impl Ranged for Scale {
 
 impl ValueFormatter<f64> for Scale {
     fn format(value: &f64) -> String {
-        plot::sig(*value)
+        sig(*value)
     }
 }
 
@@ -176,14 +178,14 @@ pub fn render(chart: &XyChart) -> anyhow::Result<String> {
     Ok(svg)
 }
 
-fn draw(svg: &mut String, c: &XyChart) -> Result<(), DrawError> {
+pub(crate) fn draw(svg: &mut String, c: &XyChart) -> Result<(), DrawError> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let (chart_area, footer) = root.split_vertically(SIZE.1 - FOOTER_H);
     let mut legend: Vec<(RGBAColor, String)> = c
         .series
         .iter()
-        .map(|s| (plot::colour(s.transport).to_rgba(), s.label.clone()))
+        .map(|s| (colour(s.transport).to_rgba(), s.label.clone()))
         .collect();
     match &c.reference {
         Reference::Diagonal => legend.push((BLACK.mix(0.4), "dashed: y = x (ideal)".into())),
@@ -196,9 +198,9 @@ fn draw(svg: &mut String, c: &XyChart) -> Result<(), DrawError> {
             "dot: valid · cross: invalid or failed".into(),
         ));
     }
-    plot::draw_footer(&footer, &legend, &c.left_out)?;
+    draw_footer(&footer, &legend, &c.left_out)?;
     if c.series.iter().all(|s| s.points.is_empty()) {
-        plot::draw_no_data(&chart_area, &c.title, &c.no_data)?;
+        draw_no_data(&chart_area, &c.title, &c.no_data)?;
         root.present()?;
         return Ok(());
     }
@@ -265,7 +267,7 @@ fn draw(svg: &mut String, c: &XyChart) -> Result<(), DrawError> {
         Reference::None => {}
     }
     for s in &c.series {
-        let colour = plot::colour(s.transport);
+        let colour = colour(s.transport);
         let mut pts = s.points.clone();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
         chart.draw_series(LineSeries::new(
@@ -290,17 +292,17 @@ fn draw(svg: &mut String, c: &XyChart) -> Result<(), DrawError> {
 
 /// A y tick of milliseconds: [`format_ms`] without trailing zeros.
 pub fn ms_label(v: f64) -> String {
-    plot::tick_ms(v)
+    tick_ms(v)
 }
 
 /// A tick of a plain number (clients, events/s): about three significant digits.
 pub fn number_label(v: f64) -> String {
-    plot::sig(v)
+    sig(v)
 }
 
 /// Whether an entry's speed figures are valid: verified, and the fleet was
 /// not the bottleneck.
-fn valid(r: &TransportResult) -> bool {
+pub(crate) fn valid(r: &TransportResult) -> bool {
     r.verified && !r.fleet.generator_bound
 }
 
@@ -310,7 +312,7 @@ fn valid(r: &TransportResult) -> bool {
 /// `other` names what else distinguishes a line (the rate and payload of a
 /// latency-against-clients line); entries with the same transport and
 /// `other` form one line.
-fn sweep_series(
+pub(crate) fn sweep_series(
     run: &RunFile,
     x: impl Fn(&TransportResult) -> Option<f64>,
     value: impl Fn(&TransportResult) -> Option<f64>,
@@ -363,13 +365,13 @@ fn sweep_series(
 }
 
 /// The rate and payload of an entry's point, as a line's label.
-fn rate_and_payload(r: &TransportResult) -> String {
+pub(crate) fn rate_and_payload(r: &TransportResult) -> String {
     r.point
         .map(|p| format!("{}/s, {} B", p.rate, p.payload_bytes))
         .unwrap_or_default()
 }
 
-fn latency_against_clients(
+pub(crate) fn latency_against_clients(
     run: &RunFile,
     title: &str,
     what: &str,
@@ -382,7 +384,7 @@ fn latency_against_clients(
         rate_and_payload,
     );
     render(&XyChart {
-        title: plot::titled(run, title),
+        title: titled(run, title),
         x_desc: "clients".into(),
         y_desc: format!("{what} latency (ms)"),
         no_data: "no data: no latency was recorded at any point".into(),
@@ -412,11 +414,10 @@ pub fn throughput_svg(run: &RunFile) -> anyhow::Result<String> {
     let offered = |r: &TransportResult| {
         (r.window_s > 0.0 && r.counts.expected > 0).then(|| r.counts.expected as f64 / r.window_s)
     };
-    let delivered =
-        |r: &TransportResult| report::metric("delivered_per_s").and_then(|m| (m.value)(r));
+    let delivered = |r: &TransportResult| metric("delivered_per_s").and_then(|m| (m.value)(r));
     let (series, left_out) = sweep_series(run, offered, delivered, |_| String::new());
     render(&XyChart {
-        title: plot::titled(run, "Delivered against offered events per second"),
+        title: titled(run, "Delivered against offered events per second"),
         x_desc: "offered events/s (all clients: events due to them per second)".into(),
         y_desc: "delivered events/s".into(),
         no_data: "no data: no point had events due in its window".into(),

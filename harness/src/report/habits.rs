@@ -12,13 +12,12 @@
 //! not read as exact. push-server reports its own CPU clock in nanoseconds,
 //! which the harness prefers.
 
+use crate::report::format::{escape_md, format_ms};
+use crate::results::{CPU_QUANTISATION_MARK, RunFile, TransportResult};
 use std::fmt::Write as _;
 
-use crate::report::{escape_md, format_ms};
-use crate::results::{CPU_QUANTISATION_MARK, RunFile, TransportResult};
-
 /// The entries (and mixed groups) whose clients had habits.
-fn with_habits(run: &RunFile) -> Vec<(String, &TransportResult)> {
+pub(crate) fn with_habits(run: &RunFile) -> Vec<(String, &TransportResult)> {
     let mut out = Vec::new();
     for r in &run.transports {
         if r.groups.is_empty() {
@@ -40,7 +39,7 @@ fn with_habits(run: &RunFile) -> Vec<(String, &TransportResult)> {
 }
 
 /// The scenario's habits in words, from the stored scenario.
-fn described(run: &RunFile) -> Option<String> {
+pub(crate) fn described(run: &RunFile) -> Option<String> {
     let b = run.scenario.get("behaviour")?;
     let b: crate::behaviour::Behaviour = serde_json::from_value(b.clone()).ok()?;
     Some(b.describe())
