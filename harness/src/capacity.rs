@@ -33,8 +33,9 @@ use crate::report;
 use crate::report::plot::xy::{self as plot_xy, Reference, Series, XyChart};
 use crate::results::{self, Provenance, TransportResult};
 use crate::runner::{self, RunOptions};
-use crate::scenario::{Scenario, fmt_duration};
-use crate::sweep::SweepPoint;
+use crate::scenario::Scenario;
+use crate::scenario::check::fmt_duration;
+use crate::scenario::sweep::SweepPoint;
 
 /// Name of the search's results file.
 pub const CAPACITY_JSON: &str = "capacity.json";
@@ -364,7 +365,7 @@ pub struct CapacityArgs {
     /// The scenario and the flags that override its values (its `clients`
     /// or `rate` is what the search replaces).
     #[command(flatten)]
-    pub flags: crate::cli::ScenarioArgs,
+    pub flags: crate::scenario::args::ScenarioArgs,
     /// What to raise: clients (rate fixed) or rate (clients fixed).
     #[arg(long, value_enum, default_value_t = Axis::Clients)]
     pub axis: Axis,
@@ -378,7 +379,7 @@ pub struct CapacityArgs {
     #[arg(long, value_name = "K", default_value_t = 3)]
     pub refine: u32,
     /// Highest acceptable p99 latency, e.g. 100ms, 1s.
-    #[arg(long, value_name = "DUR", default_value = "100ms", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "100ms", value_parser = crate::scenario::args::parse_duration)]
     pub slo_p99: Duration,
     /// Lowest acceptable share of expected events delivered, percent (0 to 100).
     #[arg(long, value_name = "PCT", default_value_t = 99.9)]

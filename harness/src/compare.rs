@@ -41,7 +41,7 @@ use protocol::TransportKind;
 
 use crate::report::{self, Better, Metric, Row};
 use crate::results::{self, RunFile};
-use crate::sweep::SweepPoint;
+use crate::scenario::sweep::SweepPoint;
 
 /// Exit status when a regression is flagged.
 pub const EXIT_REGRESSION: u8 = 1;

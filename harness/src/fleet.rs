@@ -219,7 +219,7 @@ impl Fleet {
         if stuck > 0 {
             problems.push(format!(
                 "{stuck} clients did not stop within {} of being cancelled (aborted; their events count as missing)",
-                crate::scenario::fmt_duration(bound)
+                crate::scenario::check::fmt_duration(bound)
             ));
         }
         if panicked > 0 {

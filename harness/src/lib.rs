@@ -26,7 +26,6 @@
 //! - [`progress`]: progress bars on a terminal, plain lines otherwise.
 //! - [`cli`]: the `pushbench` command line.
 
-pub mod behaviour;
 pub mod capacity;
 pub mod cli;
 pub mod compare;
@@ -40,6 +39,5 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
-pub mod scenario_lines;
 pub mod server_process;
-pub mod sweep;
+pub mod sys;

@@ -14,6 +14,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::sys::cpu_set;
+use crate::sys::set_affinity;
 use anyhow::{anyhow, bail};
 
 pub use crate::results::Placement;
@@ -168,58 +170,6 @@ pub fn resolve(spec: &PinSpec, allowed: &[usize]) -> anyhow::Result<Placement> {
     }
 }
 
-/// A CPU set holding `cpus` (numbers beyond the set's size are ignored).
-pub fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
-    // SAFETY: cpu_set_t is a plain bit array; all zeros is the empty set.
-    #[allow(unsafe_code)]
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    for &c in cpus {
-        if c < libc::CPU_SETSIZE as usize {
-            // SAFETY: `c` is below CPU_SETSIZE, so the bit lies inside `set`.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::CPU_SET(c, &mut set);
-            }
-        }
-    }
-    set
-}
-
-/// Sets the affinity of thread `tid` (0: the calling thread) to `set`.
-///
-/// Async-signal-safe (one system call), so it may run between fork and exec.
-pub fn set_affinity(tid: libc::pid_t, set: &libc::cpu_set_t) -> std::io::Result<()> {
-    // SAFETY: `set` is a valid cpu_set_t and its size is passed with it.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), set) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// The cores the calling thread may run on (empty if unknown).
-pub fn allowed_cpus() -> Vec<usize> {
-    let mut set = cpu_set(&[]);
-    // SAFETY: `set` is a valid, writable cpu_set_t and its size is passed with it.
-    #[allow(unsafe_code)]
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if rc != 0 {
-        return Vec::new();
-    }
-    (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `c` is below CPU_SETSIZE, so the bit lies inside `set`.
-        .filter(|&c| {
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::CPU_ISSET(c, &set)
-            }
-        })
-        .collect()
-}
-
 /// Pins every thread of this process to `cpus` (affinity is per thread;
 /// threads started afterwards inherit it from the thread that starts them).
 pub fn pin_process(cpus: &[usize]) -> anyhow::Result<()> {
@@ -242,6 +192,7 @@ pub fn pin_process(cpus: &[usize]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::allowed_cpus;
 
     #[test]
     fn specs_parse_in_every_written_form() {

@@ -14,7 +14,6 @@
 //! inline on the runtime rather than on a blocking thread.
 
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -24,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::recorder::{Phase, Window};
 use crate::results::{Sample, TcpEvents};
+use crate::sys::clock_ticks;
+use crate::sys::page_size;
 
 /// How often the timeline is sampled.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -184,26 +185,6 @@ pub fn tcp_events_between(earlier: &TcpEvents, later: &TcpEvents) -> TcpEvents {
             .listen_overflows
             .saturating_sub(earlier.listen_overflows),
     }
-}
-
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, read once; 100 if unknown).
-pub fn clock_ticks() -> u64 {
-    static HZ: OnceLock<u64> = OnceLock::new();
-    *HZ.get_or_init(|| sysconf(libc::_SC_CLK_TCK).unwrap_or(100))
-}
-
-/// The page size in bytes (`sysconf(_SC_PAGESIZE)`, read once; 4096 if unknown).
-pub fn page_size() -> u64 {
-    static PAGE: OnceLock<u64> = OnceLock::new();
-    *PAGE.get_or_init(|| sysconf(libc::_SC_PAGESIZE).unwrap_or(4096))
-}
-
-fn sysconf(name: libc::c_int) -> Option<u64> {
-    // SAFETY: sysconf only reads a system constant; any name is allowed
-    // (an unknown one returns -1).
-    #[allow(unsafe_code)]
-    let v = unsafe { libc::sysconf(name) };
-    u64::try_from(v).ok().filter(|&v| v > 0)
 }
 
 /// CPU time and memory of one process, now.

@@ -27,7 +27,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::report::format_ms;
 use crate::results::TransportResult;
-use crate::scenario::fmt_duration;
+use crate::scenario::check::fmt_duration;
 
 /// Planned time to start a server and read its settings (about 0.1 s on
 /// the reference machine; waiting for the previous run's sockets to close

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use protocol::TransportKind;
 
-use crate::sweep::SweepPoint;
+use crate::scenario::sweep::SweepPoint;
 
 /// Version of the `run.json` layout.
 ///

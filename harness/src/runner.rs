@@ -57,7 +57,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::fleet::{self, Fleet};
-use crate::placement::{self, Placement};
+use crate::placement::Placement;
 use crate::probe::{self, LagProbe, ProcUsage, Sampler};
 use crate::progress::{Progress, Timed, TransportPlan, TransportProgress};
 use crate::recorder::{Presence, Recorder, Totals, Window};
@@ -65,9 +65,10 @@ use crate::results::{
     self, FleetUsage, GroupResult, Histograms, RunFile, SCHEMA_VERSION, Sample, ServerUsage,
     Summary, TcpEvents, TransportResult, Wire,
 };
-use crate::scenario::{Contender, Scenario, fmt_duration};
+use crate::scenario::check::fmt_duration;
+use crate::scenario::sweep::SweepPoint;
+use crate::scenario::{Contender, Scenario};
 use crate::server_process::{self, ServerProcess, ServerSpec, ServerStats};
-use crate::sweep::SweepPoint;
 use crate::{provenance, report};
 
 /// How often waits wake up to check the server, the fleet and Ctrl-C, and to redraw progress.
@@ -339,7 +340,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
 fn observed_placement(asked: &Placement, target: bool) -> Placement {
     let mut p = asked.clone();
     let mut notes = vec![p.note.clone()];
-    let actual = placement::allowed_cpus();
+    let actual = crate::sys::allowed_cpus();
     if !p.fleet_cpus.is_empty() && p.fleet_cpus != actual {
         notes.push(format!(
             "the fleet was to run on cores {:?} but runs on {actual:?} (not pinned by this process)",
@@ -1523,7 +1524,7 @@ impl Costs<'_> {
             cpu_resolution_s: if precise.is_some() {
                 1e-9
             } else {
-                1.0 / probe::clock_ticks() as f64
+                1.0 / crate::sys::clock_ticks() as f64
             },
             rss_baseline_bytes: self.baseline.server_rss_bytes?,
             rss_idle_bytes: self.idle.server_rss_bytes?,

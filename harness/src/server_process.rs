@@ -20,7 +20,10 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::scenario::{Scenario, TargetSpec, fmt_duration};
+use crate::scenario::check::fmt_duration;
+use crate::scenario::{Scenario, TargetSpec};
+use crate::sys::pre_exec_setup;
+use crate::sys::signal_group;
 
 /// File name of the server binary.
 pub const SERVER_BIN_NAME: &str = "push-server";
@@ -418,50 +421,6 @@ impl ServerProcess {
                     .map_err(|_| anyhow!("not reaped within {}", fmt_duration(STOP_GRACE)))??)
             }
         }
-    }
-}
-
-/// Sends `signal` to the process group led by `pid`: our child, started
-/// with `process_group(0)` and not yet reaped (we hold its `Child`), so the
-/// group id cannot have been reused by anyone else.
-fn signal_group(pid: u32, signal: libc::c_int) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    if pid <= 0 {
-        return;
-    }
-    // SAFETY: kill has no memory effects; `-pid` names our child's group only.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(-pid, signal);
-    }
-}
-
-/// What every server process gets before exec: death with the harness
-/// (`PR_SET_PDEATHSIG`) and its cores (`cpus`, none: not pinned).
-fn pre_exec_setup(cmd: &mut Command, cpus: &[usize]) {
-    // Built before the fork: the child must not allocate.
-    let cpus = (!cpus.is_empty()).then(|| crate::placement::cpu_set(cpus));
-    // SAFETY: the closure runs in the forked child before exec and only
-    // calls prctl and sched_setaffinity, which are async-signal-safe; it
-    // reads a copy of the CPU set and touches no other memory of the parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(move || {
-            // The server dies with the harness even on SIGKILL. (The
-            // signal follows the spawning *thread*; runtime worker
-            // threads live as long as the runtime, which outlives it.)
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Pinned before exec, so every thread the server starts
-            // inherits the placement and it never runs elsewhere.
-            if let Some(set) = &cpus {
-                crate::placement::set_affinity(0, set)?;
-            }
-            Ok(())
-        });
     }
 }
 

@@ -7,7 +7,7 @@
 //! must be refused, each with the words its refusal must contain on its
 //! first line (`# expect: …`).
 
-use harness::behaviour::Behaviour;
+use harness::scenario::behaviour::Behaviour;
 use harness::scenario::{Fault, Scenario};
 use proptest::prelude::*;
 

@@ -57,7 +57,7 @@ async fn every_transport_verifies_end_to_end() {
     let scenario = tiny_scenario();
     // The server is pinned as `auto` asks; the fleet (this test process) is
     // not, which the recorded placement must say.
-    let placement = placement::resolve(&PinSpec::Auto, &placement::allowed_cpus()).unwrap();
+    let placement = placement::resolve(&PinSpec::Auto, &harness::sys::allowed_cpus()).unwrap();
     let opts = RunOptions {
         out_dir: out.clone(),
         target: None,
@@ -87,7 +87,7 @@ async fn every_transport_verifies_end_to_end() {
     assert_eq!(pl.server_cpus, placement.server_cpus);
     assert_eq!(
         pl.fleet_cpus,
-        placement::allowed_cpus(),
+        harness::sys::allowed_cpus(),
         "observed, not asked"
     );
 

@@ -270,7 +270,7 @@ fn capacity_help_states_the_defaults_it_uses() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    let d = |d: std::time::Duration| harness::scenario::fmt_duration(d);
+    let d = |d: std::time::Duration| harness::scenario::check::fmt_duration(d);
     assert!(
         help.contains(&format!(
             "[default: {}, shorter than a run's]",

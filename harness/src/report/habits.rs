@@ -41,7 +41,7 @@ pub(crate) fn with_habits(run: &RunFile) -> Vec<(String, &TransportResult)> {
 /// The scenario's habits in words, from the stored scenario.
 pub(crate) fn described(run: &RunFile) -> Option<String> {
     let b = run.scenario.get("behaviour")?;
-    let b: crate::behaviour::Behaviour = serde_json::from_value(b.clone()).ok()?;
+    let b: crate::scenario::behaviour::Behaviour = serde_json::from_value(b.clone()).ok()?;
     Some(b.describe())
 }
 

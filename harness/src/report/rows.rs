@@ -5,7 +5,7 @@
 
 use crate::report::metrics::{Metric, Unit};
 use crate::results::{RunFile, TransportResult};
-use crate::sweep::SweepPoint;
+use crate::scenario::sweep::SweepPoint;
 use protocol::TransportKind;
 
 /// A metric's median and range over the repetitions of one transport.

@@ -19,7 +19,7 @@ pub(crate) fn render_sweep_markdown(run: &RunFile) -> String {
     let points = point_runs(run);
     let transports: Vec<&str> = rows(run).iter().map(|r| r.transport.label()).collect();
     let grid = lookup(&run.scenario, "sweep")
-        .and_then(|v| serde_json::from_value::<crate::sweep::Sweep>(v.clone()).ok())
+        .and_then(|v| serde_json::from_value::<crate::scenario::sweep::Sweep>(v.clone()).ok())
         .map(|s| s.describe())
         .unwrap_or_default();
     let _ = writeln!(

@@ -157,7 +157,7 @@ impl Behaviour {
     /// One line for reports: `ping 2s, pause 1s every 5s, junk every 3s`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        let d = |d: Duration| crate::scenario::fmt_duration(d);
+        let d = |d: Duration| crate::scenario::check::fmt_duration(d);
         if let Some(v) = self.ws_ping_interval {
             parts.push(format!("WebSocket ping every {}", d(v)));
         }
