@@ -61,7 +61,7 @@ fn one_object(stdout: &str) -> Value {
 fn summary_validator() -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(harness::cli::SUMMARY_SCHEMA_FILE);
+        .join(harness::results::summary::SUMMARY_SCHEMA_FILE);
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).unwrap()
 }

@@ -75,8 +75,8 @@ fn the_committed_schemas_are_the_generated_ones() {
             "pushbench schema run",
         ),
         (
-            harness::cli::SUMMARY_SCHEMA_FILE,
-            harness::cli::summary_schema(),
+            harness::results::summary::SUMMARY_SCHEMA_FILE,
+            harness::results::summary::summary_schema(),
             "pushbench schema summary",
         ),
     ] {
@@ -116,7 +116,7 @@ fn the_committed_schemas_are_the_generated_ones() {
 fn pushbench_schema_prints_the_committed_schema() {
     for (which, file) in [
         ("run", results::RUN_SCHEMA_FILE),
-        ("summary", harness::cli::SUMMARY_SCHEMA_FILE),
+        ("summary", harness::results::summary::SUMMARY_SCHEMA_FILE),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_pushbench"))
             .args(["schema", which])

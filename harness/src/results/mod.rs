@@ -18,6 +18,8 @@ use protocol::TransportKind;
 
 use crate::scenario::sweep::SweepPoint;
 
+pub mod summary;
+
 /// Version of the `run.json` layout.
 ///
 /// 2: repetitions (`repetition`), bytes on the wire (`wire`), server and
