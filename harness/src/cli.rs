@@ -678,14 +678,10 @@ mod tests {
     }
 
     fn measured(transport: TransportKind, repetition: u32) -> TransportResult {
-        use crate::results::{Counts, Histograms, ServerUsage, Summary};
+        use crate::results::{Counts, ServerUsage, Summary};
         TransportResult {
-            target: None,
-            transport,
             repetition,
             verified: true,
-            ended_early: false,
-            problems: vec![],
             clients: 4,
             clients_connected: 4,
             window_s: 2.0,
@@ -705,9 +701,6 @@ mod tests {
                 max: 990,
                 ..Summary::default()
             },
-            connect: Summary::default(),
-            histograms: Histograms::default(),
-            wire: None,
             server: Some(ServerUsage {
                 cpu_s: 0.002,
                 cpu_resolution_s: 0.01,
@@ -716,16 +709,7 @@ mod tests {
                 idle_clients: 4,
                 ..ServerUsage::default()
             }),
-            fleet: Default::default(),
-            kernel_tcp: None,
-            timeline: vec![],
-            server_config: serde_json::Value::Null,
-            recovery: Default::default(),
-            chat: None,
-            habits: Default::default(),
-            floor: None,
-            groups: Vec::new(),
-            point: None,
+            ..TransportResult::empty(transport)
         }
     }
 

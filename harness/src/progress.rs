@@ -619,7 +619,7 @@ fn cost_summary(r: &TransportResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Counts, Histograms, Summary};
+    use crate::results::{Counts, Summary};
 
     fn close(a: Duration, b: Duration) -> bool {
         a.abs_diff(b) < Duration::from_millis(100)
@@ -674,11 +674,7 @@ mod tests {
     #[test]
     fn summary_names_counts_percentiles_and_problems() {
         let mut r = TransportResult {
-            target: None,
-            transport: protocol::TransportKind::Sse,
             verified: true,
-            ended_early: false,
-            problems: vec![],
             clients: 100,
             clients_connected: 100,
             window_s: 10.0,
@@ -694,21 +690,7 @@ mod tests {
                 p99: 1_200,
                 ..Summary::default()
             },
-            connect: Summary::default(),
-            histograms: Histograms::default(),
-            repetition: 1,
-            wire: None,
-            server: None,
-            fleet: Default::default(),
-            kernel_tcp: None,
-            timeline: Vec::new(),
-            server_config: serde_json::Value::Null,
-            recovery: Default::default(),
-            chat: None,
-            habits: Default::default(),
-            floor: None,
-            groups: Vec::new(),
-            point: None,
+            ..TransportResult::empty(protocol::TransportKind::Sse)
         };
         assert_eq!(
             summary_line(&r),

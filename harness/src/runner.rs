@@ -1604,36 +1604,14 @@ fn unstarted(
 ) -> TransportResult {
     let empty = crate::recorder::total_histogram();
     TransportResult {
-        transport,
         target: target.map(str::to_string),
-        repetition: 1,
-        verified: false,
-        ended_early: false,
         problems: vec![problem],
         clients: scenario.clients,
-        clients_connected: 0,
-        window_s: 0.0,
-        window_start_us: 0,
-        counts: results::Counts::default(),
-        delivered_per_s: 0.0,
-        latency: Summary::default(),
-        connect: Summary::default(),
         histograms: Histograms {
             latency_us: results::encode_histogram(&empty),
             connect_us: results::encode_histogram(&empty),
         },
-        wire: None,
-        server: None,
-        fleet: FleetUsage::default(),
-        kernel_tcp: None,
-        timeline: Vec::new(),
-        server_config: serde_json::Value::Null,
-        recovery: Default::default(),
-        chat: None,
-        habits: Default::default(),
-        floor: None,
-        groups: Vec::new(),
-        point: None,
+        ..TransportResult::empty(transport)
     }
 }
 
@@ -1692,11 +1670,7 @@ fn build_result(
     }
     let window_s = window_end.saturating_sub(window_start) as f64 / 1e6;
     TransportResult {
-        transport,
-        target: None,
-        repetition: 1,
         verified: problems.is_empty(),
-        ended_early: false,
         problems,
         clients: t.clients,
         clients_connected: t.clients_connected,
@@ -1714,18 +1688,8 @@ fn build_result(
             latency_us: results::encode_histogram(&t.latency),
             connect_us: results::encode_histogram(&t.connect),
         },
-        wire: None,
-        server: None,
-        fleet: FleetUsage::default(),
-        kernel_tcp: None,
-        timeline: Vec::new(),
-        server_config: serde_json::Value::Null,
-        recovery: Default::default(),
-        chat: None,
         habits: t.habits,
-        floor: None,
-        groups: Vec::new(),
-        point: None,
+        ..TransportResult::empty(transport)
     }
 }
 

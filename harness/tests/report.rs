@@ -36,11 +36,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
         TransportKind::ShortPoll => 5,
     };
     TransportResult {
-        target: None,
-        transport: kind,
-        repetition: 1,
         verified,
-        ended_early: false,
         problems: if verified {
             Vec::new()
         } else {
@@ -196,9 +192,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
         } else {
             Default::default()
         },
-        floor: None,
-        groups: Vec::new(),
-        point: None,
+        ..TransportResult::empty(kind)
     }
 }
 

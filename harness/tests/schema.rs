@@ -203,39 +203,24 @@ async fn a_real_run_matches_the_schema() {
 fn bare_entry(transport: TransportKind, repetition: u32) -> TransportResult {
     let empty = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     TransportResult {
-        target: None,
-        transport,
         repetition,
-        verified: false,
-        ended_early: false,
         problems: vec!["push-server exited unexpectedly".into()],
         clients: 3,
         clients_connected: 1,
         window_s: 0.5,
         window_start_us: 1_700_000_000_000_000,
         counts: Default::default(),
-        delivered_per_s: 0.0,
         latency: Default::default(),
         connect: Default::default(),
         histograms: results::Histograms {
             latency_us: results::encode_histogram(&empty),
             connect_us: results::encode_histogram(&empty),
         },
-        wire: None,
-        server: None,
-        fleet: Default::default(),
-        kernel_tcp: None,
         timeline: vec![results::Sample {
             t_us: 1_700_000_000_100_000,
             ..Default::default()
         }],
-        server_config: Value::Null,
-        recovery: Default::default(),
-        chat: None,
-        habits: Default::default(),
-        floor: None,
-        groups: Vec::new(),
-        point: None,
+        ..TransportResult::empty(transport)
     }
 }
 

@@ -585,6 +585,43 @@ pub fn run_schema() -> serde_json::Value {
 }
 
 impl TransportResult {
+    /// An entry for `transport` with nothing measured yet: repetition 1, not
+    /// verified, no problems, no clients, every figure zero or absent. The
+    /// runner and tests fill in what they measured with struct-update syntax
+    /// (`TransportResult { clients, ..TransportResult::empty(t) }`), so the
+    /// full field list is written once.
+    pub fn empty(transport: TransportKind) -> Self {
+        Self {
+            transport,
+            target: None,
+            repetition: 1,
+            verified: false,
+            ended_early: false,
+            problems: Vec::new(),
+            clients: 0,
+            clients_connected: 0,
+            window_s: 0.0,
+            window_start_us: 0,
+            counts: Counts::default(),
+            delivered_per_s: 0.0,
+            latency: Summary::default(),
+            connect: Summary::default(),
+            histograms: Histograms::default(),
+            wire: None,
+            server: None,
+            fleet: FleetUsage::default(),
+            kernel_tcp: None,
+            timeline: Vec::new(),
+            server_config: serde_json::Value::Null,
+            recovery: Recovery::default(),
+            point: None,
+            chat: None,
+            habits: Habits::default(),
+            floor: None,
+            groups: Vec::new(),
+        }
+    }
+
     /// The name this entry runs under in `transports`: the transport's
     /// (`sse`) or the target's (`django-eventstream`); a mixed run's is `mixed`.
     pub fn name(&self) -> &str {
