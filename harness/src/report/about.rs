@@ -7,6 +7,8 @@ use crate::report::format::{
     one_line, shell_join,
 };
 use crate::report::metrics::METRICS;
+use crate::results::FLEET_CPU_BOUND;
+use crate::results::FLEET_LAG_BOUND_US;
 use crate::results::RunFile;
 use protocol::TransportKind;
 use serde_json::Value;
@@ -129,13 +131,16 @@ pub(crate) fn how_to_read(md: &mut String, run: &RunFile) {
          event show what that costs the server.\n\n",
         half.unwrap_or_default()
     );
-    md.push_str(
+    let _ = write!(
+        md,
         "**The raw-TCP floor** (`tcp`) sends the same event bytes, length-prefixed, over a plain \
          socket from the same server: no HTTP, no framing beyond four bytes. It is what pushing \
          costs on this machine at the least; ×floor columns say how far each transport is from \
-         it. **Generator-bound** marks a transport whose fleet used ≥ 90 % of its cores over the \
-         window, or whose runtime woke a 10 ms timer more than 20 ms late at p99: its latency \
+         it. **Generator-bound** marks a transport whose fleet used ≥ {:.0} % of its cores over the \
+         window, or whose runtime woke a 10 ms timer more than {} ms late at p99: its latency \
          then includes the fleet's own queueing.\n\n",
+        FLEET_CPU_BOUND * 100.0,
+        FLEET_LAG_BOUND_US / 1000,
     );
     let reps = run
         .transports

@@ -16,6 +16,7 @@ use crate::report::metrics::ms;
 use crate::report::plot::{LATENCY_SVG, plots_for};
 use crate::report::rows::rows;
 use crate::report::sections::{chat, cost, md_cell, problems};
+use crate::results::FLEET_CPU_BOUND;
 use crate::results::{GroupResult, RunFile, TransportResult};
 use std::fmt::Write as _;
 
@@ -191,15 +192,17 @@ pub(crate) fn groups_table(md: &mut String, run: &RunFile) {
 /// How to read a mixed run's report.
 pub(crate) fn how_to_read(md: &mut String) {
     md.push_str("## How to read this report\n\n");
-    md.push_str(
+    let _ = write!(
+        md,
         "**Latency** is the client's receive time minus the event's *scheduled* emission time, \
          on one clock (no coordinated omission). Every group has its own range of topics on \
-         the one server (`t{first}` onwards, at its own rate), so a group's expected ids come \
+         the one server (`t{{first}}` onwards, at its own rate), so a group's expected ids come \
          from its schedule alone, and **missing**, **dup** and **out of order** are exact per \
          group. **Cost** figures are the whole server's and the whole fleet's: memory per \
          connection divides by every group's connections, CPU and bytes per event by every \
          group's deliveries. A group's share of them cannot be told apart inside one process; \
          a run of each group alone gives it. **Generator-bound** marks a run whose fleet used \
-         ≥ 90 % of its cores or fell behind its own timers: its latency is then the fleet's.\n\n",
+         ≥ {:.0} % of its cores or fell behind its own timers: its latency is then the fleet's.\n\n",
+        FLEET_CPU_BOUND * 100.0,
     );
 }

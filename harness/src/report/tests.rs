@@ -87,3 +87,18 @@ fn free_text_is_escaped_and_quoted() {
         r"pushbench run --out 'my dir' 'it'\''s'"
     );
 }
+
+#[test]
+fn generator_bound_thresholds_are_the_results_constants() {
+    use crate::results::{FLEET_CPU_BOUND, FLEET_LAG_BOUND_US};
+    let cpu = metric("fleet_cpu").unwrap().description;
+    assert!(
+        cpu.contains(&format!("≥ {:.0} %", FLEET_CPU_BOUND * 100.0)),
+        "{cpu}"
+    );
+    let lag = metric("fleet_lag_p99").unwrap().description;
+    assert!(
+        lag.contains(&format!("> {} ms", FLEET_LAG_BOUND_US / 1000)),
+        "{lag}"
+    );
+}

@@ -120,6 +120,13 @@ pub struct Placement {
     pub note: String,
 }
 
+/// A fleet that used at least this share of its cores over the window is
+/// saturated: its own queueing is in every latency it records.
+pub const FLEET_CPU_BOUND: f64 = 0.90;
+
+/// A fleet whose lag probe woke this late at p99 is behind its own schedule.
+pub const FLEET_LAG_BOUND_US: u64 = 20_000;
+
 /// Everything measured for one transport.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
