@@ -33,7 +33,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::AppState;
 use crate::conns::Filter;
-use crate::stats::Open;
+use crate::conns::Open;
 
 /// Failed admin attempts allowed within [`FAILURE_WINDOW`] before every
 /// admin request is refused until the window ends.

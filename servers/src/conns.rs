@@ -26,7 +26,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::direct::Sink;
-use crate::stats::Open;
 
 /// One accepted connection's control: what it streams now, and whether it
 /// must be aborted. Shared by the socket, the task that owns it, and the
@@ -261,6 +260,30 @@ fn pick(n: usize, fraction: f64) -> Vec<usize> {
     let k = ((n as f64) * fraction).round() as usize;
     // i·n/k for i < k: distinct because n/k >= 1, and all below n.
     (0..k.min(n)).map(|i| i * n / k).collect()
+}
+
+/// What a streaming connection streams: which open-connection gauge of
+/// `/stats` it counts in, and what an admin drop may select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// An SSE stream.
+    Sse,
+    /// A WebSocket connection.
+    Ws,
+    /// A long poll being held.
+    LongPoll,
+    /// A raw-TCP stream.
+    Tcp,
+}
+
+impl Open {
+    /// Every kind, in discriminant order.
+    const ALL: [Open; 4] = [Open::Sse, Open::Ws, Open::LongPoll, Open::Tcp];
+
+    /// The kind whose discriminant is `v`, if any.
+    pub(crate) fn from_u8(v: u8) -> Option<Open> {
+        Self::ALL.get(usize::from(v)).copied()
+    }
 }
 
 #[cfg(test)]

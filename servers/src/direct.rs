@@ -55,8 +55,8 @@ use std::task::Poll;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
 
-use crate::hub::EncodedEvent;
-use crate::net::ByteCounters;
+use crate::counters::ByteCounters;
+use crate::event::EncodedEvent;
 
 pub use protocol::Fanout;
 

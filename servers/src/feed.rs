@@ -19,7 +19,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use crate::AppState;
 use crate::conns::ConnHandle;
 use crate::direct::{Fanout, Framing};
-use crate::hub::EncodedEvent;
+use crate::event::EncodedEvent;
 
 /// Owed events beyond this keep their buffer only until the next wake-up, so
 /// a connection that once caught up on a large backlog does not keep that

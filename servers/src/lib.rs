@@ -14,7 +14,7 @@
 //! - One module per transport, alike in shape: parse the request
 //!   (`request.rs`), resolve the cursor, then read from the hub and write
 //!   everything owed in one write per wake-up:
-//!   [`poll`] (`GET /poll`), [`longpoll`] (`GET /longpoll`),
+//!   [`short_poll`] (`GET /poll`), [`long_poll`] (`GET /longpoll`),
 //!   [`sse`] (`GET /sse`), [`ws`] (`GET /ws`), and [`tcp`] (the floor:
 //!   length-prefixed frames on a second port).
 //! - [`publish`] (`POST /publish`): the upstream path of SSE and polling
@@ -60,15 +60,17 @@ use tower_http::cors::{Any, CorsLayer};
 
 pub mod admin;
 pub mod conns;
+pub mod counters;
 pub mod direct;
+pub mod event;
 mod feed;
 pub mod hub;
 pub mod limits;
-pub mod longpoll;
+pub mod long_poll;
 pub mod net;
-pub mod poll;
 pub mod publish;
 mod request;
+pub mod short_poll;
 pub mod sse;
 pub mod stats;
 pub mod tcp;
@@ -312,8 +314,8 @@ pub fn app(state: AppState) -> Router {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers(Any);
     let public = Router::new()
-        .route("/poll", get(poll::handler))
-        .route("/longpoll", get(longpoll::handler))
+        .route("/poll", get(short_poll::handler))
+        .route("/longpoll", get(long_poll::handler))
         .route("/sse", get(sse::handler))
         .route("/ws", get(ws::handler))
         .route(

@@ -33,7 +33,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -44,25 +44,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::conns::{ConnHandle, Connections, Registration};
+use crate::counters::ByteCounters;
 use crate::limits::{AcceptErrorLog, FdBudget};
-
-/// Server-wide socket counters, updated by every [`CountingStream`].
-#[derive(Debug, Default)]
-pub struct ByteCounters {
-    /// Bytes read from client sockets.
-    pub bytes_in: AtomicU64,
-    /// Bytes written to client sockets.
-    pub bytes_out: AtomicU64,
-    /// Connections accepted.
-    pub accepted: AtomicU64,
-    /// Connections open now (accepted and not yet dropped), both ports.
-    pub open: AtomicU64,
-    /// Accept calls that failed with something other than a dropped peer
-    /// (e.g. `EMFILE`); each one cost a back-off pause.
-    pub accept_errors: AtomicU64,
-    /// Connections reset because a write made no progress for the write timeout.
-    pub write_timeouts: AtomicU64,
-}
 
 /// First pause after a failed accept; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(5);

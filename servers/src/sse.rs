@@ -40,11 +40,12 @@ use bytes::{Bytes, BytesMut};
 
 use crate::AppState;
 use crate::conns::ConnHandle;
+use crate::conns::Open;
 use crate::direct::Framing;
+use crate::event::EncodedEvent;
 use crate::feed::{End, Feed, Next};
-use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
-use crate::stats::{Open, OpenGuard, Route};
+use crate::stats::{OpenGuard, Route};
 
 /// `GET /sse`.
 pub(crate) async fn handler(

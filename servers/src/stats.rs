@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::conns::ConnHandle;
-use crate::net::ByteCounters;
+use crate::conns::Open;
+use crate::counters::ByteCounters;
 
 /// Live counters of one server.
 #[derive(Debug, Default)]
@@ -34,30 +35,6 @@ pub struct Stats {
     ws_messages_refused: AtomicU64,
     slow_backlog: AtomicU64,
     admin_dropped: AtomicU64,
-}
-
-/// What a streaming connection streams: which open-connection gauge of
-/// `/stats` it counts in, and what an admin drop may select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Open {
-    /// An SSE stream.
-    Sse,
-    /// A WebSocket connection.
-    Ws,
-    /// A long poll being held.
-    LongPoll,
-    /// A raw-TCP stream.
-    Tcp,
-}
-
-impl Open {
-    /// Every kind, in discriminant order.
-    const ALL: [Open; 4] = [Open::Sse, Open::Ws, Open::LongPoll, Open::Tcp];
-
-    /// The kind whose discriminant is `v`, if any.
-    pub(crate) fn from_u8(v: u8) -> Option<Open> {
-        Self::ALL.get(usize::from(v)).copied()
-    }
 }
 
 /// Which route a request counts against.

@@ -38,12 +38,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::AppState;
+use crate::conns::Open;
 use crate::direct::Framing;
+use crate::event::EncodedEvent;
 use crate::feed::{End, Feed, Next};
-use crate::hub::EncodedEvent;
 use crate::net::CountingStream;
 use crate::request::{parse_u64, topic};
-use crate::stats::{Open, Route};
+use crate::stats::Route;
 
 /// Longest request line accepted, newline included.
 pub const MAX_REQUEST_LINE: usize = 256;

@@ -56,11 +56,12 @@ use tokio_tungstenite::tungstenite;
 
 use crate::AppState;
 use crate::conns::ConnHandle;
+use crate::conns::Open;
 use crate::direct::Framing;
+use crate::event::EncodedEvent;
 use crate::feed::{End, Feed, Next};
-use crate::hub::EncodedEvent;
 use crate::request::{RawParams, Subscription};
-use crate::stats::{Open, Route};
+use crate::stats::Route;
 
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -1,8 +1,10 @@
 //! What a transport cost: the server's memory, CPU and bytes on the wire
 //! over the window, and the fleet's own CPU and lag (generator-bound or not).
 
+use crate::probe;
 use crate::results::{self, FleetUsage, Sample, ServerUsage, Summary, Wire};
 use crate::results::{FLEET_CPU_BOUND, FLEET_LAG_BOUND_US};
+use crate::runner::TransportResult;
 use crate::runner::watch::Snapshot;
 use crate::server_process::ServerStats;
 use std::time::Duration;
@@ -30,6 +32,30 @@ pub(crate) struct Costs<'a> {
 }
 
 impl Costs<'_> {
+    /// Writes the costs into `result`: bytes on the wire, the kernel's TCP
+    /// events, the server's and the fleet's usage, and the settings the
+    /// server stated (at the window's start, else before any client, else
+    /// after the drain).
+    pub(super) fn fill(&self, result: &mut TransportResult, baseline_stats: Option<&ServerStats>) {
+        result.wire = self.wire();
+        result.kernel_tcp = match (&self.at_start.tcp, &self.at_end.tcp) {
+            (Some(a), Some(b)) => Some(probe::tcp_events_between(a, b)),
+            _ => None,
+        };
+        result.server = self.server();
+        result.fleet = self.fleet();
+        result.server_config = [
+            self.at_start.stats.as_ref(),
+            baseline_stats,
+            self.drained_stats.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.config_raw.clone())
+        .next()
+        .unwrap_or_default();
+    }
+
     /// Samples of the timeline inside the measured window.
     pub(super) fn in_window(&self) -> impl Iterator<Item = &Sample> {
         let (a, b) = (self.window_start_us, self.window_end_us);

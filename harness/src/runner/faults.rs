@@ -3,7 +3,9 @@
 //! each fault, a restarted server's new process.
 
 use crate::probe::{self};
+use crate::recorder::Totals;
 use crate::recorder::Window;
+use crate::results::Summary;
 use crate::results::{self, Sample};
 use crate::runner::bounds::RESTART_BOUND;
 use crate::runner::bounds::RESTART_RETRY;
@@ -180,4 +182,30 @@ pub(crate) async fn inject_faults(
         log.records.push(record);
     }
     Waited::Done
+}
+
+/// The entry's recovery: each fault with how many clients came back and
+/// when the last did, the server's CPU after it, and the reconnects.
+pub(super) fn recovery(
+    mut faults: Vec<results::FaultRecord>,
+    totals: &Totals,
+    timeline: &[Sample],
+) -> results::Recovery {
+    for (i, f) in faults.iter_mut().enumerate() {
+        if let Some(&(n, max)) = totals.per_fault.get(i) {
+            f.recovered = n;
+            f.all_back_us = (n > 0).then_some(max);
+        }
+        if f.kind != "restart" {
+            f.server_cpu_s = cpu_after(timeline, f.at_us, results::FAULT_CPU_SPAN_S);
+        }
+    }
+    results::Recovery {
+        faults,
+        reconnect_attempts: totals.reconnect_attempts,
+        reconnect: Summary::from_histogram(&totals.reconnect),
+        reconnect_us: results::encode_histogram(&totals.reconnect),
+        lost_outage: totals.lost_outage,
+        delivered_per_s: totals.delivered_per_s.clone(),
+    }
 }

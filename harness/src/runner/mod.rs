@@ -68,6 +68,7 @@ mod bounds;
 mod costs;
 mod faults;
 mod plan;
+mod start;
 #[cfg(test)]
 mod tests;
 mod transport;

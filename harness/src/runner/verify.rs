@@ -2,6 +2,8 @@
 //! mixed run), what each client should have received, and each part's
 //! result: every expected id once, in order; chat messages round-tripped.
 
+use crate::fleet;
+use crate::recorder::Recorder;
 use crate::recorder::Totals;
 use crate::results::{self, GroupResult, Histograms, Summary, TransportResult};
 use crate::scenario::Scenario;
@@ -295,4 +297,46 @@ pub(crate) fn build_result(
         habits: t.habits,
         ..TransportResult::empty(transport)
     }
+}
+
+/// Step 5, the counting: each part's clients against what its schedule (or,
+/// for chat, its topics' last ids) put in the window, events lost to a
+/// fault's outage told apart. Recorders come in the fleet's order, part by
+/// part; a client whose task was lost counts all its expected ids missing.
+pub(super) fn tally(
+    parts: &[Part],
+    recorders: Vec<Option<Recorder>>,
+    chat_last: &[Option<Vec<u64>>],
+    (window_start, window_end): (u64, u64),
+    outage_times: &[(u64, u64, usize)],
+) -> Vec<Totals> {
+    let mut outage_ids = Vec::new();
+    let mut recorders = recorders.into_iter();
+    let mut part_totals = Vec::with_capacity(parts.len());
+    for (part, last_ids) in parts.iter().zip(chat_last) {
+        let schedule = &part.schedule;
+        let mut totals = Totals::new();
+        for (j, rec) in recorders.by_ref().take(part.scenario.clients).enumerate() {
+            // The part's own topic index: its schedule counts from its first topic.
+            let topic = fleet::topic_of(j, schedule.topics);
+            let expected = match last_ids {
+                Some(last) => last
+                    .get(topic as usize)
+                    .and_then(|&n| (n > 0).then_some((1, n))),
+                None => schedule.ids_in_window(topic, window_start, window_end),
+            };
+            outage_ids.clear();
+            outage_ids.extend(outage_times.iter().filter_map(|&(a, b, epoch)| {
+                schedule
+                    .ids_in_window(topic, a, b)
+                    .map(|(first, last)| (first, last, epoch))
+            }));
+            match rec {
+                Some(r) => totals.merge(&r.finish_with_outages(expected, &outage_ids)),
+                None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
+            }
+        }
+        part_totals.push(totals);
+    }
+    part_totals
 }

@@ -12,7 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::hub::EncodedEvent;
+use crate::event::EncodedEvent;
 use crate::request::{RawParams, Subscription};
 use crate::stats::Route;
 

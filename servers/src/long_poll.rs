@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::conns::ConnHandle;
+use crate::conns::Open;
 use crate::request::{RawParams, Subscription};
-use crate::stats::{Open, Route};
+use crate::stats::Route;
 
 /// How long a long poll is held when the client names no `timeout_ms`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,7 +54,7 @@ pub(crate) async fn handler(
     loop {
         let next = hub.read(sub.topic, after, config.max_batch, &mut events);
         if !events.is_empty() {
-            return crate::poll::answer(&events, next);
+            return crate::short_poll::answer(&events, next);
         }
         tokio::select! {
             biased;
@@ -62,5 +63,5 @@ pub(crate) async fn handler(
             changed = wake.changed() => if changed.is_err() { break },
         }
     }
-    crate::poll::answer(&events, after)
+    crate::short_poll::answer(&events, after)
 }
