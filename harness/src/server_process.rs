@@ -524,85 +524,22 @@ fn log_tail_suffix(path: &Path) -> String {
     format!("; last lines of {}: {}", path.display(), tail.join(" | "))
 }
 
-/// The parts of `GET /stats` the harness reads (the server sends more).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ServerStats {
-    /// Bytes read from client sockets since the server started.
-    pub bytes_in: u64,
-    /// Bytes written to client sockets since the server started.
-    pub bytes_out: u64,
-    /// Events generated (all topics).
-    #[serde(default)]
-    pub events_generated: u64,
-    /// Requests per route since start (`bad` counts refusals on any route).
-    #[serde(default)]
-    pub requests: std::collections::BTreeMap<String, u64>,
-    /// TCP connections accepted since start.
-    #[serde(default)]
-    pub connections_accepted: u64,
-    /// CPU time the server process has used, ns (`CLOCK_PROCESS_CPUTIME_ID`);
-    /// 0 from servers that do not report it (then `/proc`'s ticks are used).
-    #[serde(default)]
-    pub process_cpu_ns: u64,
-    /// What the server generates.
-    pub config: ServerConfigStats,
-    /// The whole `config` object as sent, read generically so a report can
-    /// state every setting the server reports (its buffers included).
-    #[serde(skip)]
-    pub config_raw: serde_json::Value,
+/// The `GET /stats` reply of push-server, read strictly (its version
+/// checked, every field known): the one type the server writes.
+pub use protocol::stats::StatsSnapshot as ServerStats;
+
+/// Parses the body of `GET /stats` ([`ServerStats::parse`]).
+pub fn parse_stats(body: &[u8]) -> anyhow::Result<ServerStats> {
+    ServerStats::parse(body).map_err(anyhow::Error::msg)
 }
 
-impl ServerStats {
-    /// Requests on the transport routes (`bad` is excluded: a refused
-    /// request is also counted on its route).
-    pub fn route_requests(&self) -> u64 {
-        self.requests
-            .iter()
-            .filter(|(route, _)| route.as_str() != "bad")
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The socket counters, for [`crate::results::WireCounts`].
-    pub fn wire(&self) -> crate::results::WireCounts {
-        crate::results::WireCounts {
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            requests: self.route_requests(),
-            connections_accepted: self.connections_accepted,
-        }
-    }
-}
-
-/// The generator settings reported by `GET /stats`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ServerConfigStats {
-    /// Events per second per topic.
-    pub rate: f64,
-    /// Number of topics.
-    pub topics: u32,
-    /// Topic groups with their own rates (absent: one `rate` on all topics).
-    #[serde(default)]
-    pub topic_groups: Vec<protocol::schedule::TopicGroup>,
-    /// Payload filler size, bytes.
-    pub payload_bytes: usize,
-    /// Events kept per topic.
-    pub history: usize,
-    /// Schedule start, µs since the Unix epoch.
-    pub start_epoch_us: u64,
-    /// Named SSE event type, if any.
-    #[serde(default)]
-    pub event_type: Option<String>,
-}
-
-impl ServerConfigStats {
-    /// The server's schedule.
-    pub fn schedule(&self) -> Schedule {
-        Schedule {
-            start_epoch_us: self.start_epoch_us,
-            rate: self.rate,
-            topics: self.topics,
-        }
+/// The socket counters of a `/stats` reply, for [`crate::results::WireCounts`].
+pub fn wire_counts(s: &ServerStats) -> crate::results::WireCounts {
+    crate::results::WireCounts {
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        requests: s.route_requests(),
+        connections_accepted: s.connections_accepted,
     }
 }
 
@@ -641,15 +578,6 @@ pub async fn fetch_last_id(base_url: &str, topic: &str) -> anyhow::Result<u64> {
     let answer: protocol::PollResponse =
         serde_json::from_slice(&body).with_context(|| format!("GET {url}: unexpected answer"))?;
     Ok(answer.next)
-}
-
-/// Parses the body of `GET /stats`, keeping its `config` object whole.
-pub fn parse_stats(body: &[u8]) -> anyhow::Result<ServerStats> {
-    let value: serde_json::Value = serde_json::from_slice(body)?;
-    let config_raw = value.get("config").cloned().unwrap_or_default();
-    let mut stats: ServerStats = serde_json::from_value(value)?;
-    stats.config_raw = config_raw;
-    Ok(stats)
 }
 
 #[cfg(test)]
@@ -711,22 +639,50 @@ mod tests {
         assert_eq!(get("PUSHBENCH_RETRY_MS"), Some("1000"));
     }
 
+    /// A real reply of push-server (`schemas/stats-reply.example.json`).
+    const EXAMPLE: &str = include_str!("../../schemas/stats-reply.example.json");
+
     #[test]
-    fn stats_keep_the_config_whole_and_sum_route_requests() {
-        let body = br#"{"open":{"sse":0,"ws":0,"longpoll":0},
-            "requests":{"poll":10,"longpoll":5,"sse":2,"ws":0,"tcp":1,"bad":3},
-            "events_generated":7,"bytes_in":100,"bytes_out":2000,"connections_accepted":4,
-            "config":{"rate":10.0,"topics":1,"payload_bytes":64,"history":1024,
-                      "start_epoch_us":5,"buffers":{"ws_read":4096,"tcp_write":"vectored"}}}"#;
-        let s = parse_stats(body).unwrap();
+    fn stats_are_read_strictly_and_sum_route_requests() {
+        let mut v: serde_json::Value = serde_json::from_str(EXAMPLE).unwrap();
+        v["requests"] = serde_json::json!(
+            {"poll":10,"longpoll":5,"sse":2,"ws":0,"publish":0,"tcp":1,"bad":3});
+        v["bytes_in"] = 100.into();
+        v["bytes_out"] = 2000.into();
+        v["connections_accepted"] = 4.into();
+        let s = parse_stats(v.to_string().as_bytes()).unwrap();
         assert_eq!(s.route_requests(), 18, "bad is not a route");
-        let w = s.wire();
+        let w = wire_counts(&s);
         assert_eq!(
             (w.bytes_in, w.bytes_out, w.requests, w.connections_accepted),
             (100, 2000, 18, 4)
         );
-        assert_eq!(s.config_raw["buffers"]["ws_read"], 4096);
-        assert_eq!(s.config.schedule().rate, 10.0);
+        assert_eq!(s.config.schedule().rate, s.config.rate);
+
+        // Another version, no version, an unknown field, a missing field: refused.
+        let refused = |v: &serde_json::Value| {
+            format!("{:#}", parse_stats(v.to_string().as_bytes()).unwrap_err())
+        };
+        let mut other = v.clone();
+        other["stats_version"] = 2.into();
+        assert!(refused(&other).contains("version 2"), "{}", refused(&other));
+        let mut none = v.clone();
+        none.as_object_mut().unwrap().remove("stats_version");
+        assert!(refused(&none).contains("without a `stats_version`"));
+        let mut unknown = v.clone();
+        unknown["config"]["surprise"] = 1.into();
+        assert!(
+            refused(&unknown).contains("surprise"),
+            "{}",
+            refused(&unknown)
+        );
+        let mut missing = v.clone();
+        missing.as_object_mut().unwrap().remove("bytes_out");
+        assert!(
+            refused(&missing).contains("bytes_out"),
+            "{}",
+            refused(&missing)
+        );
         assert!(parse_stats(b"{}").is_err());
     }
 

@@ -17,6 +17,7 @@ pub mod encode;
 pub mod event;
 pub mod schedule;
 pub mod sse;
+pub mod stats;
 pub mod transport;
 
 pub use event::{Event, PollResponse};

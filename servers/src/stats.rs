@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::conns::ConnHandle;
 use crate::conns::Open;
 use crate::counters::ByteCounters;
+
+pub use protocol::stats::{
+    BuffersSnapshot, ConfigSnapshot, OpenCounts, RequestCounts, STATS_VERSION, StatsSnapshot,
+};
 
 /// Live counters of one server.
 #[derive(Debug, Default)]
@@ -133,246 +136,80 @@ impl Drop for OpenGuard {
     }
 }
 
-/// The JSON answer of `GET /stats` (also usable to parse it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatsSnapshot {
-    /// Connections open right now, per transport.
-    pub open: OpenCounts,
-    /// Requests received per route since start.
-    pub requests: RequestCounts,
-    /// Events generated (all topics).
-    pub events_generated: u64,
-    /// Mean lateness of the generator (actual − scheduled emission), µs.
-    pub generator_lag_us_mean: f64,
-    /// Worst lateness of the generator, µs.
-    pub generator_lag_us_max: u64,
-    /// Bytes read from client sockets.
-    pub bytes_in: u64,
-    /// Bytes written to client sockets.
-    pub bytes_out: u64,
-    /// TCP connections accepted.
-    pub connections_accepted: u64,
-    /// Failed accepts (e.g. out of file descriptors), each followed by a back-off.
-    pub accept_errors: u64,
-    /// Connections open now (both ports, any state); compare with
-    /// `config.open_files_limit`.
-    #[serde(default)]
-    pub connections_open: u64,
-    /// Messages received from WebSocket clients.
-    pub ws_messages_in: u64,
-    /// Of `ws_messages_in`, those that were not `{"data":"…"}` (stray text,
-    /// binary): each was answered with `{"error":"…"}` and the connection
-    /// kept its subscription.
-    #[serde(default)]
-    pub ws_messages_refused: u64,
-    /// CPU time this server process has used (user + system, all threads),
-    /// in nanoseconds, from `CLOCK_PROCESS_CPUTIME_ID`: the harness takes
-    /// CPU per event from this rather than from `/proc`'s 10 ms ticks.
-    /// Absent (0) from servers that do not report it.
-    #[serde(default)]
-    pub process_cpu_ns: u64,
-    /// Events published by clients (`POST /publish` and WebSocket upstream
-    /// messages), all topics; not counted in `events_generated`.
-    #[serde(default)]
-    pub published: u64,
-    /// Connections closed (reset) because their client read too slowly:
-    /// a write made no progress for `write_timeout`, or the client fell
-    /// further behind than the history holds (`closed_slow_backlog`).
-    #[serde(default)]
-    pub closed_slow: u64,
-    /// Of `closed_slow`, those closed for falling further behind than the
-    /// history holds (the rest are write timeouts).
-    #[serde(default)]
-    pub closed_slow_backlog: u64,
-    /// Connections aborted by `POST /admin/drop`.
-    #[serde(default)]
-    pub admin_dropped: u64,
-    /// Deliveries written straight to a parked socket by the appender (one
-    /// per event per socket; direct fan-out only, 0 with `fanout = "tasks"`).
-    #[serde(default)]
-    pub direct_writes: u64,
-    /// Times the appender handed a socket back to its task (a full socket
-    /// buffer, a partial write, an error, or two appenders racing).
-    #[serde(default)]
-    pub direct_handoffs: u64,
-    /// What this server generates and how it streams.
-    pub config: ConfigSnapshot,
-}
-
-/// Open connections per transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenCounts {
-    /// Open SSE streams.
-    pub sse: u64,
-    /// Open WebSocket connections.
-    pub ws: u64,
-    /// Long-poll requests being held.
-    pub longpoll: u64,
-    /// Open raw-TCP streams.
-    #[serde(default)]
-    pub tcp: u64,
-}
-
-/// Requests per route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestCounts {
-    /// `GET /poll`.
-    pub poll: u64,
-    /// `GET /longpoll`.
-    pub longpoll: u64,
-    /// `GET /sse`.
-    pub sse: u64,
-    /// `GET /ws`.
-    pub ws: u64,
-    /// `POST /publish`.
-    #[serde(default)]
-    pub publish: u64,
-    /// `SUB` request lines on the raw-TCP port.
-    #[serde(default)]
-    pub tcp: u64,
-    /// Requests answered 400 (any route), or `ERR` on the raw-TCP port.
-    pub bad: u64,
-}
-
-/// The generator and streaming settings, as `/stats` reports them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigSnapshot {
-    /// Events per second per topic.
-    pub rate: f64,
-    /// Number of topics.
-    pub topics: u32,
-    /// Topic groups with their own rates (`--topic-group`); absent when the
-    /// server runs one `rate` on all `topics`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub topic_groups: Vec<protocol::schedule::TopicGroup>,
-    /// Payload filler size, bytes.
-    pub payload_bytes: usize,
-    /// Events kept per topic.
-    pub history: usize,
-    /// Schedule start, µs since the Unix epoch.
-    pub start_epoch_us: u64,
-    /// Named SSE event type, if any.
-    pub event_type: Option<String>,
-    /// SSE `retry:` value, ms.
-    pub retry_ms: u64,
-    /// Keep-alive interval while idle, ms.
-    pub keepalive_ms: u64,
-    /// Streams are ended after this age, ms (`None`: never).
-    pub stream_max_age_ms: Option<u64>,
-    /// A connection whose write makes no progress for this long is reset, ms.
-    #[serde(default)]
-    pub write_timeout_ms: u64,
-    /// Whether the `/admin` routes are on (an admin token is set).
-    #[serde(default)]
-    pub admin: bool,
-    /// How events reach streaming connections (`direct` or `tasks`;
-    /// servers from before the choice existed read as `tasks`).
-    #[serde(default = "tasks")]
-    pub fanout: crate::Fanout,
-    /// The server's soft `RLIMIT_NOFILE`, read at start: every connection
-    /// takes one of these (`None`: unlimited or unknown).
-    #[serde(default)]
-    pub open_files_limit: Option<u64>,
-    /// The per-connection buffers of every transport, as set.
-    pub buffers: BuffersSnapshot,
-}
-
-/// Per-connection buffers as `/stats` reports them, so a report can state
-/// them next to the figures they shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BuffersSnapshot {
-    /// WebSocket (tungstenite) read buffer, bytes, allocated at upgrade.
-    pub ws_read: usize,
-    /// WebSocket write buffer: buffered bytes that trigger a socket write
-    /// before the flush that ends each wake-up.
-    pub ws_write: usize,
-    /// WebSocket write buffer ceiling, bytes.
-    pub ws_max_write: usize,
-    /// Largest WebSocket message or frame accepted from a client, bytes.
-    pub ws_max_message: usize,
-    /// hyper's HTTP/1 read buffer ceiling, bytes (also the largest request
-    /// head). hyper starts its read buffer at 8 KiB, so at the minimum,
-    /// 8192, the read buffer is 8 KiB and never grows.
-    pub http_max_buf: usize,
-    /// How the raw-TCP transport writes.
-    pub tcp_write: String,
-}
-
 /// What [`BuffersSnapshot::tcp_write`] says.
 pub const TCP_WRITE: &str = "one vectored write of the shared frames per wake-up (with direct \
      fan-out, caught-up sockets get one send per event from the appender), no user-space buffer";
 
-impl StatsSnapshot {
-    /// Reads every counter of `state` now.
-    pub fn of(state: &AppState) -> Self {
-        let s = state.stats();
-        let hub = state.hub();
-        let cfg = state.config();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let events = hub.events_generated();
-        let (lag_sum, lag_max) = hub.generator_lag_us();
-        Self {
-            open: OpenCounts {
-                sse: load(&s.open_sse),
-                ws: load(&s.open_ws),
-                longpoll: load(&s.open_longpoll),
-                tcp: load(&s.open_tcp),
+/// Reads every counter of `state` now: the `GET /stats` reply.
+pub fn snapshot(state: &AppState) -> StatsSnapshot {
+    let s = state.stats();
+    let hub = state.hub();
+    let cfg = state.config();
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let events = hub.events_generated();
+    let (lag_sum, lag_max) = hub.generator_lag_us();
+    StatsSnapshot {
+        stats_version: STATS_VERSION,
+        open: OpenCounts {
+            sse: load(&s.open_sse),
+            ws: load(&s.open_ws),
+            longpoll: load(&s.open_longpoll),
+            tcp: load(&s.open_tcp),
+        },
+        requests: RequestCounts {
+            poll: load(&s.req_poll),
+            longpoll: load(&s.req_longpoll),
+            sse: load(&s.req_sse),
+            ws: load(&s.req_ws),
+            publish: load(&s.req_publish),
+            tcp: load(&s.req_tcp),
+            bad: load(&s.req_bad),
+        },
+        events_generated: events,
+        generator_lag_us_mean: if events == 0 {
+            0.0
+        } else {
+            lag_sum as f64 / events as f64
+        },
+        generator_lag_us_max: lag_max,
+        bytes_in: load(&s.bytes.bytes_in),
+        bytes_out: load(&s.bytes.bytes_out),
+        connections_accepted: load(&s.bytes.accepted),
+        accept_errors: load(&s.bytes.accept_errors),
+        connections_open: load(&s.bytes.open),
+        ws_messages_in: load(&s.ws_messages_in),
+        ws_messages_refused: load(&s.ws_messages_refused),
+        process_cpu_ns: process_cpu_ns(),
+        published: hub.events_published(),
+        closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
+        closed_slow_backlog: load(&s.slow_backlog),
+        admin_dropped: load(&s.admin_dropped),
+        direct_writes: load(&hub.fanout().direct_writes),
+        direct_handoffs: load(&hub.fanout().handoffs),
+        config: ConfigSnapshot {
+            rate: cfg.hub.schedule.rate,
+            topics: cfg.hub.schedule.topics,
+            topic_groups: cfg.hub.groups.clone(),
+            payload_bytes: cfg.hub.payload_bytes,
+            history: cfg.hub.history,
+            start_epoch_us: cfg.hub.schedule.start_epoch_us,
+            event_type: cfg.hub.event_type.clone(),
+            retry_ms: cfg.retry_ms,
+            keepalive_ms: cfg.keepalive.as_millis() as u64,
+            stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
+            write_timeout_ms: cfg.write_timeout.as_millis() as u64,
+            admin: cfg.admin_token.is_some(),
+            fanout: cfg.fanout,
+            open_files_limit: state.fd_budget().limit(),
+            buffers: BuffersSnapshot {
+                ws_read: cfg.buffers.ws_read,
+                ws_write: cfg.buffers.ws_write,
+                ws_max_write: cfg.buffers.ws_max_write,
+                ws_max_message: cfg.buffers.ws_max_message,
+                http_max_buf: cfg.buffers.http_max_buf,
+                tcp_write: TCP_WRITE.to_string(),
             },
-            requests: RequestCounts {
-                poll: load(&s.req_poll),
-                longpoll: load(&s.req_longpoll),
-                sse: load(&s.req_sse),
-                ws: load(&s.req_ws),
-                publish: load(&s.req_publish),
-                tcp: load(&s.req_tcp),
-                bad: load(&s.req_bad),
-            },
-            events_generated: events,
-            generator_lag_us_mean: if events == 0 {
-                0.0
-            } else {
-                lag_sum as f64 / events as f64
-            },
-            generator_lag_us_max: lag_max,
-            bytes_in: load(&s.bytes.bytes_in),
-            bytes_out: load(&s.bytes.bytes_out),
-            connections_accepted: load(&s.bytes.accepted),
-            accept_errors: load(&s.bytes.accept_errors),
-            connections_open: load(&s.bytes.open),
-            ws_messages_in: load(&s.ws_messages_in),
-            ws_messages_refused: load(&s.ws_messages_refused),
-            process_cpu_ns: process_cpu_ns(),
-            published: hub.events_published(),
-            closed_slow: load(&s.bytes.write_timeouts) + load(&s.slow_backlog),
-            closed_slow_backlog: load(&s.slow_backlog),
-            admin_dropped: load(&s.admin_dropped),
-            direct_writes: load(&hub.fanout().direct_writes),
-            direct_handoffs: load(&hub.fanout().handoffs),
-            config: ConfigSnapshot {
-                rate: cfg.hub.schedule.rate,
-                topics: cfg.hub.schedule.topics,
-                topic_groups: cfg.hub.groups.clone(),
-                payload_bytes: cfg.hub.payload_bytes,
-                history: cfg.hub.history,
-                start_epoch_us: cfg.hub.schedule.start_epoch_us,
-                event_type: cfg.hub.event_type.clone(),
-                retry_ms: cfg.retry_ms,
-                keepalive_ms: cfg.keepalive.as_millis() as u64,
-                stream_max_age_ms: cfg.stream_max_age.map(|d| d.as_millis() as u64),
-                write_timeout_ms: cfg.write_timeout.as_millis() as u64,
-                admin: cfg.admin_token.is_some(),
-                fanout: cfg.fanout,
-                open_files_limit: state.fd_budget().limit(),
-                buffers: BuffersSnapshot {
-                    ws_read: cfg.buffers.ws_read,
-                    ws_write: cfg.buffers.ws_write,
-                    ws_max_write: cfg.buffers.ws_max_write,
-                    ws_max_message: cfg.buffers.ws_max_message,
-                    http_max_buf: cfg.buffers.http_max_buf,
-                    tcp_write: TCP_WRITE.to_string(),
-                },
-            },
-        }
+        },
     }
 }
 
@@ -392,14 +229,9 @@ pub fn process_cpu_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// [`ConfigSnapshot::fanout`] of a server that does not report it.
-fn tasks() -> crate::Fanout {
-    crate::Fanout::Tasks
-}
-
 /// `GET /stats`: the counters as JSON.
 pub(crate) async fn stats(State(state): State<AppState>) -> Json<StatsSnapshot> {
-    Json(StatsSnapshot::of(&state))
+    Json(snapshot(&state))
 }
 
 /// `GET /healthz`: `ok` while the server runs.

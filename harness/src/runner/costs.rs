@@ -6,7 +6,7 @@ use crate::results::{self, FleetUsage, Sample, ServerUsage, Summary, Wire};
 use crate::results::{FLEET_CPU_BOUND, FLEET_LAG_BOUND_US};
 use crate::runner::TransportResult;
 use crate::runner::watch::Snapshot;
-use crate::server_process::ServerStats;
+use crate::server_process::{self, ServerStats};
 use std::time::Duration;
 
 /// Everything read while a transport ran, from which its costs are derived.
@@ -51,8 +51,8 @@ impl Costs<'_> {
         ]
         .into_iter()
         .flatten()
-        .map(|s| s.config_raw.clone())
         .next()
+        .and_then(|s| serde_json::to_value(&s.config).ok())
         .unwrap_or_default();
     }
 
@@ -67,8 +67,14 @@ impl Costs<'_> {
     /// Bytes and requests over the window and in total (`None` without `/stats` at both ends).
     pub(super) fn wire(&self) -> Option<Wire> {
         let (start, end) = (self.at_start.stats.as_ref()?, self.at_end.stats.as_ref()?);
-        let (a, b) = (start.wire(), end.wire());
-        let total = self.drained_stats.as_ref().map_or(b, ServerStats::wire);
+        let (a, b) = (
+            server_process::wire_counts(start),
+            server_process::wire_counts(end),
+        );
+        let total = self
+            .drained_stats
+            .as_ref()
+            .map_or(b, server_process::wire_counts);
         Some(Wire {
             window: results::WireCounts {
                 bytes_in: b.bytes_in.saturating_sub(a.bytes_in),

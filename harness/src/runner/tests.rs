@@ -151,13 +151,17 @@ fn sample(t_us: u64, server_rss: u64, tcp: u64, fleet_rss: u64) -> Sample {
 }
 
 fn stats(bytes_in: u64, bytes_out: u64, polls: u64) -> ServerStats {
-    let body = serde_json::json!({
-        "bytes_in": bytes_in, "bytes_out": bytes_out, "connections_accepted": 10,
-        "requests": {"poll": polls, "bad": 1},
-        "config": {"rate": 1.0, "topics": 1, "payload_bytes": 8, "history": 4,
-                   "start_epoch_us": 1, "buffers": {"ws_read": 4096}},
-    });
-    server_process::parse_stats(body.to_string().as_bytes()).unwrap()
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../../schemas/stats-reply.example.json")).unwrap();
+    v["bytes_in"] = bytes_in.into();
+    v["bytes_out"] = bytes_out.into();
+    v["connections_accepted"] = 10.into();
+    // 0: the CPU comes from /proc, as for a server that does not report it.
+    v["process_cpu_ns"] = 0.into();
+    v["requests"] = serde_json::json!(
+        {"poll": polls, "longpoll": 0, "sse": 0, "ws": 0, "publish": 0, "tcp": 0, "bad": 1});
+    v["config"]["buffers"]["ws_read"] = 4096.into();
+    server_process::parse_stats(v.to_string().as_bytes()).unwrap()
 }
 
 #[test]
