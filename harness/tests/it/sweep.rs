@@ -1,9 +1,11 @@
 //! Sweeps and the capacity search at toy scale, through the real runner
 //! against real `push-server` processes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use crate::common::pushbench;
+use crate::common::server_bin;
 use harness::capacity::{self, CapacityFile, Verdict};
 use harness::placement::Placement;
 use harness::progress::{Mode, Progress};
@@ -12,20 +14,6 @@ use harness::runner::{self, RunOptions};
 use harness::scenario::Scenario;
 use protocol::TransportKind;
 use tokio_util::sync::CancellationToken;
-
-fn pushbench() -> &'static str {
-    env!("CARGO_BIN_EXE_pushbench")
-}
-
-fn server_bin() -> PathBuf {
-    let bin = harness::server_process::beside(Path::new(pushbench()));
-    assert!(
-        bin.is_file(),
-        "build push-server first (cargo test --workspace builds it): {} is missing",
-        bin.display()
-    );
-    bin
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {

@@ -7,11 +7,13 @@
 //! Missing Node or Chromium fails the test with install instructions: a
 //! rendering check that silently does not run proves nothing.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use crate::common::repo_root;
+use crate::common::run_bounded;
+use crate::common::spread;
 use harness::report;
 use harness::report::html;
 use harness::results::{self, RunFile};
@@ -30,15 +32,6 @@ const MIN_NODE_MAJOR: u32 = 20;
 // ---------------------------------------------------------------------------
 // A synthetic run
 // ---------------------------------------------------------------------------
-
-/// A latency histogram (µs) with `n` samples spread evenly over `lo..=hi` µs.
-fn spread(lo: u64, hi: u64, n: u64) -> Histogram<u64> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-    for i in 0..n {
-        h.record(lo + (hi - lo) * i / (n - 1)).unwrap();
-    }
-    h
-}
 
 fn summary(h: &Histogram<u64>) -> Value {
     serde_json::to_value(results::Summary::from_histogram(h)).unwrap()
@@ -443,71 +436,6 @@ fn repetitions_are_judged_by_their_median() {
 // ---------------------------------------------------------------------------
 // The page in a real browser
 // ---------------------------------------------------------------------------
-
-/// What a bounded child run produced.
-struct Run {
-    /// `None` if it was killed at the deadline.
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn report(&self) -> String {
-        let status = self
-            .status
-            .map_or("killed at the timeout".to_string(), |s| s.to_string());
-        format!(
-            "status: {status}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `cmd` until it exits or `timeout` passes, then kills its whole
-/// process group (node and the Chromium it started). Output goes to files,
-/// so a chatty child can never block on a full pipe.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> Run {
-    use std::os::unix::process::CommandExt;
-
-    let out_dir = tempfile::tempdir().unwrap();
-    let (out_path, err_path) = (out_dir.path().join("out"), out_dir.path().join("err"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap())
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                // Negative pid: the whole group.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    Run {
-        status,
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("harness/ has a parent")
-        .to_path_buf()
-}
 
 /// Fails with install instructions unless Node ≥ 20, Chromium and browser/'s
 /// npm packages are there (installing the packages with `npm ci` if needed).

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::pushbench;
+use crate::common::server_bin;
 use harness::placement::{self, PinSpec, Placement};
 use harness::progress::{Mode, Progress};
 use harness::report;
@@ -16,20 +18,6 @@ use harness::runner::{self, RunOptions};
 use harness::scenario::Scenario;
 use protocol::TransportKind;
 use tokio_util::sync::CancellationToken;
-
-fn pushbench() -> &'static str {
-    env!("CARGO_BIN_EXE_pushbench")
-}
-
-fn server_bin() -> PathBuf {
-    let bin = harness::server_process::beside(Path::new(pushbench()));
-    assert!(
-        bin.is_file(),
-        "build push-server first (cargo test --workspace builds it): {} is missing",
-        bin.display()
-    );
-    bin
-}
 
 fn tiny_scenario() -> Scenario {
     let mut s = Scenario::from_toml(

@@ -1,0 +1,18 @@
+//! The harness's integration tests, one binary (one link) with shared
+//! helpers in [`common`]. Each module tests one thing a user meets: the
+//! command line, comparisons, reports, runs against real servers, targets,
+//! the schemas, the scenario fuzzer, the CI workflow lint.
+
+mod common;
+
+mod cli;
+mod compare;
+mod fuzz_scenario;
+mod golden;
+mod html;
+mod report;
+mod run;
+mod schema;
+mod sweep;
+mod targets;
+mod workflow;
