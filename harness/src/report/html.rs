@@ -74,7 +74,7 @@ pub fn write_html(dir: &Path, run: &RunFile, markdown: &str) -> anyhow::Result<(
     let plots = read_svgs(dir)?;
     let html = render_html(run, markdown, &plots);
     let path = dir.join(REPORT_HTML);
-    results::write_atomic(&path, html.as_bytes())
+    results::io::write_atomic(&path, html.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 

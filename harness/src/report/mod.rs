@@ -69,9 +69,9 @@ pub const REPORT_MD: &str = "report.md";
 /// This is all `pushbench report DIR` does, so a report can be regenerated
 /// (after a change to the report code, say) without re-running anything.
 pub fn render_dir(dir: &Path) -> anyhow::Result<()> {
-    let run = results::read_run(dir)?;
+    let run = results::io::read_run(dir)?;
     let md = render_markdown(&run);
-    results::write_atomic(&dir.join(REPORT_MD), md.as_bytes())?;
+    results::io::write_atomic(&dir.join(REPORT_MD), md.as_bytes())?;
     plot::write_all(&run, dir)
         .with_context(|| format!("writing the charts in {}", dir.display()))?;
     html::write_html(dir, &run, &md)

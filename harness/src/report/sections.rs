@@ -6,9 +6,10 @@ use crate::report::about::server_settings;
 use crate::report::format::{escape_md, format_ms, format_significant, one_line};
 use crate::report::habits::cpu_resolution;
 use crate::report::metrics::{Better, Group, METRICS, Metric, metric, ms};
+use crate::report::plot::spectra::spectrum_series;
 use crate::report::plot::{
     CHAT_SVG, CONNECTED_SVG, FAULTS_SVG, LATENCY_SVG, RECONNECT_SVG, has_chat, has_faults,
-    plots_for, spectrum_series,
+    plots_for,
 };
 use crate::report::rows::Row;
 use crate::results::{RunFile, TransportResult};

@@ -1,6 +1,6 @@
 //! Every bound and slack of a transport's run, in one place: how long the
 //! harness waits for each step, and the margins it allows around them.
-use crate::runner::Duration;
+use std::time::Duration;
 
 /// How often waits wake up to check the server, the fleet and Ctrl-C, and to redraw progress.
 pub(super) const TICK: Duration = Duration::from_millis(200);

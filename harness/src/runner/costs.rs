@@ -2,9 +2,9 @@
 //! over the window, and the fleet's own CPU and lag (generator-bound or not).
 
 use crate::probe;
+use crate::results::TransportResult;
 use crate::results::{self, FleetUsage, Sample, ServerUsage, Summary, Wire};
 use crate::results::{FLEET_CPU_BOUND, FLEET_LAG_BOUND_US};
-use crate::runner::TransportResult;
 use crate::runner::watch::Snapshot;
 use crate::server_process::{self, ServerStats};
 use std::time::Duration;

@@ -48,21 +48,21 @@
 //! ([`Part`]); the server's and the fleet's costs belong to the entry.
 
 use crate::placement::Placement;
-use crate::progress::{Progress, TransportPlan};
-use crate::results::{self, RunFile, SCHEMA_VERSION, TransportResult};
+use crate::progress::TransportPlan;
+use crate::results::{self, RunFile, SCHEMA_VERSION};
 use crate::runner::plan::RunId;
 use crate::runner::plan::contenders;
 use crate::runner::plan::plan_transport;
 use crate::runner::plan::repetition_suffix;
 use crate::runner::plan::transport_plan;
 use crate::runner::transport::run_transport;
+use crate::scenario::Scenario;
+use crate::scenario::contender::Contender;
 use crate::scenario::sweep::SweepPoint;
-use crate::scenario::{Contender, Scenario};
 use crate::server_process::{self};
 use crate::{provenance, report};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 mod bounds;
 mod costs;
@@ -253,7 +253,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> anyhow::Result<RunOu
     }
     opts.progress.line(&format!(
         "results: {}",
-        opts.out_dir.join(results::RUN_FILE).display()
+        opts.out_dir.join(results::io::RUN_FILE).display()
     ));
     Ok(RunOutcome {
         out_dir: opts.out_dir.clone(),
@@ -290,7 +290,7 @@ pub(crate) fn observed_placement(asked: &Placement, target: bool) -> Placement {
 
 pub(crate) async fn write_run_blocking(dir: &Path, run: &RunFile) -> anyhow::Result<()> {
     let (dir, run) = (dir.to_path_buf(), run.clone());
-    tokio::task::spawn_blocking(move || results::write_run(&dir, &run))
+    tokio::task::spawn_blocking(move || results::io::write_run(&dir, &run))
         .await
         .context("writing run.json")?
 }

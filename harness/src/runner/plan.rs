@@ -1,20 +1,20 @@
 //! What a run is made of: its options, its entries (each contender times
 //! each repetition, in alternating order) and each entry's plan: its
 //! protocol, drain and the name of its server log.
-use crate::runner::Duration;
-use crate::runner::PathBuf;
-use crate::runner::Placement;
-use crate::runner::Progress;
-use crate::runner::RunFile;
-use crate::runner::TransportPlan;
-use crate::runner::TransportResult;
+use crate::placement::Placement;
+use crate::progress::Progress;
+use crate::progress::TransportPlan;
+use crate::results::RunFile;
+use crate::results::TransportResult;
 use crate::runner::bounds::DRAIN;
 use crate::runner::bounds::TICK;
 use crate::runner::bounds::WINDOW_LEAD;
-use crate::scenario::Contender;
 use crate::scenario::Scenario;
+use crate::scenario::contender::Contender;
 use crate::scenario::sweep::SweepPoint;
 use protocol::TransportKind;
+use std::path::PathBuf;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How a run is carried out (everything that is not the scenario).

@@ -11,7 +11,8 @@ use protocol::{Schedule, TransportKind};
 use crate::placement::Placement;
 use crate::progress::TransportProgress;
 use crate::runner::plan::{RunId, RunOptions, server_log_name};
-use crate::scenario::{Scenario, TargetSpec};
+use crate::scenario::Scenario;
+use crate::scenario::contender::TargetSpec;
 use crate::server_process::{self, ServerProcess, ServerSpec};
 
 /// One entry of the run: who is measured, under which scenario and options.

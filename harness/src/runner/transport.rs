@@ -7,7 +7,6 @@ use crate::probe::{self, LagProbe, Sampler};
 use crate::progress::Timed;
 use crate::recorder::{Presence, Recorder, Totals, Window};
 use crate::results::{self, Histograms, Summary, TransportResult};
-use crate::runner::PathBuf;
 use crate::runner::bounds::CONNECT_SLACK;
 use crate::runner::bounds::OUTAGE_SLACK;
 use crate::runner::bounds::SETTLE;
@@ -28,14 +27,16 @@ use crate::runner::verify::{
     MIXED, chat_last_ids, expected_per_client, fleet_parts, mixed_result, part_result,
 };
 use crate::runner::watch::{Snapshot, Waited, Watch, instant_at};
-use crate::scenario::Fault;
-use crate::scenario::TargetSpec;
+use crate::scenario::Scenario;
 use crate::scenario::check::fmt_duration;
-use crate::scenario::{Contender, Scenario};
+use crate::scenario::contender::Contender;
+use crate::scenario::contender::TargetSpec;
+use crate::scenario::fault::Fault;
 use crate::server_process::ServerSpec;
 use crate::server_process::{self, ServerProcess};
 use protocol::TransportKind;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! (`--scenario`, `--clients`, `--rate`…): a scenario file or the default,
 //! with the flags applied on top.
 
-use crate::scenario::Contender;
 use crate::scenario::Scenario;
 use crate::scenario::ScenarioPatch;
+use crate::scenario::contender::Contender;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;

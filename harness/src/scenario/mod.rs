@@ -36,6 +36,8 @@ pub mod contender;
 pub mod fault;
 pub mod group;
 pub mod lines;
+pub mod mixed;
+pub mod pin;
 pub mod sweep;
 
 impl Scenario {
@@ -386,7 +388,7 @@ impl Scenario {
     }
 
     /// The placement asked for (the `pin` key), parsed.
-    pub fn pin_spec(&self) -> anyhow::Result<crate::placement::PinSpec> {
+    pub fn pin_spec(&self) -> anyhow::Result<crate::scenario::pin::PinSpec> {
         self.pin
             .parse()
             .with_context(|| format!("`pin` {:?} is not auto, none or server:N,fleet:M", self.pin))

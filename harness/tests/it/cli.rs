@@ -98,7 +98,7 @@ fn json_prints_one_summary_object_on_stdout() {
     assert!(t["server_cpu_us_per_event"].is_number(), "{t}");
 
     // The same figures as run.json, which the summary digests.
-    let run = harness::results::read_run(&out).unwrap();
+    let run = harness::results::io::read_run(&out).unwrap();
     assert_eq!(run.transports[0].latency.p50, p50);
 
     // Progress went to stderr (plain lines: stderr is not a terminal).
@@ -116,7 +116,7 @@ fn quiet_prints_nothing_on_success() {
     assert_eq!(text(&o.stdout), "", "stdout");
     assert_eq!(text(&o.stderr), "", "stderr");
     // It still measured and saved.
-    let run = harness::results::read_run(&out).unwrap();
+    let run = harness::results::io::read_run(&out).unwrap();
     assert!(run.complete && run.transports[0].verified);
     assert!(out.join("report.md").is_file());
 }

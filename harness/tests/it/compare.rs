@@ -100,7 +100,7 @@ fn all_at(commit: &str, slow: f64) -> RunFile {
 
 fn write(dir: &Path, name: &str, run: &RunFile) -> String {
     let d = dir.join(name);
-    results::write_run(&d, run).unwrap();
+    results::io::write_run(&d, run).unwrap();
     d.to_str().unwrap().to_string()
 }
 
@@ -208,7 +208,7 @@ fn a_slower_transport_and_an_unverified_one_are_regressions() {
 
     // The same through the library: every regression counted once.
     let c = compare::compare(
-        &results::read_run(Path::new(&base)).unwrap(),
+        &results::io::read_run(Path::new(&base)).unwrap(),
         &new_run,
         Options::default(),
     )

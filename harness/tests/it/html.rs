@@ -151,7 +151,7 @@ fn synthetic_run() -> RunFile {
 
 fn render(run: &RunFile) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    results::write_run(dir.path(), run).unwrap();
+    results::io::write_run(dir.path(), run).unwrap();
     report::render_dir(dir.path()).unwrap();
     let page = std::fs::read_to_string(dir.path().join(html::REPORT_HTML))
         .expect("render_dir writes report.html");

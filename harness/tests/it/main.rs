@@ -5,6 +5,8 @@
 
 mod common;
 
+mod architecture;
+
 mod cli;
 mod compare;
 mod fuzz_scenario;

@@ -276,7 +276,7 @@ fn row<'a>(md: &'a str, label: &str) -> Vec<&'a str> {
 
 fn render(run: &RunFile) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    results::write_run(dir.path(), run).unwrap();
+    results::io::write_run(dir.path(), run).unwrap();
     report::render_dir(dir.path()).unwrap();
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     let svg = std::fs::read_to_string(dir.path().join("latency.svg")).unwrap();
@@ -576,7 +576,7 @@ fn run_json_round_trips() {
     let run = synthetic_run();
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("results").join("fanout-small");
-    results::write_run(&nested, &run).unwrap();
+    results::io::write_run(&nested, &run).unwrap();
     let text = std::fs::read_to_string(nested.join("run.json")).unwrap();
     assert!(
         text.contains("\n  \"schema_version\": 5,"),
@@ -586,7 +586,7 @@ fn run_json_round_trips() {
         !text.contains("\"floor\""),
         "the attached floor is never stored"
     );
-    let back = results::read_run(&nested).unwrap();
+    let back = results::io::read_run(&nested).unwrap();
     assert_eq!(
         serde_json::to_value(&back).unwrap(),
         serde_json::to_value(&run).unwrap()
@@ -597,7 +597,7 @@ fn run_json_round_trips() {
 
 /// The full error chain, as `pushbench` prints it.
 fn error_of(dir: &Path) -> String {
-    format!("{:#}", results::read_run(dir).unwrap_err())
+    format!("{:#}", results::io::read_run(dir).unwrap_err())
 }
 
 #[test]
@@ -640,7 +640,7 @@ fn read_run_errors_name_the_file_and_the_problem() {
         t.as_object_mut().unwrap().remove("point");
     }
     std::fs::write(&file, v2.to_string()).unwrap();
-    let old = results::read_run(dir.path()).unwrap();
+    let old = results::io::read_run(dir.path()).unwrap();
     assert_eq!(old.schema_version, 2);
     assert!(old.transports.iter().all(|t| t.point.is_none()));
 
@@ -651,7 +651,7 @@ fn read_run_errors_name_the_file_and_the_problem() {
         t.as_object_mut().unwrap().remove("groups");
     }
     std::fs::write(&file, v3.to_string()).unwrap();
-    let old = results::read_run(dir.path()).unwrap();
+    let old = results::io::read_run(dir.path()).unwrap();
     assert_eq!(old.schema_version, 3);
     assert!(old.transports.iter().all(|t| t.groups.is_empty()));
     assert!(!report::is_mixed(&old));

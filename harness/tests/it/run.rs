@@ -63,7 +63,7 @@ async fn every_transport_verifies_end_to_end() {
 
     // What is on disk is the contract, not what is in memory.
     let text = std::fs::read_to_string(out.join("run.json")).unwrap();
-    let run: RunFile = results::parse_run(&text).unwrap();
+    let run: RunFile = results::io::parse_run(&text).unwrap();
     assert_eq!(run.schema_version, SCHEMA_VERSION);
     assert!(run.complete);
     assert_eq!(run.scenario["name"], "tiny");
@@ -260,7 +260,7 @@ async fn ctrl_c_saves_what_was_measured_as_incomplete() {
     );
     assert!(!outcome.passed());
 
-    let run = results::read_run(dir.path()).unwrap();
+    let run = results::io::read_run(dir.path()).unwrap();
     assert!(!run.complete);
     assert_eq!(
         run.transports.len(),
@@ -310,7 +310,7 @@ async fn a_server_that_dies_mid_run_is_recorded_and_the_run_goes_on() {
     );
     assert!(!outcome.passed());
 
-    let run = results::read_run(&out).unwrap();
+    let run = results::io::read_run(&out).unwrap();
     assert!(
         !run.complete,
         "a run whose server died is not complete, though every transport ran"
@@ -507,7 +507,7 @@ async fn faults_are_injected_and_recovered_from() {
         .expect("the run produced results");
     assert!(outcome.passed(), "{:?}", outcome.failure());
     let text = std::fs::read_to_string(out.join("run.json")).unwrap();
-    let run: RunFile = results::parse_run(&text).unwrap();
+    let run: RunFile = results::io::parse_run(&text).unwrap();
     assert!(run.complete);
     for t in &run.transports {
         let r = &t.recovery;
@@ -617,7 +617,7 @@ async fn a_server_that_never_comes_back_ends_the_run_as_incomplete() {
     );
     assert!(!outcome.passed());
 
-    let run = results::read_run(&out).unwrap();
+    let run = results::io::read_run(&out).unwrap();
     assert!(!run.complete, "saved as incomplete");
     assert_eq!(
         run.transports.len(),
@@ -677,7 +677,7 @@ async fn chat_messages_come_back_to_every_member_of_the_room() {
         .expect("the run produced results");
     assert!(outcome.passed(), "{:?}", outcome.failure());
 
-    let run = results::read_run(&out).unwrap();
+    let run = results::io::read_run(&out).unwrap();
     let kinds: Vec<_> = run.transports.iter().map(|t| t.transport).collect();
     assert_eq!(kinds, [TransportKind::Ws, TransportKind::Sse]);
     for t in &run.transports {
@@ -774,7 +774,7 @@ async fn a_mixed_run_verifies_every_group_against_one_server() {
         .expect("the run produced results");
     assert!(outcome.passed(), "{:?}", outcome.failure());
 
-    let run = results::read_run(&out).unwrap();
+    let run = results::io::read_run(&out).unwrap();
     assert_eq!(
         run.transports.len(),
         1,
@@ -883,7 +883,7 @@ async fn clients_that_ping_pause_and_send_junk_still_verify_and_are_counted() {
         .expect("the run ends in bounded time")
         .expect("the run produced results");
     assert!(outcome.passed(), "{:?}", outcome.failure());
-    let run = results::read_run(&out).unwrap();
+    let run = results::io::read_run(&out).unwrap();
     for t in &run.transports {
         let (name, h) = (t.transport, t.habits);
         assert!(t.verified, "{name}: {:?}", t.problems);

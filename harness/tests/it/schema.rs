@@ -37,7 +37,7 @@ fn read_json(path: &Path) -> Value {
 
 /// A validator built from the committed file: what users of the schema get.
 fn validator() -> jsonschema::Validator {
-    let schema = read_json(&repo_file(results::RUN_SCHEMA_FILE));
+    let schema = read_json(&repo_file(results::schema::RUN_SCHEMA_FILE));
     jsonschema::validator_for(&schema).expect("the committed schema compiles")
 }
 
@@ -70,8 +70,8 @@ fn assert_rejected_at(v: &jsonschema::Validator, doc: &Value, path: &str) {
 fn the_committed_schemas_are_the_generated_ones() {
     for (file, generated, command) in [
         (
-            results::RUN_SCHEMA_FILE,
-            results::run_schema(),
+            results::schema::RUN_SCHEMA_FILE,
+            results::schema::run_schema(),
             "pushbench schema run",
         ),
         (
@@ -96,7 +96,7 @@ fn the_committed_schemas_are_the_generated_ones() {
             panic!("{file} is not a valid JSON Schema: {e}");
         }
     }
-    let run = results::run_schema();
+    let run = results::schema::run_schema();
     assert_eq!(run["properties"]["schema_version"]["const"], SCHEMA_VERSION);
     assert_eq!(run["additionalProperties"], false);
     let closed = run["$defs"].as_object().unwrap();
@@ -115,7 +115,7 @@ fn the_committed_schemas_are_the_generated_ones() {
 #[test]
 fn pushbench_schema_prints_the_committed_schema() {
     for (which, file) in [
-        ("run", results::RUN_SCHEMA_FILE),
+        ("run", results::schema::RUN_SCHEMA_FILE),
         ("summary", harness::results::summary::SUMMARY_SCHEMA_FILE),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_pushbench"))
@@ -174,7 +174,7 @@ async fn a_real_run_matches_the_schema() {
     // A run that measured nothing would validate trivially; this one measured.
     assert!(outcome.passed(), "{:?}", outcome.failure());
 
-    let doc = read_json(&opts.out_dir.join(results::RUN_FILE));
+    let doc = read_json(&opts.out_dir.join(results::io::RUN_FILE));
     let v = validator();
     assert_valid(&v, &doc, "a real run.json");
     let transports = doc["transports"].as_array().unwrap();
@@ -291,7 +291,7 @@ fn a_synthetic_run_with_repetitions_matches_the_schema() {
     let v = validator();
     assert_valid(&v, &doc, "a synthetic run with repetitions");
     // And pushbench itself reads it back.
-    results::parse_run(&doc.to_string()).unwrap();
+    results::io::parse_run(&doc.to_string()).unwrap();
     let reps: Vec<u64> = doc["transports"]
         .as_array()
         .unwrap()
@@ -311,7 +311,7 @@ fn a_mixed_entry_with_its_groups_matches_the_schema() {
     ]);
     let v = validator();
     assert_valid(&v, &doc, "a run with a mixed entry");
-    let run = results::parse_run(&doc.to_string()).unwrap();
+    let run = results::io::parse_run(&doc.to_string()).unwrap();
     assert_eq!(run.transports[0].groups.len(), 2);
     doc["transports"][0]["groups"][1]["colour"] = json!("red");
     assert_rejected_at(&v, &doc, "/transports/0/groups/1");
@@ -331,7 +331,7 @@ fn broken_documents_are_rejected() {
         d.as_object_mut().unwrap().remove("complete");
     });
     assert_rejected_at(&v, &missing, "");
-    assert!(results::parse_run(&missing.to_string()).is_err());
+    assert!(results::io::parse_run(&missing.to_string()).is_err());
 
     let missing_nested = broken(&|d| {
         d["transports"][2]["counts"]
@@ -343,7 +343,7 @@ fn broken_documents_are_rejected() {
 
     let wrong_type = broken(&|d| d["transports"][0]["delivered_per_s"] = json!("60"));
     assert_rejected_at(&v, &wrong_type, "/transports/0/delivered_per_s");
-    assert!(results::parse_run(&wrong_type.to_string()).is_err());
+    assert!(results::io::parse_run(&wrong_type.to_string()).is_err());
 
     let negative = broken(&|d| d["transports"][0]["counts"]["expected"] = json!(-1));
     assert_rejected_at(&v, &negative, "/transports/0/counts/expected");
@@ -354,7 +354,7 @@ fn broken_documents_are_rejected() {
     for version in [json!(1), json!(6), json!("5")] {
         let other = broken(&|d| d["schema_version"] = version.clone());
         assert_rejected_at(&v, &other, "/schema_version");
-        assert!(results::parse_run(&other.to_string()).is_err());
+        assert!(results::io::parse_run(&other.to_string()).is_err());
     }
     // Versions 2 (before sweeps), 3 (before mixed runs) and 4 (before client
     // habits and CPU resolution) are not what pushbench writes, but it
@@ -362,7 +362,7 @@ fn broken_documents_are_rejected() {
     for version in [2, 3, 4] {
         let older = broken(&|d| d["schema_version"] = json!(version));
         assert_rejected_at(&v, &older, "/schema_version");
-        assert!(results::parse_run(&older.to_string()).is_ok());
+        assert!(results::io::parse_run(&older.to_string()).is_ok());
     }
 
     let unknown_key = broken(&|d| d["transports"][3]["fleet"]["colour"] = json!("red"));

@@ -46,7 +46,7 @@ async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {
     assert!(outcome.passed(), "{:?}", outcome.failure());
 
     // One entry per (point, transport), each carrying its point, in grid order.
-    let run = results::read_run(&out).unwrap();
+    let run = results::io::read_run(&out).unwrap();
     assert_eq!(run.schema_version, results::SCHEMA_VERSION);
     let got: Vec<(usize, usize, TransportKind)> = run
         .transports
@@ -70,7 +70,7 @@ async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {
     // The sweep's run.json follows the committed schema.
     let schema_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(results::RUN_SCHEMA_FILE);
+        .join(results::schema::RUN_SCHEMA_FILE);
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let doc: serde_json::Value =
@@ -174,7 +174,7 @@ fn a_toy_capacity_search_ends_at_its_bound_and_writes_capacity_json() {
         assert_eq!(p.repetitions, 2, "{p:?}");
         let (lo, hi) = p.p99_range_us.expect("a spread over two repetitions");
         assert!(lo <= p.p99_us.unwrap() && p.p99_us.unwrap() <= hi, "{p:?}");
-        let probe_run = harness::results::read_run(&out.join(&p.dir)).unwrap();
+        let probe_run = harness::results::io::read_run(&out.join(&p.dir)).unwrap();
         assert_eq!(probe_run.transports.len(), 2, "two repetitions ran");
     }
     // The highest passing value is the largest probe that passed.

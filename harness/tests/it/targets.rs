@@ -63,7 +63,7 @@ async fn run(scenario: &Scenario, out: &Path, bound: Duration) -> (RunFile, runn
         .await
         .expect("the run ends in bounded time")
         .expect("the run produced results");
-    let run = results::read_run(out).unwrap();
+    let run = results::io::read_run(out).unwrap();
     (run, outcome)
 }
 

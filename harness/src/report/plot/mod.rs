@@ -15,6 +15,7 @@
 //! memory over time ([`timeline_svg`]).
 
 pub use crate::report::plot::bars::{bytes_svg, cpu_svg, memory_svg};
+use crate::report::plot::spectra::spectrum_series;
 use crate::report::plot::spectra::{
     chat_spectrum_svg, latency_spectrum_svg, reconnect_spectrum_svg,
 };
@@ -100,21 +101,6 @@ pub fn has_faults(run: &RunFile) -> bool {
 /// Whether `run` is a chat run (some clients sent messages).
 pub fn has_chat(run: &RunFile) -> bool {
     spectrum_series(run).iter().any(|(_, r)| r.chat.is_some())
-}
-
-/// The curves of a spectrum: each entry, or for a mixed run's entry each
-/// of its groups (`idle SSE`), so every group's clients are a line.
-pub fn spectrum_series(run: &RunFile) -> Vec<(String, &results::TransportResult)> {
-    run.transports
-        .iter()
-        .flat_map(|r| {
-            if r.is_mixed() {
-                r.groups.iter().map(|g| (g.label(), &g.result)).collect()
-            } else {
-                vec![(r.label(), r)]
-            }
-        })
-        .collect()
 }
 
 /// The charts of [`PLOTS`] that `run` has, in reading order.
@@ -203,7 +189,7 @@ pub fn write_all(run: &RunFile, dir: &Path) -> anyhow::Result<()> {
     for p in plots_for(run) {
         let path = dir.join(p.file);
         let svg = (p.render)(run).map_err(|e| anyhow!("rendering {}: {e:#}", p.file))?;
-        results::write_atomic(&path, svg.as_bytes())?;
+        results::io::write_atomic(&path, svg.as_bytes())?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! and chat latencies.
 
 use crate::report::about::scenario_name;
-use crate::report::plot::spectrum_series;
+
 use crate::report::plot::style::Curve;
 use crate::report::plot::style::{
     DrawError, FOOTER_H, SIZE, draw_footer, draw_no_data, entry_colour, legend_label, log_ticks,
@@ -161,7 +161,7 @@ pub(crate) fn spectrum_svg(
 /// Renders [`latency_spectrum_svg`] into `path`, atomically.
 pub fn write_latency_spectrum(run: &RunFile, path: &Path) -> anyhow::Result<()> {
     let svg = latency_spectrum_svg(run)?;
-    results::write_atomic(path, svg.as_bytes())
+    results::io::write_atomic(path, svg.as_bytes())
 }
 
 /// Draws the chart (or the "no data" caption) into `svg`; plotters' errors
@@ -273,6 +273,21 @@ impl plotters::coord::ranged1d::ValueFormatter<f64> for NinesAxis {
     fn format(value: &f64) -> String {
         nines_label(*value)
     }
+}
+
+/// The curves of a spectrum: each entry, or for a mixed run's entry each
+/// of its groups (`idle SSE`), so every group's clients are a line.
+pub fn spectrum_series(run: &RunFile) -> Vec<(String, &results::TransportResult)> {
+    run.transports
+        .iter()
+        .flat_map(|r| {
+            if r.is_mixed() {
+                r.groups.iter().map(|g| (g.label(), &g.result)).collect()
+            } else {
+                vec![(r.label(), r)]
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `pushbench compare BASE NEW`: what changed between two runs, and whether
 //! it is a regression.
 //!
-//! Both runs are read with [`results::read_run`] and aggregated like the
+//! Both runs are read with [`results::io::read_run`] and aggregated like the
 //! report ([`report::rows`]: one row per transport, the median over its
 //! repetitions). For every transport present in both and every metric of
 //! [`report::METRICS`] with a direction, the new figure is judged against the
@@ -31,20 +31,30 @@
 //! run, different workloads, no transport in common, a missing or invalid
 //! reference transport).
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-
+use crate::compare::judge::judge;
+use crate::compare::judge::valid;
+use crate::compare::judge::why_invalid;
+use crate::compare::render::list;
+use crate::report;
+use crate::report::Row;
+use crate::results::{self, RunFile};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use protocol::TransportKind;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use crate::report::{self, Better, Metric, Row};
-use crate::results::{self, RunFile};
-use crate::scenario::sweep::SweepPoint;
+mod judge;
+mod render;
+#[cfg(test)]
+mod tests;
+
+pub use judge::{Change, Comparison, Diff, Options, Verification};
+pub use render::render_markdown;
 
 /// Exit status when a regression is flagged.
 pub const EXIT_REGRESSION: u8 = 1;
+
 /// Exit status for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
@@ -104,7 +114,7 @@ pub const WORKLOAD_KEYS: [&str; 12] = [
 ];
 
 /// The sweep's own dimensions: points are matched on them instead.
-const SWEEP_KEYS: [&str; 3] = ["clients", "rate", "payload_bytes"];
+pub(crate) const SWEEP_KEYS: [&str; 3] = ["clients", "rate", "payload_bytes"];
 
 /// Every workload key whose value differs between the two scenarios, as
 /// `key: BASE → NEW`.
@@ -139,14 +149,14 @@ pub fn workload_differences(base: &RunFile, new: &RunFile) -> Vec<String> {
         .collect()
 }
 
-fn parse_metric(s: &str) -> Result<&'static str, String> {
+pub(crate) fn parse_metric(s: &str) -> Result<&'static str, String> {
     report::metric(s).map(|m| m.key).ok_or_else(|| {
         let keys: Vec<&str> = report::METRICS.iter().map(|m| m.key).collect();
         format!("unknown metric {s:?} (known: {})", keys.join(", "))
     })
 }
 
-fn parse_tolerance(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_tolerance(s: &str) -> Result<f64, String> {
     let t: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number (write 0.10 for 10 %)"))?;
@@ -156,173 +166,6 @@ fn parse_tolerance(s: &str) -> Result<f64, String> {
         ));
     }
     Ok(t)
-}
-
-/// How to compare.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Options {
-    /// Relative change within which a figure is "the same" (0.10 = 10 %).
-    pub tolerance: f64,
-    /// Divide speed figures by this transport's in the same run.
-    pub relative_to: Option<TransportKind>,
-    /// Judge only these metric keys; empty = all.
-    pub metrics: Vec<&'static str>,
-    /// Compare runs of different workloads (noted, not refused).
-    pub allow_different_workload: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            tolerance: 0.10,
-            relative_to: None,
-            metrics: Vec::new(),
-            allow_different_workload: false,
-        }
-    }
-}
-
-/// Which way a figure moved, judged by the metric's direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// Moved the good way beyond the tolerance.
-    Better,
-    /// Moved the bad way beyond the tolerance: a regression.
-    Worse,
-    /// Within the tolerance.
-    Same,
-}
-
-/// Judges `new` against `base` for a metric where `better` is the good
-/// direction: the relative change `(new − base) / |base|` beyond
-/// `tolerance` either way is better or worse; within it, the same.
-///
-/// A zero base has no relative scale: equal is the same, any move is beyond
-/// every tolerance. Metrics without a direction are never judged (`None`),
-/// and neither are non-finite values.
-pub fn judge(better: Better, base: f64, new: f64, tolerance: f64) -> Option<Change> {
-    if !(base.is_finite() && new.is_finite()) {
-        return None;
-    }
-    let up = match better {
-        Better::Lower => Change::Worse,
-        Better::Higher => Change::Better,
-        _ => return None,
-    };
-    let down = if up == Change::Worse {
-        Change::Better
-    } else {
-        Change::Worse
-    };
-    let delta = new - base;
-    // Negative figures (a memory delta can be) are scaled by their size, so
-    // the direction of the change keeps its meaning.
-    let beyond = if base == 0.0 {
-        delta != 0.0
-    } else {
-        (delta / base.abs()).abs() > tolerance
-    };
-    Some(if !beyond {
-        Change::Same
-    } else if delta > 0.0 {
-        up
-    } else {
-        down
-    })
-}
-
-/// One compared figure.
-#[derive(Debug, Clone)]
-pub struct Diff {
-    /// Which transport (for a target: the protocol its clients spoke).
-    pub transport: TransportKind,
-    /// At which sweep point (`None`: not a sweep).
-    pub point: Option<SweepPoint>,
-    /// The row's label (`SSE`, `django-eventstream (SSE)`).
-    pub label: String,
-    /// Which metric.
-    pub metric: &'static Metric,
-    /// Whether the figures are multiples of the reference transport's.
-    pub relative: bool,
-    /// The base figure (a multiple of the reference's when `relative`).
-    pub base: f64,
-    /// The new figure (likewise).
-    pub new: f64,
-    /// How it moved.
-    pub change: Change,
-}
-
-impl Diff {
-    /// Whether this is a regression: worse beyond the tolerance.
-    pub fn is_regression(&self) -> bool {
-        self.change == Change::Worse
-    }
-
-    /// `new / base` when both are positive, else `None` (a ratio of a
-    /// negative or zero figure says nothing).
-    pub fn ratio(&self) -> Option<f64> {
-        (self.base > 0.0 && self.new >= 0.0).then(|| self.new / self.base)
-    }
-}
-
-/// A transport whose verification changed or failed in NEW.
-#[derive(Debug, Clone)]
-pub struct Verification {
-    /// Which transport (for a target: the protocol its clients spoke).
-    pub transport: TransportKind,
-    /// At which sweep point (`None`: not a sweep).
-    pub point: Option<SweepPoint>,
-    /// The row's label (`SSE`, `django-eventstream (SSE)`).
-    pub label: String,
-    /// Verified in every repetition of BASE.
-    pub base: bool,
-    /// Verified in every repetition of NEW.
-    pub new: bool,
-    /// NEW's problems (empty when verified).
-    pub problems: Vec<String>,
-}
-
-/// The whole comparison of two runs.
-#[derive(Debug, Clone)]
-pub struct Comparison {
-    /// How it was compared.
-    pub options: Options,
-    /// One entry per compared figure, by transport (BASE's order) then metric.
-    pub diffs: Vec<Diff>,
-    /// Transports not verified in NEW, or whose verification changed.
-    pub verification: Vec<Verification>,
-    /// Things the reader must know: transports in one run only, figures not
-    /// compared and why.
-    pub notes: Vec<String>,
-}
-
-impl Comparison {
-    /// Every regression: worse figures and transports unverified in NEW.
-    pub fn regressions(&self) -> usize {
-        self.diffs.iter().filter(|d| d.is_regression()).count()
-            + self.verification.iter().filter(|v| !v.new).count()
-    }
-
-    /// Whether anything regressed.
-    pub fn has_regression(&self) -> bool {
-        self.regressions() > 0
-    }
-}
-
-/// Whether a row's speed figures are valid: every repetition verified and
-/// no load generator saturated. (Unlike [`Row::contends`], the floor counts:
-/// it is compared with its own past.)
-fn valid(row: &Row) -> bool {
-    row.verified && !row.generator_bound
-}
-
-/// Why a row's speed figures are not valid.
-fn why_invalid(row: &Row) -> &'static str {
-    if !row.verified {
-        "not verified"
-    } else {
-        "generator-bound"
-    }
 }
 
 /// Compares `new` against `base`.
@@ -375,7 +218,11 @@ pub fn compare(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resul
 
 /// [`compare`] of two sweeps: every point of BASE with the point of NEW
 /// that measured the same workload.
-fn compare_sweeps(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
+pub(crate) fn compare_sweeps(
+    base: &RunFile,
+    new: &RunFile,
+    options: Options,
+) -> anyhow::Result<Comparison> {
     let new_points = report::point_runs(new);
     let mut all = Comparison {
         options: options.clone(),
@@ -424,7 +271,11 @@ fn compare_sweeps(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Re
 }
 
 /// [`compare`] of two single runs (or of one point of two sweeps).
-fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Result<Comparison> {
+pub(crate) fn compare_runs(
+    base: &RunFile,
+    new: &RunFile,
+    options: Options,
+) -> anyhow::Result<Comparison> {
     let (base_rows, new_rows) = (report::rows(base), report::rows(new));
     // Rows match by transport and target: a target's SSE is not push-server's.
     let find = |rows: &[Row], r: &Row| {
@@ -577,22 +428,14 @@ fn compare_runs(base: &RunFile, new: &RunFile, options: Options) -> anyhow::Resu
     })
 }
 
-/// A transport's label, with its sweep point when it has one.
-fn at_point(label: &str, point: Option<SweepPoint>) -> String {
-    match point {
-        Some(p) => cell(&format!("{label} @ {p}")),
-        None => label.to_string(),
-    }
-}
-
 /// `v` as a multiple of the reference figure, when that is a positive number.
-fn per(v: f64, reference: Option<report::Figure>) -> Option<f64> {
+pub(crate) fn per(v: f64, reference: Option<report::Figure>) -> Option<f64> {
     let r = reference?.median;
     (r.is_finite() && r > 0.0).then(|| v / r)
 }
 
 /// A row's problems over its repetitions, each once.
-fn problems(row: &Row) -> Vec<String> {
+pub(crate) fn problems(row: &Row) -> Vec<String> {
     let mut all: Vec<String> = Vec::new();
     for p in row.entries.iter().flat_map(|e| &e.problems) {
         if !all.contains(p) {
@@ -600,204 +443,6 @@ fn problems(row: &Row) -> Vec<String> {
         }
     }
     all
-}
-
-/// `sse, ws` (or `none`).
-fn list(rows: &[Row]) -> String {
-    if rows.is_empty() {
-        return "none".to_string();
-    }
-    rows.iter()
-        .map(|r| r.entries.first().map_or(r.transport.as_str(), |e| e.name()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Makes free text safe in a Markdown table cell.
-fn cell(s: &str) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out = String::with_capacity(one_line.len());
-    for c in one_line.chars() {
-        if matches!(
-            c,
-            '\\' | '|' | '`' | '*' | '_' | '<' | '>' | '[' | ']' | '~'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `+12.3 %`, `−4.0 %`, `from 0` (a count from a zero base has no percentage).
-fn change_pct(d: &Diff) -> String {
-    if d.base == 0.0 {
-        return if d.new == 0.0 {
-            "0 %".to_string()
-        } else {
-            "from 0".to_string()
-        };
-    }
-    let pct = (d.new - d.base) / d.base.abs() * 100.0;
-    if pct < 0.0 {
-        format!("−{:.1} %", -pct)
-    } else {
-        format!("+{pct:.1} %")
-    }
-}
-
-/// A figure as the table shows it: in the metric's unit, or `1.23×` of the
-/// reference in relative mode.
-fn shown(d: &Diff, v: f64) -> String {
-    if d.relative {
-        format!("{v:.3}×")
-    } else {
-        let s = d.metric.unit.format(v);
-        match d.metric.unit.suffix() {
-            "" => s,
-            u => format!("{s} {u}"),
-        }
-    }
-}
-
-/// One line naming a run: its directory, commit and start time.
-fn describe(dir: &Path, run: &RunFile) -> String {
-    let p = &run.provenance;
-    let or_unknown = |s: &str| {
-        if s.trim().is_empty() {
-            "unknown".to_string()
-        } else {
-            cell(s)
-        }
-    };
-    format!(
-        "{} (commit {}, {}, host {})",
-        cell(&dir.display().to_string()),
-        or_unknown(&p.git_commit),
-        or_unknown(&p.started_at),
-        or_unknown(&p.host)
-    )
-}
-
-/// Renders the comparison as Markdown: what was compared, the verdict, the
-/// table (changed figures only unless `all`), and the notes.
-pub fn render_markdown(
-    c: &Comparison,
-    base: (&Path, &RunFile),
-    new: (&Path, &RunFile),
-    all: bool,
-) -> String {
-    let mut md = String::from("# pushbench compare\n\n");
-    let tol = c.options.tolerance * 100.0;
-    let _ = writeln!(md, "- base: {}", describe(base.0, base.1));
-    let _ = writeln!(md, "- new: {}", describe(new.0, new.1));
-    match c.options.relative_to {
-        Some(t) => {
-            let _ = writeln!(
-                md,
-                "- mode: relative: each speed figure as a multiple of {}'s in the same run \
-                 (correctness counts stay absolute)",
-                t.label()
-            );
-        }
-        None => md.push_str("- mode: absolute figures\n"),
-    }
-    let _ = writeln!(md, "- tolerance: ±{tol:.0} %\n");
-
-    let regressions = c.regressions();
-    let better = c
-        .diffs
-        .iter()
-        .filter(|d| d.change == Change::Better)
-        .count();
-    let same = c.diffs.iter().filter(|d| d.change == Change::Same).count();
-    if regressions > 0 {
-        let _ = writeln!(
-            md,
-            "**✗ {regressions} regression{} beyond ±{tol:.0} %** ({better} better, {same} within \
-             tolerance, of {} figures compared).\n",
-            if regressions == 1 { "" } else { "s" },
-            c.diffs.len()
-        );
-    } else {
-        let _ = writeln!(
-            md,
-            "**✓ No regression beyond ±{tol:.0} %** ({better} better, {same} within tolerance, of \
-             {} figures compared).\n",
-            c.diffs.len()
-        );
-    }
-
-    if !c.verification.is_empty() {
-        md.push_str(
-            "| transport | verified in BASE | verified in NEW | verdict |\n|---|---|---|---|\n",
-        );
-        for v in &c.verification {
-            let mark = |ok: bool| if ok { "✓" } else { "✗" };
-            let verdict = if v.new {
-                "better: verifies again".to_string()
-            } else {
-                let why = v.problems.first().map(|p| cell(p)).unwrap_or_default();
-                format!("**✗ regression: not verified** {why}")
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} |",
-                at_point(&v.label, v.point),
-                mark(v.base),
-                mark(v.new),
-                verdict.trim_end()
-            );
-        }
-        md.push('\n');
-    }
-
-    let rows: Vec<&Diff> = c
-        .diffs
-        .iter()
-        .filter(|d| all || d.change != Change::Same)
-        .collect();
-    if rows.is_empty() {
-        if !c.diffs.is_empty() {
-            let _ = writeln!(md, "Every compared figure is within ±{tol:.0} %.\n");
-        }
-    } else {
-        md.push_str(
-            "| transport | metric | better | base | new | new/base | change | verdict |\n\
-             |---|---|---|---:|---:|---:|---:|---|\n",
-        );
-        for d in rows {
-            let verdict = match d.change {
-                Change::Worse => "**✗ worse: regression**",
-                Change::Better => "✓ better",
-                Change::Same => "same",
-            };
-            let ratio = d
-                .ratio()
-                .map(|r| format!("{r:.3}"))
-                .unwrap_or_else(|| "–".to_string());
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {ratio} | {} | {verdict} |",
-                at_point(&d.label, d.point),
-                cell(d.metric.label),
-                d.metric.better.describe(),
-                shown(d, d.base),
-                shown(d, d.new),
-                change_pct(d),
-            );
-        }
-        md.push('\n');
-    }
-
-    if !c.notes.is_empty() {
-        md.push_str("Notes:\n\n");
-        for n in &c.notes {
-            let _ = writeln!(md, "- {}", cell(n));
-        }
-        md.push('\n');
-    }
-    md
 }
 
 /// `pushbench compare`: prints the Markdown, writes `--out`, and maps the
@@ -814,9 +459,9 @@ pub fn cmd_compare(args: &CompareArgs) -> ExitCode {
 }
 
 /// Reads both runs, compares, prints; `Ok(true)` when something regressed.
-fn run(args: &CompareArgs) -> anyhow::Result<bool> {
-    let base = results::read_run(&args.base).context("BASE")?;
-    let new = results::read_run(&args.new).context("NEW")?;
+pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<bool> {
+    let base = results::io::read_run(&args.base).context("BASE")?;
+    let new = results::io::read_run(&args.new).context("NEW")?;
     let options = Options {
         tolerance: args.tolerance,
         relative_to: args
@@ -829,7 +474,7 @@ fn run(args: &CompareArgs) -> anyhow::Result<bool> {
     let md = render_markdown(&c, (&args.base, &base), (&args.new, &new), args.all);
     print!("{md}");
     if let Some(out) = &args.out {
-        results::write_atomic(out, md.as_bytes())
+        results::io::write_atomic(out, md.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }
     let n = c.regressions();
@@ -840,63 +485,4 @@ fn run(args: &CompareArgs) -> anyhow::Result<bool> {
         );
     }
     Ok(n > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lower_is_better_metrics() {
-        let j = |b, n| judge(Better::Lower, b, n, 0.10);
-        assert_eq!(j(10.0, 10.0), Some(Change::Same));
-        assert_eq!(j(10.0, 10.9), Some(Change::Same), "within 10 %");
-        assert_eq!(j(10.0, 11.5), Some(Change::Worse));
-        assert_eq!(j(10.0, 9.5), Some(Change::Same));
-        assert_eq!(j(10.0, 8.0), Some(Change::Better));
-    }
-
-    #[test]
-    fn higher_is_better_metrics() {
-        let j = |b, n| judge(Better::Higher, b, n, 0.10);
-        assert_eq!(j(400.0, 300.0), Some(Change::Worse));
-        assert_eq!(j(400.0, 500.0), Some(Change::Better));
-        assert_eq!(j(400.0, 390.0), Some(Change::Same));
-    }
-
-    #[test]
-    fn tolerance_is_a_strict_bound_and_zero_means_any_change() {
-        // A change of exactly the tolerance is within it (0.25 is exact in binary).
-        assert_eq!(judge(Better::Lower, 1.0, 1.25, 0.25), Some(Change::Same));
-        assert_eq!(judge(Better::Lower, 1.0, 1.26, 0.25), Some(Change::Worse));
-        assert_eq!(judge(Better::Lower, 1.0, 1.001, 0.0), Some(Change::Worse));
-        assert_eq!(judge(Better::Lower, 1.0, 1.0, 0.0), Some(Change::Same));
-        assert_eq!(judge(Better::Lower, 10.0, 14.0, 0.5), Some(Change::Same));
-    }
-
-    #[test]
-    fn zero_negative_and_undirected_figures() {
-        // A count from zero: any event missing is a regression.
-        assert_eq!(judge(Better::Lower, 0.0, 0.0, 0.1), Some(Change::Same));
-        assert_eq!(judge(Better::Lower, 0.0, 3.0, 0.1), Some(Change::Worse));
-        assert_eq!(judge(Better::Higher, 0.0, 3.0, 0.1), Some(Change::Better));
-        // A negative figure moving up is still "up": worse for lower-is-better.
-        assert_eq!(judge(Better::Lower, -40.0, -20.0, 0.1), Some(Change::Worse));
-        assert_eq!(
-            judge(Better::Lower, -40.0, -60.0, 0.1),
-            Some(Change::Better)
-        );
-        assert_eq!(judge(Better::Neither, 1.0, 5.0, 0.1), None);
-        assert_eq!(judge(Better::Lower, f64::NAN, 5.0, 0.1), None);
-        assert_eq!(judge(Better::Lower, 1.0, f64::INFINITY, 0.1), None);
-    }
-
-    #[test]
-    fn tolerance_flag_is_checked() {
-        assert_eq!(parse_tolerance("0.1"), Ok(0.1));
-        assert_eq!(parse_tolerance("0"), Ok(0.0));
-        assert!(parse_tolerance("-0.1").is_err());
-        assert!(parse_tolerance("NaN").is_err());
-        assert!(parse_tolerance("10%").is_err());
-    }
 }
