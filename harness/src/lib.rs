@@ -29,6 +29,7 @@ pub mod capacity;
 pub mod cli;
 pub mod compare;
 pub mod fleet;
+pub mod link;
 pub mod placement;
 pub mod probe;
 pub mod progress;

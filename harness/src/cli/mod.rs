@@ -77,6 +77,10 @@ pub enum Command {
         #[arg(value_enum, default_value_t = SchemaKind::Run)]
         which: SchemaKind,
     },
+    /// The link emulator between the fleet and the server (started by `run
+    /// --link`; not for direct use).
+    #[command(hide = true)]
+    Relay(crate::link::process::RelayArgs),
 }
 
 /// The documents `pushbench schema` describes.
@@ -237,6 +241,7 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
                     .map_err(failed),
             }
         }
+        Command::Relay(args) => crate::link::process::run(&args).map_err(failed),
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Run => results::schema::run_schema(),

@@ -98,7 +98,7 @@ pub struct CompareArgs {
 
 /// Scenario keys that define the workload: two runs that differ in any of
 /// them measured different things.
-pub const WORKLOAD_KEYS: [&str; 12] = [
+pub const WORKLOAD_KEYS: [&str; 13] = [
     "clients",
     "topics",
     "rate",
@@ -111,6 +111,7 @@ pub const WORKLOAD_KEYS: [&str; 12] = [
     "behaviour",
     "group",
     "faults",
+    "link",
 ];
 
 /// The sweep's own dimensions: points are matched on them instead.

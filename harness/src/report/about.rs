@@ -344,6 +344,13 @@ pub(crate) fn scenario_line(run: &RunFile) -> String {
     if reps > 1 {
         items.push(format!("{reps} repetitions"));
     }
+    // An emulated link between fleet and server (absent or loopback: none).
+    if let Some(link) = lookup_str(s, &["link"]).filter(|l| l != "loopback") {
+        let what = link
+            .parse::<crate::link::Link>()
+            .map_or_else(|_| String::new(), |l| format!(" ({l})"));
+        items.push(format!("link {}{}", code_span(&link), escape_md(&what)));
+    }
     if items.is_empty() {
         "(not recorded)".to_string()
     } else {

@@ -169,6 +169,11 @@ pub struct FleetUsage {
     pub generator_bound: bool,
     /// Why `generator_bound` is set (empty when it is not).
     pub generator_bound_reasons: Vec<String>,
+    /// CPU seconds of the link relay process (`run --link`) from its start
+    /// to its stop, the whole transport's run; `null` without a link (and
+    /// in files written before links existed).
+    #[serde(default)]
+    pub relay_cpu_s: Option<f64>,
 }
 
 /// One resource sample of the timeline.

@@ -152,6 +152,7 @@ impl Costs<'_> {
             lag: self.lag,
             generator_bound: !reasons.is_empty(),
             generator_bound_reasons: reasons,
+            relay_cpu_s: None,
         }
     }
 }

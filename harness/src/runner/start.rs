@@ -166,3 +166,39 @@ pub(super) async fn start_server(
         restart,
     })
 }
+
+/// Starts the link relay (`pushbench relay`) between the fleet and the
+/// server at `base_url` (and its raw-TCP port), pinned to the fleet's
+/// cores: the fleet then connects to the relay's addresses.
+pub(super) async fn start_relay(
+    e: &Entry<'_>,
+    link: &crate::link::Link,
+    base_url: &str,
+    tcp_addr: Option<SocketAddr>,
+) -> anyhow::Result<ServerProcess> {
+    let upstream: SocketAddr = base_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| {
+            anyhow::anyhow!("a link needs the server's address as IP:port, got {base_url}")
+        })?;
+    let bin = crate::link::relay_bin(e.opts.server_bin.as_deref())?;
+    let mut args = vec![
+        "relay".to_string(),
+        "--link".to_string(),
+        e.scenario.link.clone(),
+        "--upstream".to_string(),
+        upstream.to_string(),
+    ];
+    if let Some(t) = tcp_addr {
+        args.push("--tcp-upstream".to_string());
+        args.push(t.to_string());
+    }
+    let log = e
+        .opts
+        .out_dir
+        .join(server_log_name(e.id, e.name).replacen("server-", "relay-", 1));
+    tracing::info!(%link, %upstream, "starting the link relay");
+    ServerProcess::start_program("the link relay", &bin, &args, &e.placement.fleet_cpus, &log).await
+}

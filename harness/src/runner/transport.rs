@@ -2,6 +2,7 @@
 //! fix the window, warm up, measure, drain, stop, verify.
 
 use crate::fleet::{self, Fleet};
+use crate::link::Link;
 use crate::placement::Placement;
 use crate::probe::{self, LagProbe, Sampler};
 use crate::progress::Timed;
@@ -20,6 +21,7 @@ use crate::runner::plan::plan_transport;
 use crate::runner::plan::protocol_of;
 use crate::runner::plan::transport_plan;
 use crate::runner::plan::with_repetition;
+use crate::runner::start::start_relay;
 use crate::runner::start::{Entry, NotStarted, Started, start_server};
 use crate::runner::verify::Part;
 use crate::runner::verify::tally;
@@ -93,6 +95,29 @@ pub(crate) async fn run_transport(
             return (Some(with_repetition(r, repetition)), false);
         }
     };
+    // The link: every client through a relay process that emulates it
+    // (validation has parsed `link` already; loopback needs no relay).
+    let link = scenario.link_spec().unwrap_or_else(|_| Link::default());
+    let mut relay = None;
+    let (fleet_url, fleet_tcp) = if link.is_loopback() {
+        (base_url.clone(), tcp_addr)
+    } else {
+        match start_relay(&entry, &link, &base_url, tcp_addr).await {
+            Ok(r) => {
+                let to = (r.base_url().to_string(), r.tcp_addr());
+                relay = Some(r);
+                to
+            }
+            Err(err) => {
+                if let Some(s) = server {
+                    let _ = s.stop().await;
+                }
+                let r = unstarted((transport, target_name), scenario, format!("{err:#}"));
+                progress.finish(&r);
+                return (Some(with_repetition(r, repetition)), false);
+            }
+        }
+    };
     let mut server_pid = server.as_ref().map(ServerProcess::pid);
     // The sampler follows a restarted server to its new process.
     let shared_pid = Arc::new(std::sync::atomic::AtomicU32::new(server_pid.unwrap_or(0)));
@@ -121,7 +146,7 @@ pub(crate) async fn run_transport(
     let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
     let clients = fleet_clients(
         &parts,
-        (&base_url, tcp_addr, foreign),
+        (&fleet_url, fleet_tcp, foreign),
         (&window, &presence),
         &send_window_rx,
     );
@@ -212,6 +237,16 @@ pub(crate) async fn run_transport(
     problems.extend(outcome.problems);
     let timeline = sampler.stop().await;
     let lag = lag_probe.stop().await;
+    let relay_cpu_s = match relay {
+        Some(r) => {
+            let cpu = probe::read_process(Some(r.pid())).map(|u| u.cpu_s);
+            if let Err(e) = r.stop().await {
+                tracing::warn!("stopping the link relay: {e:#}");
+            }
+            cpu
+        }
+        None => None,
+    };
     if let Some(server) = server {
         match server.stop().await {
             Ok(status) => tracing::debug!(%transport, %status, "push-server stopped"),
@@ -277,6 +312,7 @@ pub(crate) async fn run_transport(
     };
     costs.fill(&mut result, baseline_stats.as_ref());
     result.ended_early = ended_early;
+    result.fleet.relay_cpu_s = relay_cpu_s;
     result.timeline = timeline;
     progress.finish(&result);
     (Some(result), interrupted)

@@ -75,6 +75,27 @@ pub struct ScenarioArgs {
     /// e.g. ping=2s,pause=3s/10s [default: the scenario's; polite].
     #[arg(long, value_name = "SPEC")]
     pub behaviour: Option<String>,
+    /// The link between the fleet and the server: loopback, lan, wifi, 4g,
+    /// 3g or lossy-4g, optionally with overrides (4g,loss=2%); anything but
+    /// loopback relays every client through an emulated link [default: the
+    /// scenario's; loopback].
+    #[arg(long, value_name = "PROFILE")]
+    pub link: Option<String>,
+    /// Round-trip time of the link, e.g. 50ms [default: the link profile's].
+    #[arg(long, value_name = "DUR")]
+    pub rtt: Option<String>,
+    /// Jitter of each one-way delay (± this, never reordering), e.g. 10ms
+    /// [default: the link profile's].
+    #[arg(long, value_name = "DUR")]
+    pub jitter: Option<String>,
+    /// Bandwidth per client, DOWN/UP or one value for both, e.g. 10mbit/5mbit
+    /// [default: the link profile's].
+    #[arg(long, value_name = "BW")]
+    pub bandwidth: Option<String>,
+    /// Share of TCP segments lost (each resent one RTO later), e.g. 1%
+    /// [default: the link profile's].
+    #[arg(long, value_name = "P")]
+    pub loss: Option<String>,
 }
 
 impl ScenarioArgs {
@@ -145,6 +166,11 @@ impl ScenarioArgs {
                 (!self.faults.is_empty()).then(|| self.faults.join(" --fault ")),
             ),
             ("--behaviour", self.behaviour.clone()),
+            ("--link", self.link.clone()),
+            ("--rtt", self.rtt.clone()),
+            ("--jitter", self.jitter.clone()),
+            ("--bandwidth", self.bandwidth.clone()),
+            ("--loss", self.loss.clone()),
         ]
         .into_iter()
         .filter_map(|(flag, v)| v.map(|v| format!("{flag} {v}")))
@@ -206,8 +232,33 @@ impl ScenarioArgs {
                 .as_deref()
                 .map(crate::scenario::behaviour::Behaviour::parse_spec)
                 .transpose()?,
+            link: self.link_flags(&s.link),
             ..ScenarioPatch::default()
         });
         Ok(s)
+    }
+
+    /// The link the flags ask for: `--link` (or the scenario's `current`)
+    /// with `--rtt`, `--jitter`, `--bandwidth` and `--loss` appended as
+    /// overrides; `None` when no link flag is given.
+    fn link_flags(&self, current: &str) -> Option<String> {
+        let overrides: Vec<String> = [
+            ("rtt", &self.rtt),
+            ("jitter", &self.jitter),
+            ("bandwidth", &self.bandwidth),
+            ("loss", &self.loss),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+        if self.link.is_none() && overrides.is_empty() {
+            return None;
+        }
+        let mut spec = self.link.clone().unwrap_or_else(|| current.to_string());
+        for o in overrides {
+            spec.push(',');
+            spec.push_str(&o);
+        }
+        Some(spec)
     }
 }

@@ -288,6 +288,11 @@ scenario_fields! {
     /// unexpected messages; [`crate::scenario::behaviour`]); empty: polite clients.
     /// A group's own `behaviour` replaces it for that group.
     behaviour: Behaviour,
+    /// The link between the fleet and the server: a profile (`loopback`,
+    /// `lan`, `wifi`, `4g`, `3g`, `lossy-4g`), optionally with overrides
+    /// (`4g,loss=2%`, `loopback,rtt=80ms`); anything but loopback runs every
+    /// client through a relay process that emulates it ([`crate::link`]).
+    link: String,
 }
 
 impl Default for Scenario {
@@ -424,6 +429,13 @@ impl Scenario {
         self.validate_with_fd_limit(open_file_limit())
     }
 
+    /// The link between the fleet and the server (`link`), parsed.
+    pub fn link_spec(&self) -> anyhow::Result<crate::link::Link> {
+        self.link
+            .parse()
+            .with_context(|| format!("`link` = {:?}", self.link))
+    }
+
     /// Checks every value; `fd_limit` is the open-file limit the fleet must
     /// fit in (`None` when unknown: no client bound beyond sanity).
     ///
@@ -433,6 +445,7 @@ impl Scenario {
     /// be a valid scenario (fit the open-file limit, say), and the first that
     /// is not is named, before anything runs.
     pub fn validate_with_fd_limit(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
+        self.link_spec()?;
         if self.is_mixed() {
             self.validate_groups(fd_limit)?;
         }

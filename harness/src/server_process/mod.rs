@@ -210,10 +210,23 @@ impl ServerProcess {
     /// If the process exits first or the bound passes, it is killed and the
     /// error quotes the last lines of its log.
     pub async fn start(bin: &Path, spec: &ServerSpec, log_path: &Path) -> anyhow::Result<Self> {
+        Self::start_program(SERVER_BIN_NAME, bin, &spec.args(), &spec.cpus, log_path).await
+    }
+
+    /// Starts `bin args…` pinned to `cpus`, its stderr going to `log_path`,
+    /// and waits (at most [`READY_TIMEOUT`]) for a push-server ready line
+    /// (`{"listening":ADDR}`): push-server itself, or the link relay.
+    pub async fn start_program(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        cpus: &[usize],
+        log_path: &Path,
+    ) -> anyhow::Result<Self> {
         let log = std::fs::File::create(log_path)
             .with_context(|| format!("cannot create server log {}", log_path.display()))?;
         let mut cmd = Command::new(bin);
-        cmd.args(spec.args())
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -221,7 +234,7 @@ impl ServerProcess {
             // Its own process group: a terminal's Ctrl-C goes to the harness
             // alone, which stops the server in order and saves the results.
             .process_group(0);
-        pre_exec_setup(&mut cmd, &spec.cpus);
+        pre_exec_setup(&mut cmd, cpus);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
@@ -252,7 +265,7 @@ impl ServerProcess {
                         }
                     });
                     return Ok(Self {
-                        name: SERVER_BIN_NAME.to_string(),
+                        name: name.to_string(),
                         child,
                         pid,
                         addr,
@@ -276,8 +289,7 @@ impl ServerProcess {
         };
         let status = status.map_or(String::new(), |s| format!(" ({s})"));
         Err(anyhow!(
-            "{} failed to start{status}: {failure}{}",
-            SERVER_BIN_NAME,
+            "{name} failed to start{status}: {failure}{}",
             log_tail_suffix(log_path)
         ))
     }

@@ -12,6 +12,7 @@ mod compare;
 mod fuzz_scenario;
 mod golden;
 mod html;
+mod link;
 mod report;
 mod run;
 mod schema;

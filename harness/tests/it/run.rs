@@ -904,3 +904,63 @@ async fn clients_that_ping_pause_and_send_junk_still_verify_and_are_counted() {
     assert!(md.contains("## Client habits"), "{md}");
     assert!(md.contains("WebSocket ping every 100ms"), "{md}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_delays_every_transport_by_its_one_way_delay_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, link, p50_ms, p99_min_ms) in [
+        // 40 ms round trip: an event reaches a streaming client 20 ms after it is sent.
+        ("rtt", "loopback,rtt=40ms", 20.0, 0.0),
+        // 5 % of segments lost, each resent one RTO (200 ms) later: the tail pays it.
+        ("lossy", "loopback,rtt=40ms,loss=5%", 20.0, 200.0),
+    ] {
+        let out = dir.path().join(name);
+        let mut scenario = Scenario::from_toml(&format!(
+            r#"
+            name = "{name}"
+            clients = 4
+            rate = 20.0
+            duration = "2s"
+            warmup = "500ms"
+            link = "{link}"
+            "#
+        ))
+        .unwrap();
+        scenario.transports = harness::scenario::builtins(&[
+            TransportKind::LongPoll,
+            TransportKind::Sse,
+            TransportKind::Ws,
+            TransportKind::Tcp,
+        ]);
+        scenario.validate().unwrap();
+        let opts = options(&out, server_bin(), CancellationToken::new());
+        let outcome = tokio::time::timeout(Duration::from_secs(90), runner::run(&scenario, &opts))
+            .await
+            .expect("the run ends in bounded time")
+            .expect("the run produced results");
+        assert!(outcome.passed(), "{name}: {:?}", outcome.failure());
+        let run = results::io::read_run(&out).unwrap();
+        for t in &run.transports {
+            let p50 = t.latency.p50 as f64 / 1000.0;
+            let p99 = t.latency.p99 as f64 / 1000.0;
+            assert!(t.verified, "{name} {}: {:?}", t.transport, t.problems);
+            assert!(
+                p50 >= p50_ms * 0.9 && p50 <= p50_ms + 15.0,
+                "{name} {}: p50 {p50} ms, want ≈ {p50_ms} ms",
+                t.transport
+            );
+            if p99_min_ms > 0.0 && t.transport != TransportKind::LongPoll {
+                assert!(p99 >= p99_min_ms, "{name} {}: p99 {p99} ms", t.transport);
+            }
+            assert!(
+                t.fleet.relay_cpu_s.is_some(),
+                "{name}: the relay's CPU is recorded"
+            );
+        }
+        let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+        assert!(
+            md.contains(&format!("link `{link}`")),
+            "{name}: the report names the link"
+        );
+    }
+}
