@@ -7,6 +7,7 @@
 #   scripts/reference.sh            # everything (≈ 75 min on 2 cores, the two capacity searches ≈ 40)
 #   scripts/reference.sh --quick    # the short ones only (≈ 8 min): default,
 #                                   # ci-smoke, cpu-4s, real-clients, chat, mixed
+#   scripts/reference.sh --links    # the default workload over emulated links (≈ 9 min)
 #   scripts/reference.sh NAME…      # only these folders
 #
 # Each run writes results/reference/NAME/ (run.json, report.md, report.html,
@@ -18,13 +19,16 @@ cargo build --release --locked -p servers -p harness
 pb=target/release/pushbench
 ref=results/reference
 
+# The default workload over emulated links (docs/links.md).
+links=(link-rtt-0 link-rtt-10 link-rtt-50 link-rtt-150 link-4g link-lossy-4g link-3g-1k)
 quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed)
 all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-tasks
   clients-19000 django-eventstream reconnect-10000-ws reconnect-10000-sse
-  reconnect-fast-10000-sse capacity capacity-ws-rerun)
+  reconnect-fast-10000-sse capacity capacity-ws-rerun "${links[@]}")
 
 case "${1:-}" in
   --quick) names=("${quick[@]}") ;;
+  --links) names=("${links[@]}") ;;
   "") names=("${all[@]}") ;;
   *) names=("$@") ;;
 esac
@@ -40,6 +44,13 @@ run() { # NAME ARGS…: one run into results/reference/NAME
 for name in "${names[@]}"; do
   case "$name" in
     default) run default ;;
+    link-rtt-0) run link-rtt-0 --link loopback ;;
+    link-rtt-10) run link-rtt-10 --link loopback,rtt=10ms ;;
+    link-rtt-50) run link-rtt-50 --link loopback,rtt=50ms ;;
+    link-rtt-150) run link-rtt-150 --link loopback,rtt=150ms ;;
+    link-4g) run link-4g --link 4g ;;
+    link-lossy-4g) run link-lossy-4g --link lossy-4g ;;
+    link-3g-1k) run link-3g-1k --link 3g --payload-bytes 1024 ;;
     ci-smoke) run ci-smoke --scenario scenarios/ci.toml ;;
     cpu-4s) run cpu-4s --clients 50 --rate 20 --duration 4s --warmup 1s --transports sse,ws,tcp ;;
     real-clients) run real-clients --scenario scenarios/real-clients.toml ;;

@@ -22,6 +22,11 @@
 //!
 //! The queue is bounded ([`QUEUE_CHUNKS`]), so a link slower than the sender
 //! pushes back on the sender's socket as a real bottleneck's buffer would.
+//!
+//! The client's TCP handshake completes with the relay at once; the relay
+//! then waits one RTT before it forwards anything, which is what the
+//! handshake costs over the link (SYN out, SYN-ACK back) before a real
+//! client's first byte could leave.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -249,6 +254,12 @@ async fn relay_one(
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     counters.open.fetch_add(1, Ordering::Relaxed);
+    // The TCP handshake: the client's connect completed at once (with the
+    // relay), but over the link SYN and SYN-ACK take a round trip before
+    // its first byte can go. Nothing is read from it until then.
+    if !link.rtt.is_zero() {
+        clock.sleep_until(Instant::now() + link.rtt).await;
+    }
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
     tokio::join!(
