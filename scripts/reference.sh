@@ -7,7 +7,7 @@
 #   scripts/reference.sh            # everything (≈ 75 min on 2 cores, the two capacity searches ≈ 40)
 #   scripts/reference.sh --quick    # the short ones only (≈ 8 min): default,
 #                                   # ci-smoke, cpu-4s, real-clients, chat, mixed
-#   scripts/reference.sh --links    # the default workload over emulated links (≈ 9 min)
+#   scripts/reference.sh --links    # the default workload over emulated links, and reconnects (≈ 22 min)
 #   scripts/reference.sh NAME…      # only these folders
 #
 # Each run writes results/reference/NAME/ (run.json, report.md, report.html,
@@ -20,7 +20,7 @@ pb=target/release/pushbench
 ref=results/reference
 
 # The default workload over emulated links (docs/links.md).
-links=(link-rtt-0 link-rtt-10 link-rtt-50 link-rtt-150 link-4g link-lossy-4g link-3g-1k)
+links=(link-sweep link-4g link-lossy-4g link-3g-1k link-reconnect-4g link-reconnect-10000-sse-4g)
 quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed)
 all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-tasks
   clients-19000 django-eventstream reconnect-10000-ws reconnect-10000-sse
@@ -44,10 +44,11 @@ run() { # NAME ARGS…: one run into results/reference/NAME
 for name in "${names[@]}"; do
   case "$name" in
     default) run default ;;
-    link-rtt-0) run link-rtt-0 --link loopback ;;
-    link-rtt-10) run link-rtt-10 --link loopback,rtt=10ms ;;
-    link-rtt-50) run link-rtt-50 --link loopback,rtt=50ms ;;
-    link-rtt-150) run link-rtt-150 --link loopback,rtt=150ms ;;
+    link-sweep) run link-sweep --scenario scenarios/link-sweep.toml ;;
+    link-reconnect-4g) run link-reconnect-4g --scenario scenarios/reconnect.toml --link 4g ;;
+    link-reconnect-10000-sse-4g)
+      run link-reconnect-10000-sse-4g --scenario scenarios/reconnect.toml --clients 10000 --topics 1 --rate 2 \
+        --transports sse --link 4g ;;
     link-4g) run link-4g --link 4g ;;
     link-lossy-4g) run link-lossy-4g --link lossy-4g ;;
     link-3g-1k) run link-3g-1k --link 3g --payload-bytes 1024 ;;

@@ -161,3 +161,11 @@ pub(crate) fn pre_exec_setup(cmd: &mut Command, cpus: &[usize]) {
         });
     }
 }
+
+/// Whether this process runs as root (the kernel link emulator needs it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::geteuid() };
+    uid == 0
+}

@@ -125,6 +125,7 @@ pub fn capacity_svg(file: &CapacityFile) -> anyhow::Result<String> {
                     ))
                 })
                 .collect(),
+            dashed: false,
         })
         .collect();
     let left_out = file

@@ -241,6 +241,8 @@ pub(crate) fn probe_scenario(
         },
         rate: if axis == Axis::Rate { value } else { base.rate },
         payload_bytes: base.payload_bytes,
+        rtt_ms: None,
+        loss_pct: None,
     };
     let mut s = base.at(&point);
     s.transports = vec![transport.into()];

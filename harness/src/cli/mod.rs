@@ -99,9 +99,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub flags: ScenarioArgs,
     /// Sweep a key over a list of values, repeatable: KEY=V1,V2,… with KEY
-    /// clients, rate or payload_bytes; every transport runs at every point of
-    /// the grid (the product of the lists, clients slowest, then rate, then
-    /// payload_bytes); replaces the scenario's [sweep] table
+    /// clients, rate, payload_bytes, rtt_ms or loss_pct (the link's); every
+    /// transport runs at every point of the grid (the product of the lists,
+    /// in that order, clients slowest); replaces the scenario's [sweep] table
     /// [default: the scenario's sweep, none in the default scenario].
     #[arg(long = "sweep", value_name = "KEY=LIST")]
     pub sweep: Vec<String>,

@@ -349,7 +349,27 @@ pub(crate) fn scenario_line(run: &RunFile) -> String {
         let what = link
             .parse::<crate::link::Link>()
             .map_or_else(|_| String::new(), |l| format!(" ({l})"));
-        items.push(format!("link {}{}", code_span(&link), escape_md(&what)));
+        // Which emulator carried it (recorded per entry; files before the
+        // kernel emulator say nothing, and the relay carried theirs).
+        let mut by: Vec<&str> = Vec::new();
+        for t in &run.transports {
+            if let Some(e) = t.fleet.link_emulator.as_deref()
+                && !by.contains(&e)
+            {
+                by.push(e);
+            }
+        }
+        let by = if by.is_empty() {
+            String::new()
+        } else {
+            format!(", emulated by the {}", by.join(" and the "))
+        };
+        items.push(format!(
+            "link {}{}{}",
+            code_span(&link),
+            escape_md(&what),
+            escape_md(&by)
+        ));
     }
     if items.is_empty() {
         "(not recorded)".to_string()

@@ -49,6 +49,13 @@ pub(crate) fn render_sweep_markdown(run: &RunFile) -> String {
          should have received (events due in the window on their topics, per second); \
          a transport that keeps up lies on the dashed line y = x.\n\n",
     );
+    if crate::report::plot::link::sweeps_rtt(run) {
+        md.push_str(
+            "Against round-trip time: a point at RTT 0 with no loss (and no other link \
+             property) is loopback, without the relay; every other point runs every client through the link relay (`docs/links.md` in \
+             the repository). One line per transport, and per loss when that is swept too (dashed: with loss).\n\n",
+        );
+    }
     md.push_str("## Points\n\n");
     for (p, sub) in &points {
         let rows = rows(sub);

@@ -169,11 +169,16 @@ pub struct FleetUsage {
     pub generator_bound: bool,
     /// Why `generator_bound` is set (empty when it is not).
     pub generator_bound_reasons: Vec<String>,
-    /// CPU seconds of the link relay process (`run --link`) from its start
-    /// to its stop, the whole transport's run; `null` without a link (and
+    /// CPU seconds of the link relay processes (`run --link`; one per
+    /// 9,000 clients), summed, from their start to their stop, the whole
+    /// transport's run; `null` without a link (and
     /// in files written before links existed).
     #[serde(default)]
     pub relay_cpu_s: Option<f64>,
+    /// What emulated the link: `relay` or `kernel` (docs/links.md); `null`
+    /// without a link (and in files written before the kernel emulator).
+    #[serde(default)]
+    pub link_emulator: Option<String>,
 }
 
 /// One resource sample of the timeline.

@@ -153,6 +153,7 @@ impl Costs<'_> {
             generator_bound: !reasons.is_empty(),
             generator_bound_reasons: reasons,
             relay_cpu_s: None,
+            link_emulator: None,
         }
     }
 }

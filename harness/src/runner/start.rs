@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use protocol::{Schedule, TransportKind};
 
+use crate::link::kernel::{self, Netns};
+use crate::link::{Emulator, Link};
 use crate::placement::Placement;
 use crate::progress::TransportProgress;
 use crate::runner::plan::{RunId, RunOptions, server_log_name};
@@ -27,6 +29,63 @@ pub(super) struct Entry<'a> {
     pub(super) foreign: Option<(&'a str, &'a TargetSpec)>,
     /// The entry's name in progress lines and log names.
     pub(super) name: &'a str,
+    /// The kernel link emulator's namespace, where push-server runs (`None`:
+    /// this process's own).
+    pub(super) netns: Option<&'a Netns>,
+}
+
+/// How the link between fleet and server is emulated in one transport's run.
+pub(super) enum Emulation {
+    /// Loopback: no link.
+    Loopback,
+    /// The relay processes, started once the server is up.
+    Relay,
+    /// The kernel: the server runs in this namespace.
+    Kernel(Netns),
+}
+
+impl Emulation {
+    /// The name `run.json` records (`None`: no link).
+    pub(super) fn name(&self) -> Option<&'static str> {
+        match self {
+            Emulation::Loopback => None,
+            Emulation::Relay => Some("relay"),
+            Emulation::Kernel(_) => Some("kernel"),
+        }
+    }
+}
+
+/// Chooses (and for the kernel, builds) the emulation of the scenario's
+/// link: `auto` takes the kernel when it can carry the link and pushbench
+/// starts push-server itself, else the relay; `kernel` fails saying why it
+/// cannot.
+pub(super) fn link_emulation(e: &Entry<'_>, link: &Link) -> Result<Emulation, String> {
+    if link.is_loopback() {
+        return Ok(Emulation::Loopback);
+    }
+    let asked = e.scenario.link_emulator;
+    if asked == Emulator::Relay {
+        return Ok(Emulation::Relay);
+    }
+    let why_not = if e.foreign.is_some() || e.opts.target.is_some() {
+        Err(
+            "the kernel emulator moves push-server into a network namespace, so it needs \
+             a push-server pushbench starts (not --target or a [targets] entry)"
+                .to_string(),
+        )
+    } else {
+        kernel::check(link)
+    };
+    let made = why_not
+        .and_then(|()| Netns::create(link, e.scenario.clients).map_err(|err| format!("{err:#}")));
+    match (made, asked) {
+        (Ok(ns), _) => Ok(Emulation::Kernel(ns)),
+        (Err(why), Emulator::Kernel) => Err(format!("--link-emulator kernel: {why}")),
+        (Err(why), _) => {
+            tracing::info!("link: the relay carries it ({why})");
+            Ok(Emulation::Relay)
+        }
+    }
 }
 
 /// A server ready for the fleet.
@@ -124,6 +183,12 @@ pub(super) async fn start_server(
             // (A mixed run has no floor: validation keeps tcp out of groups.)
             spec.tcp = e.transport == TransportKind::Tcp;
             spec.cpus = e.placement.server_cpus.clone();
+            if let Some(ns) = e.netns {
+                // The kernel's link: the server listens on its end of the veth pair.
+                spec.listen = Some(SocketAddr::from((ns.ns_ip, 0)));
+                spec.tcp_listen = Some(SocketAddr::from((ns.ns_ip, 0)));
+                spec.netns = Some(ns.name.clone());
+            }
             if with_admin {
                 match server_process::random_token() {
                     Ok(t) => spec.admin_token = Some(t),
@@ -167,11 +232,35 @@ pub(super) async fn start_server(
     })
 }
 
-/// Starts the link relay (`pushbench relay`) between the fleet and the
-/// server at `base_url` (and its raw-TCP port), pinned to the fleet's
-/// cores: the fleet then connects to the relay's addresses.
-pub(super) async fn start_relay(
+/// The link's relays, [`crate::link::relays_for`] the fleet: all started,
+/// or none (those already started are stopped again).
+pub(super) async fn start_relays(
     e: &Entry<'_>,
+    link: &crate::link::Link,
+    base_url: &str,
+    tcp_addr: Option<SocketAddr>,
+) -> anyhow::Result<Vec<ServerProcess>> {
+    let n = crate::link::relays_for(e.scenario.clients);
+    let mut relays = Vec::with_capacity(n);
+    for k in 0..n {
+        match start_relay(e, (k, n), link, base_url, tcp_addr).await {
+            Ok(r) => relays.push(r),
+            Err(err) => {
+                for r in relays {
+                    let _ = r.stop().await;
+                }
+                return Err(err);
+            }
+        }
+    }
+    Ok(relays)
+}
+
+/// Starts relay `k` of `n` between the fleet and the server at `base_url`
+/// (and its raw-TCP port), as `pushbench relay`, pinned to the fleet's cores.
+async fn start_relay(
+    e: &Entry<'_>,
+    (k, n): (usize, usize),
     link: &crate::link::Link,
     base_url: &str,
     tcp_addr: Option<SocketAddr>,
@@ -195,10 +284,13 @@ pub(super) async fn start_relay(
         args.push("--tcp-upstream".to_string());
         args.push(t.to_string());
     }
-    let log = e
-        .opts
-        .out_dir
-        .join(server_log_name(e.id, e.name).replacen("server-", "relay-", 1));
-    tracing::info!(%link, %upstream, "starting the link relay");
+    let name = server_log_name(e.id, e.name);
+    let name = if n == 1 {
+        name.replacen("server-", "relay-", 1)
+    } else {
+        name.replacen("server-", &format!("relay{}-", k + 1), 1)
+    };
+    let log = e.opts.out_dir.join(name);
+    tracing::info!(%link, %upstream, relay = k + 1, of = n, "starting the link relay");
     ServerProcess::start_program("the link relay", &bin, &args, &e.placement.fleet_cpus, &log).await
 }

@@ -21,7 +21,7 @@ use crate::runner::plan::plan_transport;
 use crate::runner::plan::protocol_of;
 use crate::runner::plan::transport_plan;
 use crate::runner::plan::with_repetition;
-use crate::runner::start::start_relay;
+use crate::runner::start::{Emulation, link_emulation, start_relays};
 use crate::runner::start::{Entry, NotStarted, Started, start_server};
 use crate::runner::verify::Part;
 use crate::runner::verify::tally;
@@ -43,6 +43,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Where fleet clients connect: a base URL and the raw-TCP port, if any.
+type FleetTarget = (String, Option<SocketAddr>);
 
 /// Runs one transport. Returns its result (none if it never got to start a
 /// fleet because of Ctrl-C) and whether the run must stop (Ctrl-C).
@@ -70,8 +73,10 @@ pub(crate) async fn run_transport(
     let mut problems: Vec<String> = Vec::new();
 
     let faults = faults_for(scenario, opts, foreign, &mut problems);
-    // 1. The server and its schedule.
-    let entry = Entry {
+    // 1. The link's emulation (validation has parsed `link` already), then
+    // the server and its schedule.
+    let link = scenario.link_spec().unwrap_or_else(|_| Link::default());
+    let mut entry = Entry {
         id,
         scenario,
         opts,
@@ -79,7 +84,19 @@ pub(crate) async fn run_transport(
         transport,
         foreign,
         name,
+        netns: None,
     };
+    let emulation = match link_emulation(&entry, &link) {
+        Ok(em) => em,
+        Err(problem) => {
+            let r = unstarted((transport, target_name), scenario, problem);
+            progress.finish(&r);
+            return (Some(with_repetition(r, repetition)), false);
+        }
+    };
+    if let Emulation::Kernel(ns) = &emulation {
+        entry.netns = Some(ns);
+    }
     let Started {
         mut server,
         base_url,
@@ -95,18 +112,20 @@ pub(crate) async fn run_transport(
             return (Some(with_repetition(r, repetition)), false);
         }
     };
-    // The link: every client through a relay process that emulates it
-    // (validation has parsed `link` already; loopback needs no relay).
-    let link = scenario.link_spec().unwrap_or_else(|_| Link::default());
-    let mut relay = None;
-    let (fleet_url, fleet_tcp) = if link.is_loopback() {
-        (base_url.clone(), tcp_addr)
+    // With the relay: every client through a relay process that emulates
+    // the link. Where the fleet connects: the server (loopback, or the
+    // kernel's link), or the relays (client `i` through relay `i % relays`).
+    let mut relays = Vec::new();
+    let targets: Vec<FleetTarget> = if !matches!(emulation, Emulation::Relay) {
+        vec![(base_url.clone(), tcp_addr)]
     } else {
-        match start_relay(&entry, &link, &base_url, tcp_addr).await {
-            Ok(r) => {
-                let to = (r.base_url().to_string(), r.tcp_addr());
-                relay = Some(r);
-                to
+        match start_relays(&entry, &link, &base_url, tcp_addr).await {
+            Ok(rs) => {
+                relays = rs;
+                relays
+                    .iter()
+                    .map(|r| (r.base_url().to_string(), r.tcp_addr()))
+                    .collect()
             }
             Err(err) => {
                 if let Some(s) = server {
@@ -146,7 +165,7 @@ pub(crate) async fn run_transport(
     let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
     let clients = fleet_clients(
         &parts,
-        (&fleet_url, fleet_tcp, foreign),
+        (&targets, foreign),
         (&window, &presence),
         &send_window_rx,
     );
@@ -237,16 +256,16 @@ pub(crate) async fn run_transport(
     problems.extend(outcome.problems);
     let timeline = sampler.stop().await;
     let lag = lag_probe.stop().await;
-    let relay_cpu_s = match relay {
-        Some(r) => {
-            let cpu = probe::read_process(Some(r.pid())).map(|u| u.cpu_s);
-            if let Err(e) = r.stop().await {
-                tracing::warn!("stopping the link relay: {e:#}");
-            }
-            cpu
+    // Every relay's CPU, summed (`None` without a link).
+    let mut relay_cpu_s: Option<f64> = None;
+    for r in relays {
+        if let Some(u) = probe::read_process(Some(r.pid())) {
+            *relay_cpu_s.get_or_insert(0.0) += u.cpu_s;
         }
-        None => None,
-    };
+        if let Err(e) = r.stop().await {
+            tracing::warn!("stopping the link relay: {e:#}");
+        }
+    }
     if let Some(server) = server {
         match server.stop().await {
             Ok(status) => tracing::debug!(%transport, %status, "push-server stopped"),
@@ -313,6 +332,9 @@ pub(crate) async fn run_transport(
     costs.fill(&mut result, baseline_stats.as_ref());
     result.ended_early = ended_early;
     result.fleet.relay_cpu_s = relay_cpu_s;
+    result.fleet.link_emulator = emulation.name().map(str::to_string);
+    // The kernel's namespace goes only now, its server stopped.
+    drop(emulation);
     result.timeline = timeline;
     progress.finish(&result);
     (Some(result), interrupted)
@@ -365,10 +387,11 @@ fn faults_for<'a>(
     }
 }
 
-/// Every part's clients, in order, each with its recorder.
+/// Every part's clients, in order, each with its recorder, client `i`
+/// connecting to `targets[i % targets.len()]` (the server, or the relays).
 fn fleet_clients(
     parts: &[Part],
-    (base_url, tcp_addr, foreign): (&str, Option<SocketAddr>, Option<(&str, &TargetSpec)>),
+    (targets, foreign): (&[FleetTarget], Option<(&str, &TargetSpec)>),
     (window, presence): (&Arc<Window>, &Arc<Presence>),
     send_window_rx: &tokio::sync::watch::Receiver<Option<(u64, u64)>>,
 ) -> Vec<(clients::ClientConfig, Recorder)> {
@@ -377,10 +400,15 @@ fn fleet_clients(
         let sc = &part.scenario;
         let hint =
             (expected_per_client(sc, &part.schedule) * sc.duration.as_secs_f64()).ceil() as u64 + 2;
+        let (base_url, tcp_addr) = &targets[0];
         let mut configs =
-            fleet::client_configs(part.transport, base_url, tcp_addr, sc, send_window_rx);
+            fleet::client_configs(part.transport, base_url, *tcp_addr, sc, send_window_rx);
         fleet::place_group(&mut configs, part.first_topic, clients.len());
         for mut c in configs {
+            // Several relays: client `i` of the whole fleet through relay `i % relays`.
+            let (url, tcp) = &targets[clients.len() % targets.len()];
+            c.base_url.clone_from(url);
+            c.tcp_addr = *tcp;
             if let Some((_, target)) = foreign {
                 c.path = Some(target.path.clone());
             }

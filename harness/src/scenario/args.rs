@@ -96,6 +96,11 @@ pub struct ScenarioArgs {
     /// [default: the link profile's].
     #[arg(long, value_name = "P")]
     pub loss: Option<String>,
+    /// Which emulator carries the link: auto (the kernel's netem and tbf
+    /// where it has them, else the relay), relay or kernel [default: the
+    /// scenario's; auto].
+    #[arg(long, value_name = "EMULATOR")]
+    pub link_emulator: Option<crate::link::Emulator>,
 }
 
 impl ScenarioArgs {
@@ -171,6 +176,10 @@ impl ScenarioArgs {
             ("--jitter", self.jitter.clone()),
             ("--bandwidth", self.bandwidth.clone()),
             ("--loss", self.loss.clone()),
+            (
+                "--link-emulator",
+                self.link_emulator.map(|e| format!("{e:?}").to_lowercase()),
+            ),
         ]
         .into_iter()
         .filter_map(|(flag, v)| v.map(|v| format!("{flag} {v}")))
@@ -233,6 +242,7 @@ impl ScenarioArgs {
                 .map(crate::scenario::behaviour::Behaviour::parse_spec)
                 .transpose()?,
             link: self.link_flags(&s.link),
+            link_emulator: self.link_emulator,
             ..ScenarioPatch::default()
         });
         Ok(s)

@@ -293,6 +293,10 @@ scenario_fields! {
     /// (`4g,loss=2%`, `loopback,rtt=80ms`); anything but loopback runs every
     /// client through a relay process that emulates it ([`crate::link`]).
     link: String,
+    /// Which emulator carries a link that is not loopback: `auto` (the
+    /// kernel where it has what the link needs, else the relay), `relay` or
+    /// `kernel` ([`crate::link::Emulator`]).
+    link_emulator: crate::link::Emulator,
 }
 
 impl Default for Scenario {
@@ -413,6 +417,7 @@ impl Scenario {
         s.clients = p.clients;
         s.rate = p.rate;
         s.payload_bytes = p.payload_bytes;
+        s.link = p.link_of(&s.link);
         s.sweep = Sweep::default();
         s.resolve_topics();
         s

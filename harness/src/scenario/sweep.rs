@@ -1,9 +1,10 @@
 //! Sweeps: one scenario measured at every point of a grid.
 //!
-//! A scenario's optional `[sweep]` table lists values for `clients`, `rate`
-//! and `payload_bytes`; the grid is their cartesian product, in a fixed
-//! order: `clients` varies slowest, then `rate`, then `payload_bytes`, each
-//! in the order written. A key the table leaves out keeps the scenario's
+//! A scenario's optional `[sweep]` table lists values for `clients`, `rate`,
+//! `payload_bytes`, and the link's `rtt_ms` and `loss_pct`; the grid is
+//! their cartesian product, in a fixed order: `clients` varies slowest, then
+//! `rate`, `payload_bytes`, `rtt_ms` and `loss_pct`, each in the order
+//! written. A key the table leaves out keeps the scenario's
 //! single value. Every point runs every transport of the scenario (with its
 //! `repeat`), and each `run.json` entry carries its [`SweepPoint`], so a
 //! report can draw figures against clients or offered rate from `run.json`
@@ -33,6 +34,13 @@ pub struct Sweep {
     pub rate: Option<Vec<f64>>,
     /// Event payload sizes to measure at, bytes.
     pub payload_bytes: Option<Vec<usize>>,
+    /// Round-trip times of the link to measure at, milliseconds (each
+    /// overrides the scenario link's `rtt`; 0 with no other property is
+    /// loopback, no relay).
+    pub rtt_ms: Option<Vec<f64>>,
+    /// Segment loss of the link to measure at, percent (each overrides the
+    /// scenario link's `loss`).
+    pub loss_pct: Option<Vec<f64>>,
 }
 
 /// One point of a sweep: the values of the swept keys (and of the keys not
@@ -48,6 +56,13 @@ pub struct SweepPoint {
     pub rate: f64,
     /// Event payload size at this point, bytes.
     pub payload_bytes: usize,
+    /// The link's round-trip time at this point, ms, when the sweep sets it
+    /// (`null`: the scenario's link; absent in files written before links).
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    /// The link's segment loss at this point, percent, when the sweep sets it.
+    #[serde(default)]
+    pub loss_pct: Option<f64>,
 }
 
 impl SweepPoint {
@@ -57,6 +72,21 @@ impl SweepPoint {
         self.clients == other.clients
             && self.rate.to_bits() == other.rate.to_bits()
             && self.payload_bytes == other.payload_bytes
+            && self.rtt_ms.map(f64::to_bits) == other.rtt_ms.map(f64::to_bits)
+            && self.loss_pct.map(f64::to_bits) == other.loss_pct.map(f64::to_bits)
+    }
+
+    /// The link spec of this point: `link` with the point's RTT and loss
+    /// (those the sweep sets) as overrides.
+    pub fn link_of(&self, link: &str) -> String {
+        let mut spec = link.to_string();
+        if let Some(rtt) = self.rtt_ms {
+            spec.push_str(&format!(",rtt={rtt}ms"));
+        }
+        if let Some(loss) = self.loss_pct {
+            spec.push_str(&format!(",loss={loss}%"));
+        }
+        spec
     }
 }
 
@@ -66,14 +96,25 @@ impl fmt::Display for SweepPoint {
             f,
             "clients={}, rate={}, payload_bytes={}",
             self.clients, self.rate, self.payload_bytes
-        )
+        )?;
+        if let Some(rtt) = self.rtt_ms {
+            write!(f, ", rtt_ms={rtt}")?;
+        }
+        if let Some(loss) = self.loss_pct {
+            write!(f, ", loss_pct={loss}")?;
+        }
+        Ok(())
     }
 }
 
 impl Sweep {
     /// Whether any key is swept.
     pub fn is_active(&self) -> bool {
-        self.clients.is_some() || self.rate.is_some() || self.payload_bytes.is_some()
+        self.clients.is_some()
+            || self.rate.is_some()
+            || self.payload_bytes.is_some()
+            || self.rtt_ms.is_some()
+            || self.loss_pct.is_some()
     }
 
     /// The keys swept, as `clients=100,1000 rate=1,10`.
@@ -87,6 +128,8 @@ impl Sweep {
             key("clients", &self.clients),
             key("rate", &self.rate),
             key("payload_bytes", &self.payload_bytes),
+            key("rtt_ms", &self.rtt_ms),
+            key("loss_pct", &self.loss_pct),
         ]
         .into_iter()
         .flatten()
@@ -102,10 +145,23 @@ impl Sweep {
         check_list("payload_bytes", self.payload_bytes.as_deref(), |a, b| {
             a == b
         })?;
-        if let Some(rates) = &self.rate
-            && let Some(bad) = rates.iter().find(|r| !r.is_finite() || **r < 0.0)
-        {
-            bail!("`sweep.rate` values must be numbers of 0 or more, got {bad}");
+        check_list("rtt_ms", self.rtt_ms.as_deref(), |a, b| a == b)?;
+        check_list("loss_pct", self.loss_pct.as_deref(), |a, b| a == b)?;
+        for (key, list, max) in [
+            ("rate", &self.rate, f64::INFINITY),
+            ("rtt_ms", &self.rtt_ms, 60_000.0),
+            ("loss_pct", &self.loss_pct, 50.0),
+        ] {
+            if let Some(bad) = list
+                .iter()
+                .flatten()
+                .find(|v| !v.is_finite() || **v < 0.0 || **v > max)
+            {
+                if max.is_finite() {
+                    bail!("`sweep.{key}` values must be numbers from 0 to {max}, got {bad}");
+                }
+                bail!("`sweep.{key}` values must be numbers of 0 or more, got {bad}");
+            }
         }
         let n = self.len_with(1, 1, 1);
         if n > MAX_POINTS {
@@ -118,10 +174,13 @@ impl Sweep {
         self.clients.as_ref().map_or(clients, Vec::len)
             * self.rate.as_ref().map_or(rate, Vec::len)
             * self.payload_bytes.as_ref().map_or(payload, Vec::len)
+            * self.rtt_ms.as_ref().map_or(1, Vec::len)
+            * self.loss_pct.as_ref().map_or(1, Vec::len)
     }
 
     /// The grid: the cartesian product of the lists, `clients` slowest, then
-    /// `rate`, then `payload_bytes`; a key not swept takes the given value.
+    /// `rate`, `payload_bytes`, `rtt_ms` and `loss_pct`; a key not swept
+    /// takes the given value (the link's keys: none, the scenario's link).
     /// Not swept at all: the one point of the given values.
     pub fn points(&self, clients: usize, rate: f64, payload_bytes: usize) -> Vec<SweepPoint> {
         let cs = self.clients.clone().unwrap_or_else(|| vec![clients]);
@@ -130,16 +189,27 @@ impl Sweep {
             .payload_bytes
             .clone()
             .unwrap_or_else(|| vec![payload_bytes]);
-        let mut points = Vec::with_capacity(cs.len() * rs.len() * ps.len());
+        let opt = |v: &Option<Vec<f64>>| -> Vec<Option<f64>> {
+            v.as_ref()
+                .map_or_else(|| vec![None], |v| v.iter().copied().map(Some).collect())
+        };
+        let (rtts, losses) = (opt(&self.rtt_ms), opt(&self.loss_pct));
+        let mut points = Vec::with_capacity(self.len_with(1, 1, 1));
         for &clients in &cs {
             for &rate in &rs {
                 for &payload_bytes in &ps {
-                    points.push(SweepPoint {
-                        index: points.len() + 1,
-                        clients,
-                        rate,
-                        payload_bytes,
-                    });
+                    for &rtt_ms in &rtts {
+                        for &loss_pct in &losses {
+                            points.push(SweepPoint {
+                                index: points.len() + 1,
+                                clients,
+                                rate,
+                                payload_bytes,
+                                rtt_ms,
+                                loss_pct,
+                            });
+                        }
+                    }
                 }
             }
         }
@@ -151,7 +221,8 @@ impl Sweep {
     pub fn set_from_spec(&mut self, spec: &str) -> anyhow::Result<()> {
         let (key, list) = spec.split_once('=').with_context(|| {
             format!(
-                "--sweep {spec:?}: expected KEY=V1,V2,… with KEY clients, rate or payload_bytes"
+                "--sweep {spec:?}: expected KEY=V1,V2,… with KEY clients, rate, payload_bytes, \
+                 rtt_ms or loss_pct"
             )
         })?;
         let values: Vec<&str> = list
@@ -172,8 +243,13 @@ impl Sweep {
             "clients" => self.clients = Some(parse("clients", &values)?),
             "rate" => self.rate = Some(parse("rate", &values)?),
             "payload_bytes" => self.payload_bytes = Some(parse("payload_bytes", &values)?),
+            "rtt_ms" => self.rtt_ms = Some(parse("rtt_ms", &values)?),
+            "loss_pct" => self.loss_pct = Some(parse("loss_pct", &values)?),
             other => {
-                bail!("--sweep {spec:?}: unknown key {other:?} (clients, rate or payload_bytes)")
+                bail!(
+                    "--sweep {spec:?}: unknown key {other:?} (clients, rate, payload_bytes, \
+                     rtt_ms or loss_pct)"
+                )
             }
         }
         Ok(())
@@ -211,6 +287,7 @@ mod tests {
             clients: Some(vec![10, 100]),
             rate: Some(vec![1.0, 5.0]),
             payload_bytes: Some(vec![64, 1024, 4096]),
+            ..Sweep::default()
         };
         let p = s.points(1, 0.5, 7);
         assert_eq!(p.len(), 12);
@@ -280,6 +357,7 @@ mod tests {
             clients: Some((1..=20).collect()),
             rate: Some((0..20).map(f64::from).collect()),
             payload_bytes: Some((0..3).collect()),
+            ..Sweep::default()
         });
         assert!(e.contains("1200 points"), "{e}");
     }
@@ -318,9 +396,54 @@ mod tests {
             clients: 5,
             rate: 1.0,
             payload_bytes: 64,
+            rtt_ms: None,
+            loss_pct: None,
         };
         let b = SweepPoint { index: 3, ..a };
         assert!(a.same_workload(&b));
         assert!(!a.same_workload(&SweepPoint { clients: 6, ..a }));
+        assert!(!a.same_workload(&SweepPoint {
+            rtt_ms: Some(0.0),
+            ..a
+        }));
+    }
+
+    #[test]
+    fn the_link_keys_vary_fastest_and_override_the_link() {
+        let mut s = Sweep::default();
+        s.set_from_spec("rtt_ms=0,50").unwrap();
+        s.set_from_spec("loss_pct=0,1").unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.describe(), "rtt_ms=0,50 loss_pct=0,1");
+        let p = s.points(10, 1.0, 64);
+        let got: Vec<_> = p.iter().map(|p| (p.rtt_ms, p.loss_pct)).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(0.0), Some(0.0)),
+                (Some(0.0), Some(1.0)),
+                (Some(50.0), Some(0.0)),
+                (Some(50.0), Some(1.0))
+            ]
+        );
+        assert_eq!(p[3].link_of("4g"), "4g,rtt=50ms,loss=1%");
+        assert_eq!(
+            p[3].to_string(),
+            "clients=10, rate=1, payload_bytes=64, rtt_ms=50, loss_pct=1"
+        );
+        let link: crate::link::Link = p[3].link_of("4g").parse().unwrap();
+        assert_eq!(link.rtt, std::time::Duration::from_millis(50));
+        assert!((link.loss - 0.01).abs() < 1e-12);
+        let bad = Sweep {
+            loss_pct: Some(vec![60.0]),
+            ..Sweep::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(e.contains("`sweep.loss_pct`") && e.contains("60"), "{e}");
+        // Files written before the link keys still read.
+        let old: SweepPoint =
+            serde_json::from_str(r#"{"index":1,"clients":5,"rate":1.0,"payload_bytes":64}"#)
+                .unwrap();
+        assert_eq!((old.rtt_ms, old.loss_pct), (None, None));
     }
 }

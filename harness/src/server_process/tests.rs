@@ -1,6 +1,7 @@
 //! Unit tests of [`super`] (`server_process`).
 
 use super::*;
+use crate::scenario::Scenario;
 
 #[test]
 fn args_carry_the_scenario() {

@@ -13,6 +13,7 @@ mod fuzz_scenario;
 mod golden;
 mod html;
 mod link;
+mod link_kernel;
 mod report;
 mod run;
 mod schema;

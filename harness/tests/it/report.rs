@@ -95,6 +95,7 @@ fn transport(kind: TransportKind, latency: &Histogram<u64>, verified: bool) -> T
             generator_bound: false,
             generator_bound_reasons: Vec::new(),
             relay_cpu_s: None,
+            link_emulator: None,
         },
         kernel_tcp: Some(results::TcpEvents {
             retrans_segs: 3 * k,

@@ -923,6 +923,7 @@ async fn a_link_delays_every_transport_by_its_one_way_delay_and_loses_nothing() 
             duration = "2s"
             warmup = "500ms"
             link = "{link}"
+            link_emulator = "relay"
             "#
         ))
         .unwrap();

@@ -15,6 +15,9 @@
 //! memory over time ([`timeline_svg`]).
 
 pub use crate::report::plot::bars::{bytes_svg, cpu_svg, memory_svg};
+use crate::report::plot::link::{
+    rtt_bytes_svg, rtt_connect_svg, rtt_p50_svg, rtt_p99_svg, sweeps_rtt,
+};
 use crate::report::plot::spectra::spectrum_series;
 use crate::report::plot::spectra::{
     chat_spectrum_svg, latency_spectrum_svg, reconnect_spectrum_svg,
@@ -29,6 +32,7 @@ use anyhow::anyhow;
 use std::path::Path;
 
 pub mod bars;
+pub mod link;
 pub mod spectra;
 pub mod style;
 pub mod timeline;
@@ -67,6 +71,15 @@ pub const SWEEP_P99_SVG: &str = "sweep-p99.svg";
 /// File name of a sweep's delivered against offered events/s.
 pub const SWEEP_THROUGHPUT_SVG: &str = "sweep-throughput.svg";
 
+/// File names of a link sweep's charts against round-trip time.
+pub const SWEEP_RTT_P50_SVG: &str = "sweep-rtt-p50.svg";
+/// See [`SWEEP_RTT_P50_SVG`].
+pub const SWEEP_RTT_P99_SVG: &str = "sweep-rtt-p99.svg";
+/// See [`SWEEP_RTT_P50_SVG`].
+pub const SWEEP_RTT_CONNECT_SVG: &str = "sweep-rtt-connect.svg";
+/// See [`SWEEP_RTT_P50_SVG`].
+pub const SWEEP_RTT_BYTES_SVG: &str = "sweep-rtt-bytes.svg";
+
 /// File name of the chat round-trip spectrum.
 pub const CHAT_SVG: &str = "chat_round_trip.svg";
 
@@ -91,6 +104,12 @@ pub(crate) fn always(run: &RunFile) -> bool {
 /// A sweep has this chart.
 pub(crate) fn sweep_only(run: &RunFile) -> bool {
     is_sweep(run)
+}
+
+/// A sweep that does not vary the link's RTT has this chart (one that does
+/// draws against RTT instead).
+fn sweep_not_rtt(run: &RunFile) -> bool {
+    is_sweep(run) && !sweeps_rtt(run)
 }
 
 /// Whether any entry of `run` had faults injected (not a sweep: its points would mix).
@@ -168,13 +187,37 @@ pub const PLOTS: &[Plot] = &[
         file: SWEEP_P50_SVG,
         title: "Median latency against clients",
         render: p50_svg,
-        applies: sweep_only,
+        applies: sweep_not_rtt,
     },
     Plot {
         file: SWEEP_P99_SVG,
         title: "p99 latency against clients",
         render: p99_svg,
-        applies: sweep_only,
+        applies: sweep_not_rtt,
+    },
+    Plot {
+        file: SWEEP_RTT_P50_SVG,
+        title: "Median latency against round-trip time",
+        render: rtt_p50_svg,
+        applies: sweeps_rtt,
+    },
+    Plot {
+        file: SWEEP_RTT_P99_SVG,
+        title: "p99 latency against round-trip time",
+        render: rtt_p99_svg,
+        applies: sweeps_rtt,
+    },
+    Plot {
+        file: SWEEP_RTT_CONNECT_SVG,
+        title: "Median connect time against round-trip time",
+        render: rtt_connect_svg,
+        applies: sweeps_rtt,
+    },
+    Plot {
+        file: SWEEP_RTT_BYTES_SVG,
+        title: "Bytes down per delivered event against round-trip time",
+        render: rtt_bytes_svg,
+        applies: sweeps_rtt,
     },
     Plot {
         file: SWEEP_THROUGHPUT_SVG,

@@ -30,6 +30,8 @@ pub struct Series {
     pub label: String,
     /// `(x, y, valid)`: a valid point is a filled dot, any other a cross.
     pub points: Vec<(f64, f64, bool)>,
+    /// Drawn dashed (a second line of the same transport, e.g. with loss).
+    pub dashed: bool,
 }
 
 /// A line drawn for reference behind the series.
@@ -270,10 +272,19 @@ pub(crate) fn draw(svg: &mut String, c: &XyChart) -> Result<(), DrawError> {
         let colour = colour(s.transport);
         let mut pts = s.points.clone();
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        chart.draw_series(LineSeries::new(
-            pts.iter().map(|p| (p.0, p.1)),
-            colour.stroke_width(2),
-        ))?;
+        if s.dashed {
+            chart.draw_series(DashedLineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                7,
+                4,
+                colour.stroke_width(2),
+            ))?;
+        } else {
+            chart.draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                colour.stroke_width(2),
+            ))?;
+        }
         for &(px, py, valid) in &pts {
             if valid {
                 chart.draw_series(std::iter::once(Circle::new((px, py), 4, colour.filled())))?;
@@ -359,6 +370,7 @@ pub(crate) fn sweep_series(
                 .into_iter()
                 .filter_map(|(x, (vs, ok))| Some((f64::from_bits(x), Figure::of(&vs)?.median, ok)))
                 .collect(),
+            dashed: false,
         })
         .collect();
     (series, left_out)
