@@ -28,6 +28,7 @@
 pub mod capacity;
 pub mod cli;
 pub mod compare;
+pub mod demo;
 pub mod fleet;
 pub mod link;
 pub mod placement;

@@ -125,6 +125,10 @@ pub struct TopicGroup {
     pub topics: u32,
     /// Events per second per topic of the group (0: none are generated).
     pub rate: f64,
+    /// The group's named SSE event type (`event: status`), replacing the
+    /// server's for its topics; `None`: the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
 }
 
 impl TopicGroup {
@@ -248,11 +252,13 @@ mod tests {
                 name: "idle".into(),
                 topics: 3,
                 rate: 0.5,
+                event_type: None,
             },
             TopicGroup {
                 name: "busy".into(),
                 topics: 1,
                 rate: 20.0,
+                event_type: None,
             },
         ];
         let s = TopicGroup::schedules(&groups, 7);

@@ -61,6 +61,7 @@ use tower_http::cors::{Any, CorsLayer};
 pub mod admin;
 pub mod conns;
 pub mod counters;
+pub mod demo;
 pub mod direct;
 pub mod event;
 mod feed;
@@ -120,6 +121,8 @@ pub struct ServerConfig {
     /// How events reach streaming connections (default
     /// [`Fanout::Direct`]: the appender writes to caught-up sockets itself).
     pub fanout: Fanout,
+    /// Serves the live demo page at `/` ([`demo`]; default off: `/` is 404).
+    pub demo_page: bool,
 }
 
 impl Default for ServerConfig {
@@ -137,6 +140,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(10),
             admin_token: None,
             fanout: Fanout::Direct,
+            demo_page: false,
         }
     }
 }
@@ -326,6 +330,11 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(stats::healthz))
         .route("/stats", get(stats::stats))
         .layer(cors);
+    let public = if state.config().demo_page {
+        public.route("/", get(demo::page))
+    } else {
+        public
+    };
     Router::new()
         .merge(public)
         .route("/admin", any(admin::handler))

@@ -108,6 +108,10 @@ struct Args {
     /// command line is visible to every user [default: off, /admin is 404].
     #[arg(long, env = "PUSH_SERVER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Serve the live demo page at / (the four transports side by side;
+    /// `pushbench demo` starts a server for it) [default: off, / is 404].
+    #[arg(long)]
+    demo_page: bool,
     /// Log filter for stderr (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, default_value = "info")]
     log: String,
@@ -202,6 +206,7 @@ impl Args {
             body_timeout: *self.body_timeout,
             admin_token: self.admin_token.clone(),
             fanout: self.fanout,
+            demo_page: self.demo_page,
         })
     }
 }
@@ -240,15 +245,31 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `--topic-group NAME:COUNT:RATE`.
+/// Parses `--topic-group NAME:COUNT:RATE[:EVENT_TYPE]`.
 fn parse_topic_group(spec: &str) -> Result<TopicGroup, String> {
-    let bad =
-        |why: &str| format!("expected NAME:COUNT:RATE (e.g. idle:1900:0.033), {why}, got {spec:?}");
+    let bad = |why: &str| {
+        format!("expected NAME:COUNT:RATE[:EVENT_TYPE] (e.g. idle:1900:0.033), {why}, got {spec:?}")
+    };
     let mut parts = spec.split(':');
-    let (Some(name), Some(count), Some(rate), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("three fields"));
+    let (Some(name), Some(count), Some(rate), event_type, None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(bad("three or four fields"));
+    };
+    let event_type = match event_type {
+        None => None,
+        Some(t)
+            if !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            Some(t.to_string())
+        }
+        Some(_) => return Err(bad("EVENT_TYPE of letters, digits, `-`, `_` or `.`")),
     };
     let name_ok = !name.is_empty()
         && name
@@ -271,6 +292,7 @@ fn parse_topic_group(spec: &str) -> Result<TopicGroup, String> {
         name: name.to_string(),
         topics,
         rate,
+        event_type,
     })
 }
 
@@ -299,12 +321,17 @@ mod tests {
     fn topic_groups_parse_and_bad_ones_say_what_is_expected() {
         let g = parse_topic_group("idle:1900:0.033").unwrap();
         assert_eq!((g.name.as_str(), g.topics, g.rate), ("idle", 1900, 0.033));
+        assert_eq!(g.event_type, None);
+        let g = parse_topic_group("status:1:0.5:status").unwrap();
+        assert_eq!(g.event_type.as_deref(), Some("status"));
         for bad in [
             "idle:0:1",
             "idle:2",
             "i dle:2:1",
             "idle:2:-1",
-            "idle:2:1:3",
+            "idle:2:1:a b",
+            "idle:2:1:",
+            "idle:2:1:a:b",
             ":2:1",
         ] {
             let e = parse_topic_group(bad).unwrap_err();

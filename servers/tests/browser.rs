@@ -140,20 +140,7 @@ fn require_node_and_chromium() {
 fn standard_clients_and_a_real_browser_resume_without_gaps() {
     require_node_and_chromium();
     let root = repo_root();
-    let browser_dir = root.join("browser");
-
-    if !browser_dir.join("node_modules").is_dir() {
-        let run = run_bounded(
-            Command::new("npm").arg("ci").current_dir(&browser_dir),
-            NPM_CI_TIMEOUT,
-        );
-        assert!(
-            run.status.is_some_and(|s| s.success()),
-            "`npm ci` in {} failed:\n{}",
-            browser_dir.display(),
-            run.report()
-        );
-    }
+    ensure_node_modules(&root);
 
     let server = env!("CARGO_BIN_EXE_push-server");
     let run = run_bounded(
@@ -175,5 +162,55 @@ fn standard_clients_and_a_real_browser_resume_without_gaps() {
         run.report()
     );
     // Keep the figures visible with `cargo test -- --nocapture`.
+    println!("{}", run.stdout);
+}
+
+/// `npm ci` in `browser/` unless its packages are there (scripts/test.sh
+/// installs them first; this is for a bare `cargo test`).
+fn ensure_node_modules(root: &Path) {
+    let browser_dir = root.join("browser");
+    if !browser_dir.join("node_modules").is_dir() {
+        let run = run_bounded(
+            Command::new("npm").arg("ci").current_dir(&browser_dir),
+            NPM_CI_TIMEOUT,
+        );
+        assert!(
+            run.status.is_some_and(|s| s.success()),
+            "`npm ci` in {} failed:\n{}",
+            browser_dir.display(),
+            run.report()
+        );
+    }
+}
+
+/// The live demo page (`push-server --demo-page`, what `pushbench demo`
+/// serves) in headless Chromium: no console errors, contiguous ids on every
+/// transport's panel across a drop of every connection, the heartbeat's
+/// lock overlay on silence and on "expired", a Web Notification for a new
+/// message. The checks live in `browser/demo.mjs`. With
+/// `PUSHBENCH_DEMO_SCREENSHOT=PATH` it also saves a screenshot there (how
+/// `docs/demo.png` is made).
+#[test]
+fn the_demo_page_works_in_a_real_browser() {
+    require_node_and_chromium();
+    let root = repo_root();
+    ensure_node_modules(&root);
+    let server = env!("CARGO_BIN_EXE_push-server");
+    let mut cmd = Command::new("node");
+    cmd.arg("browser/demo.mjs").arg(server).current_dir(&root);
+    if let Ok(shot) = std::env::var("PUSHBENCH_DEMO_SCREENSHOT") {
+        cmd.arg(shot);
+    }
+    let run = run_bounded(&mut cmd, COMPAT_TIMEOUT);
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "browser/demo.mjs failed:\n{}",
+        run.report()
+    );
+    assert!(
+        run.stdout.contains("\"ok\": true"),
+        "demo.mjs exited 0 without an ok summary:\n{}",
+        run.report()
+    );
     println!("{}", run.stdout);
 }

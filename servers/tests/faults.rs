@@ -271,11 +271,13 @@ async fn a_drop_resets_the_chosen_fraction_of_each_transport_and_spares_the_rest
             name: "busy".into(),
             topics: 1,
             rate: 50.0,
+            event_type: None,
         },
         protocol::schedule::TopicGroup {
             name: "quiet".into(),
             topics: 1,
             rate: 0.0,
+            event_type: None,
         },
     ];
     let s = Server::start(cfg).await;

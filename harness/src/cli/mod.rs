@@ -77,6 +77,9 @@ pub enum Command {
         #[arg(value_enum, default_value_t = SchemaKind::Run)]
         which: SchemaKind,
     },
+    /// Start push-server with its live page (the four transports side by side,
+    /// a session heartbeat, new-message notifications) and print its URL.
+    Demo(crate::demo::DemoArgs),
     /// The link emulator between the fleet and the server (started by `run
     /// --link`; not for direct use).
     #[command(hide = true)]
@@ -242,6 +245,7 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
             }
         }
         Command::Relay(args) => crate::link::process::run(&args).map_err(failed),
+        Command::Demo(args) => crate::demo::run(&args).map_err(failed),
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Run => results::schema::run_schema(),

@@ -392,6 +392,7 @@ impl Scenario {
                 name: g.name.clone(),
                 topics: g.topics,
                 rate: g.rate,
+                event_type: None,
             })
             .collect()
     }

@@ -109,6 +109,8 @@ struct Log {
 #[derive(Debug)]
 struct Topic {
     name: String,
+    /// Its named SSE event type: its group's, else the server's.
+    event_type: Option<String>,
     log: RwLock<Log>,
     /// Latest id in the log (the id before the first event while empty).
     latest: watch::Sender<u64>,
@@ -151,7 +153,13 @@ impl Hub {
         let history = config.history.max(1);
         let topics = groups
             .iter()
-            .flat_map(|&(first, schedule, start_seq)| {
+            .enumerate()
+            .flat_map(|(g, &(first, schedule, start_seq))| {
+                let event_type = config
+                    .groups
+                    .get(g)
+                    .and_then(|g| g.event_type.clone())
+                    .or_else(|| config.event_type.clone());
                 (0..schedule.topics).map(move |t| {
                     // The first id this topic will get is the one of its first slot
                     // at or after `start_seq`; the live edge is the id before it.
@@ -159,6 +167,7 @@ impl Hub {
                     let (latest, _) = watch::channel(first_id - 1);
                     Topic {
                         name: topic_name(first + t),
+                        event_type: event_type.clone(),
                         log: RwLock::new(Log {
                             next_id: first_id,
                             // Grows with use: thousands of idle topics cost nothing up front.
@@ -334,7 +343,7 @@ impl Hub {
     /// [`Hub::append`] without the direct fan-out.
     fn append_only(&self, topic: u32, at_us: u64, data: &str) -> (u64, Arc<EncodedEvent>) {
         let topic = &self.topics[topic as usize];
-        let event_type = self.config.event_type.as_deref();
+        let event_type = topic.event_type.as_deref();
         let (id, event) = {
             let mut log = topic.log.write().unwrap_or_else(PoisonError::into_inner);
             let id = log.next_id;

@@ -95,11 +95,13 @@ fn topic_groups_run_their_own_rates_on_consecutive_topics() {
                 name: "idle".into(),
                 topics: 2,
                 rate: 0.0,
+                event_type: None,
             },
             TopicGroup {
                 name: "hot".into(),
                 topics: 1,
                 rate: 1000.0,
+                event_type: None,
             },
         ],
     });
