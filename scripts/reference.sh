@@ -6,7 +6,7 @@
 #
 #   scripts/reference.sh            # everything (≈ 75 min on 2 cores, the two capacity searches ≈ 40)
 #   scripts/reference.sh --quick    # the short ones only (≈ 8 min): default,
-#                                   # ci-smoke, cpu-4s, real-clients, chat, mixed
+#                                   # ci-smoke, cpu-4s, real-clients, chat, mixed, browser-clients(-3)
 #   scripts/reference.sh --links    # the default workload over emulated links, and reconnects (≈ 22 min)
 #   scripts/reference.sh NAME…      # only these folders
 #
@@ -21,7 +21,7 @@ ref=results/reference
 
 # The default workload over emulated links (docs/links.md).
 links=(link-sweep link-4g link-lossy-4g link-3g-1k link-reconnect-4g link-reconnect-10000-sse-4g)
-quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed)
+quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed browser-clients browser-clients-3)
 all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-tasks
   clients-19000 django-eventstream reconnect-10000-ws reconnect-10000-sse
   reconnect-fast-10000-sse capacity capacity-ws-rerun "${links[@]}")
@@ -53,6 +53,8 @@ for name in "${names[@]}"; do
     link-lossy-4g) run link-lossy-4g --link lossy-4g ;;
     link-3g-1k) run link-3g-1k --link 3g --payload-bytes 1024 ;;
     ci-smoke) run ci-smoke --scenario scenarios/ci.toml ;;
+    browser-clients) run browser-clients --browser-clients 10 ;;
+    browser-clients-3) run browser-clients-3 --browser-clients 3 ;;
     cpu-4s) run cpu-4s --clients 50 --rate 20 --duration 4s --warmup 1s --transports sse,ws,tcp ;;
     real-clients) run real-clients --scenario scenarios/real-clients.toml ;;
     real-clients-polite)

@@ -135,6 +135,40 @@ pub(crate) fn signal_group(pid: u32, signal: libc::c_int) {
     }
 }
 
+/// Sends `signal` to every descendant of `pid` (listed first, then
+/// signalled), for children that left its process group (a browser that
+/// playwright starts in a group of its own), then to `pid`'s group.
+pub(crate) fn signal_tree(pid: u32, signal: libc::c_int) {
+    let mut all = Vec::new();
+    let mut pending = vec![pid];
+    while let Some(p) = pending.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                for child in c.split_whitespace().filter_map(|v| v.parse::<u32>().ok()) {
+                    if all.len() < 4096 {
+                        all.push(child);
+                        pending.push(child);
+                    }
+                }
+            }
+        }
+    }
+    for child in all {
+        if let Ok(c) = libc::pid_t::try_from(child) {
+            // SAFETY: kill has no memory effects; `c` was a descendant of
+            // our own unreaped child a moment ago.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(c, signal);
+            }
+        }
+    }
+    signal_group(pid, signal);
+}
+
 /// What every server process gets before exec: death with the harness
 /// (`PR_SET_PDEATHSIG`) and its cores (`cpus`, none: not pinned).
 pub(crate) fn pre_exec_setup(cmd: &mut Command, cpus: &[usize]) {

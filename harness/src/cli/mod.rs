@@ -314,6 +314,9 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
     scenario
         .validate()
         .map_err(|e| usage(args.flags.locate(e)))?;
+    if scenario.browser_clients > 0 {
+        crate::browser::check_available().map_err(usage)?;
+    }
     let server_bin = match &args.target {
         Some(_) if scenario.sweep.rate.is_some() || scenario.sweep.payload_bytes.is_some() => {
             return Err(usage(anyhow::anyhow!(

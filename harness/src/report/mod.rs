@@ -41,6 +41,7 @@ use anyhow::Context as _;
 use crate::results::{self, RunFile};
 
 pub mod about;
+pub mod browser;
 pub mod format;
 pub mod habits;
 pub mod html;

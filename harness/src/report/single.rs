@@ -3,6 +3,7 @@
 //! definitions and provenance.
 
 use crate::report::about::{definitions, how_to_read, preamble, provenance};
+use crate::report::browser::browser_section;
 use crate::report::habits::habits;
 use crate::report::metrics::Group;
 use crate::report::plot::{LATENCY_SVG, plots_for};
@@ -35,6 +36,7 @@ pub(crate) fn render_markdown(run: &RunFile) -> String {
         let _ = writeln!(md, "![{}]({})\n", p.title.to_lowercase(), p.file);
     }
 
+    browser_section(&mut md, run);
     faults(&mut md, run);
     chat(&mut md, run);
     habits(&mut md, run);

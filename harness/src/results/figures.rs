@@ -384,3 +384,45 @@ impl Summary {
         }
     }
 }
+
+/// What a transport's browser clients saw (`--browser-clients`): headless
+/// Chromium pages speaking it with the browser's own API, verified and
+/// timed like the fleet's clients over the same window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BrowserFigures {
+    /// Pages asked for.
+    pub clients: usize,
+    /// Pages that handed over their records.
+    pub reported: usize,
+    /// Every page reported and got every event of the window once, in order.
+    pub verified: bool,
+    /// Events the pages should have received in the window, summed.
+    pub expected: u64,
+    /// Distinct expected events received.
+    pub delivered: u64,
+    /// Expected events never received.
+    pub missing: u64,
+    /// Extra copies received.
+    pub duplicated: u64,
+    /// Events received after one with a higher id.
+    pub out_of_order: u64,
+    /// Reconnections the pages made.
+    pub reconnects: u64,
+    /// Latency, µs: the page's receive time (`performance.timeOrigin +
+    /// performance.now()`) minus the event's scheduled emission time.
+    pub latency: Summary,
+    /// The latency histogram (HDR V2, deflate, base64), µs.
+    pub histogram_us: String,
+    /// CPU seconds of node and Chromium from every page being ready to stop.
+    pub cpu_s: f64,
+    /// That CPU as a share of the fleet's cores over the same time (0–1).
+    pub cpu_share: f64,
+    /// The browser was saturated (`cpu_share` above the fleet's bound): its
+    /// latency describes the browser's machine, not the transport.
+    pub saturated: bool,
+    /// What went wrong, one line each.
+    pub problems: Vec<String>,
+    /// The pages' console errors (at most 50).
+    pub console_errors: Vec<String>,
+}

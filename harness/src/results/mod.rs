@@ -20,9 +20,9 @@ pub mod summary;
 mod tests;
 
 pub use figures::{
-    CPU_QUANTISATION_MARK, ChatResult, Counts, FAULT_CPU_SPAN_S, FaultRecord, FleetUsage, Habits,
-    Histograms, Recovery, Sample, ServerUsage, Summary, TcpEvents, Wire, WireCounts,
-    decode_histogram, encode_histogram,
+    BrowserFigures, CPU_QUANTISATION_MARK, ChatResult, Counts, FAULT_CPU_SPAN_S, FaultRecord,
+    FleetUsage, Habits, Histograms, Recovery, Sample, ServerUsage, Summary, TcpEvents, Wire,
+    WireCounts, decode_histogram, encode_histogram,
 };
 
 /// Version of the `run.json` layout.
@@ -225,6 +225,10 @@ pub struct TransportResult {
     /// fleet). Empty outside a mixed run (and in files written before).
     #[serde(default)]
     pub groups: Vec<GroupResult>,
+    /// What the browser clients of this entry saw (`--browser-clients`;
+    /// `null` without them, for the raw-TCP floor, and in files before).
+    #[serde(default)]
+    pub browser: Option<BrowserFigures>,
 }
 
 /// One client group of a mixed run: what it was asked to do, and its
@@ -280,6 +284,7 @@ impl TransportResult {
             habits: Habits::default(),
             floor: None,
             groups: Vec::new(),
+            browser: None,
         }
     }
 

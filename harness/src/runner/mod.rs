@@ -65,6 +65,7 @@ use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 
 mod bounds;
+mod browser;
 mod costs;
 mod faults;
 mod plan;

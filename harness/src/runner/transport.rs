@@ -12,6 +12,7 @@ use crate::runner::bounds::CONNECT_SLACK;
 use crate::runner::bounds::OUTAGE_SLACK;
 use crate::runner::bounds::SETTLE;
 use crate::runner::bounds::WINDOW_LEAD;
+use crate::runner::browser::{finish_browsers, start_browsers};
 use crate::runner::costs::{Costs, round_s};
 use crate::runner::faults::recovery;
 use crate::runner::faults::{FaultLog, inject_faults, outage_spans};
@@ -159,7 +160,16 @@ pub(crate) async fn run_transport(
     let window = Arc::new(Window::new());
     let lag_probe = LagProbe::start(window.clone());
 
-    // 2. The fleet: every part's clients, in order, each with its recorder.
+    // 2. The browser clients (if asked for; their pages connected first),
+    // then the fleet: every part's clients, in order, each with its recorder.
+    let browsers = start_browsers(
+        scenario,
+        transport,
+        &targets[0].0,
+        &placement.fleet_cpus,
+        (&opts.out_dir, id, name),
+    )
+    .await;
     let parts = fleet_parts(transport, scenario, &schedule);
     // Chat senders wait for the window: it is sent to them once fixed.
     let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
@@ -254,6 +264,11 @@ pub(crate) async fn run_transport(
     progress.stopping();
     let outcome = fleet.stop(fleet::STOP_TIMEOUT).await;
     problems.extend(outcome.problems);
+    // The browsers hand over their records while the server still runs.
+    let browsers_stopped = match browsers {
+        Ok(Some(b)) => Ok(Some(b.stop().await)),
+        other => other.map(|_| None),
+    };
     let timeline = sampler.stop().await;
     let lag = lag_probe.stop().await;
     // Every relay's CPU, summed (`None` without a link).
@@ -335,6 +350,13 @@ pub(crate) async fn run_transport(
     result.fleet.link_emulator = emulation.name().map(str::to_string);
     // The kernel's namespace goes only now, its server stopped.
     drop(emulation);
+    finish_browsers(
+        browsers_stopped,
+        &schedule,
+        (window_start, window_end),
+        scenario,
+        &mut result,
+    );
     result.timeline = timeline;
     progress.finish(&result);
     (Some(result), interrupted)

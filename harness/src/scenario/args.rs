@@ -101,6 +101,11 @@ pub struct ScenarioArgs {
     /// scenario's; auto].
     #[arg(long, value_name = "EMULATOR")]
     pub link_emulator: Option<crate::link::Emulator>,
+    /// Headless Chromium pages per transport beside the fleet, each a client
+    /// using the browser's own fetch, EventSource or WebSocket (none for
+    /// tcp); needs Node.js 20+ and Chromium [default: the scenario's; 0].
+    #[arg(long, value_name = "N")]
+    pub browser_clients: Option<usize>,
 }
 
 impl ScenarioArgs {
@@ -177,6 +182,10 @@ impl ScenarioArgs {
             ("--bandwidth", self.bandwidth.clone()),
             ("--loss", self.loss.clone()),
             (
+                "--browser-clients",
+                self.browser_clients.map(|v| v.to_string()),
+            ),
+            (
                 "--link-emulator",
                 self.link_emulator.map(|e| format!("{e:?}").to_lowercase()),
             ),
@@ -243,6 +252,7 @@ impl ScenarioArgs {
                 .transpose()?,
             link: self.link_flags(&s.link),
             link_emulator: self.link_emulator,
+            browser_clients: self.browser_clients,
             ..ScenarioPatch::default()
         });
         Ok(s)

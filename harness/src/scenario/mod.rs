@@ -170,6 +170,10 @@ pub use group::Group;
 /// The embedded default scenario (`scenarios/default.toml`).
 pub const DEFAULT_TOML: &str = include_str!("../../../scenarios/default.toml");
 
+/// Most browser pages per transport (`browser_clients`): each is a
+/// Chromium renderer process of its own.
+pub const MAX_BROWSER_CLIENTS: usize = 50;
+
 /// File descriptors kept free beyond one per client: stdio, the runtime's
 /// epoll and wake pipes, the server's stdout pipe and log file, DNS or
 /// reconnect overlap. A fleet closer to the limit than this would fail in
@@ -297,6 +301,11 @@ scenario_fields! {
     /// kernel where it has what the link needs, else the relay), `relay` or
     /// `kernel` ([`crate::link::Emulator`]).
     link_emulator: crate::link::Emulator,
+    /// Headless Chromium pages per transport beside the fleet, each a client
+    /// using the browser's own API (`fetch` polling, `EventSource`,
+    /// `WebSocket`; none for the raw-TCP floor), verified and timed like the
+    /// fleet's ([`crate::browser`]); 0: none.
+    browser_clients: usize,
 }
 
 impl Default for Scenario {
@@ -452,6 +461,17 @@ impl Scenario {
     /// is not is named, before anything runs.
     pub fn validate_with_fd_limit(&self, fd_limit: Option<u64>) -> anyhow::Result<()> {
         self.link_spec()?;
+        if self.browser_clients > MAX_BROWSER_CLIENTS {
+            bail!(
+                "`browser_clients` must be between 0 and {}, got {} (each page is a Chromium \
+                 renderer process)",
+                MAX_BROWSER_CLIENTS,
+                self.browser_clients
+            );
+        }
+        if self.browser_clients > 0 && self.is_mixed() {
+            bail!("`browser_clients` cannot be used with `[[group]]` (mixed runs) yet");
+        }
         if self.is_mixed() {
             self.validate_groups(fd_limit)?;
         }

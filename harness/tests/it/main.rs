@@ -7,6 +7,8 @@ mod common;
 
 mod architecture;
 
+mod browser;
+
 mod cli;
 mod compare;
 mod fuzz_scenario;

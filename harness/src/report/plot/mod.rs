@@ -32,6 +32,7 @@ use anyhow::anyhow;
 use std::path::Path;
 
 pub mod bars;
+pub mod browser;
 pub mod link;
 pub mod spectra;
 pub mod style;
@@ -80,6 +81,9 @@ pub const SWEEP_RTT_CONNECT_SVG: &str = "sweep-rtt-connect.svg";
 /// See [`SWEEP_RTT_P50_SVG`].
 pub const SWEEP_RTT_BYTES_SVG: &str = "sweep-rtt-bytes.svg";
 
+/// File name of the browser-against-fleet latency bars.
+pub const BROWSER_SVG: &str = "browser.svg";
+
 /// File name of the chat round-trip spectrum.
 pub const CHAT_SVG: &str = "chat_round_trip.svg";
 
@@ -115,6 +119,11 @@ fn sweep_not_rtt(run: &RunFile) -> bool {
 /// Whether any entry of `run` had faults injected (not a sweep: its points would mix).
 pub fn has_faults(run: &RunFile) -> bool {
     always(run) && run.transports.iter().any(|t| !t.recovery.faults.is_empty())
+}
+
+/// Whether `run` had browser clients (not a sweep: its points would mix).
+pub fn has_browser_clients(run: &RunFile) -> bool {
+    always(run) && run.transports.iter().any(|t| t.browser.is_some())
 }
 
 /// Whether `run` is a chat run (some clients sent messages).
@@ -182,6 +191,12 @@ pub const PLOTS: &[Plot] = &[
         title: "Chat round-trip spectrum",
         render: chat_spectrum_svg,
         applies: has_chat,
+    },
+    Plot {
+        file: BROWSER_SVG,
+        title: "Browser and fleet latency",
+        render: crate::report::plot::browser::browser_svg,
+        applies: has_browser_clients,
     },
     Plot {
         file: SWEEP_P50_SVG,
