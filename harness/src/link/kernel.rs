@@ -58,26 +58,40 @@ pub fn check(link: &Link) -> Result<(), String> {
             ));
         }
     }
-    if needs_netem(link) {
-        netem_available()?;
-    }
-    Ok(())
+    probe(needs_netem(link))
 }
 
-/// Whether the kernel has `netem`: tried on the loopback device of a
-/// throwaway namespace (the host's own devices are never touched).
-pub fn netem_available() -> Result<(), String> {
-    let name = format!("pb{}probe{}", std::process::id(), next());
-    run("ip", &["netns", "add", &name]).map_err(|e| format!("{e:#}"))?;
-    let tried = run(
+/// Tries what the emulator needs in a throwaway namespace (the host's own
+/// devices are never touched): making a namespace and a veth pair, and,
+/// with `netem`, that qdisc on the namespace's loopback device.
+fn probe(netem: bool) -> Result<(), String> {
+    let k = next();
+    let name = format!("pb{}probe{k}", std::process::id());
+    run("ip", &["netns", "add", &name])
+        .map_err(|e| format!("cannot make network namespaces here ({e:#})"))?;
+    let (a, b) = (format!("pbpa{k}"), format!("pbpb{k}"));
+    let veth = run(
         "ip",
         &[
-            "netns", "exec", &name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay",
-            "1ms",
+            "-n", &name, "link", "add", &a, "type", "veth", "peer", "name", &b,
         ],
-    );
+    )
+    .map_err(|e| format!("cannot make veth pairs here ({e:#})"));
+    let tried = veth.and_then(|()| {
+        if !netem {
+            return Ok(());
+        }
+        run(
+            "ip",
+            &[
+                "netns", "exec", &name, "tc", "qdisc", "add", "dev", "lo", "root", "netem",
+                "delay", "1ms",
+            ],
+        )
+        .map_err(|e| format!("the kernel has no netem ({e:#})"))
+    });
     let _ = run("ip", &["netns", "del", &name]);
-    tried.map_err(|e| format!("the kernel has no netem ({e:#})"))
+    tried
 }
 
 fn next() -> u32 {
