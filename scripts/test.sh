@@ -10,7 +10,10 @@
 #     the real-browser test (servers/tests/browser.rs) and the workflow lint
 #     test (harness/tests/it/workflow.rs);
 #   - Python 3 with venv, for the django-eventstream target test (and for
-#     Node.js when the machine has none: see below).
+#     Node.js when the machine has none: see below);
+#   - Debian's `redis-server`, for the broker tests (servers/tests/broker.rs);
+#   - `iproute2` (ip, tc), for the kernel link emulator's tests (they skip,
+#     saying why, where network namespaces or netem are unavailable).
 # As root on Debian, missing system packages are installed with apt-get;
 # otherwise this script names the command to run and stops. Debian 12 ships
 # Node.js 18, too old, so when `node` is missing or older than 20 this script
@@ -35,6 +38,8 @@ if [ "$setup" = 0 ] && [ -x "$node_dir/bin/node" ]; then
 fi
 if [ "$setup" = 1 ]; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+  command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
   command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
   if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -48,6 +48,7 @@ async fn run_with(
             history: 4096,
             event_type: None,
             groups: Vec::new(),
+            fed: false,
         },
         ..ServerConfig::default()
     };

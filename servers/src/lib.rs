@@ -59,6 +59,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::cors::{Any, CorsLayer};
 
 pub mod admin;
+pub mod broker;
 pub mod conns;
 pub mod counters;
 pub mod demo;
@@ -123,6 +124,9 @@ pub struct ServerConfig {
     pub fanout: Fanout,
     /// Serves the live demo page at `/` ([`demo`]; default off: `/` is 404).
     pub demo_page: bool,
+    /// Shares one event stream with other push-servers through Redis
+    /// ([`broker`]; default `None`: this server generates its own).
+    pub broker: Option<broker::BrokerConfig>,
 }
 
 impl Default for ServerConfig {
@@ -141,6 +145,7 @@ impl Default for ServerConfig {
             admin_token: None,
             fanout: Fanout::Direct,
             demo_page: false,
+            broker: None,
         }
     }
 }
@@ -251,7 +256,9 @@ impl AppState {
     /// A fresh hub and counters for `config`; handlers end their streams
     /// when `shutdown` fires. The generator is not started: see
     /// [`Hub::spawn_generator`] (which [`serve`] runs).
-    pub fn new(config: ServerConfig, shutdown: CancellationToken) -> Self {
+    pub fn new(mut config: ServerConfig, shutdown: CancellationToken) -> Self {
+        // With a broker, events come from it, not from this hub's generator.
+        config.hub.fed = config.broker.is_some();
         Self(Arc::new(Shared {
             hub: Arc::new(Hub::new(config.hub.clone())),
             stats: Arc::new(Stats::default()),
@@ -418,6 +425,10 @@ pub async fn serve(
         .map_err(anyhow::Error::msg)?;
     let state = AppState::new(config, shutdown.clone());
     let generator = state.hub().clone().spawn_generator(shutdown.clone())?;
+    let broker = match &state.config().broker {
+        Some(cfg) => broker::spawn(state.hub().clone(), cfg, shutdown.clone())?,
+        None => Vec::new(),
+    };
     let tracker = state.tracker().clone();
     let counters = state.stats().bytes.clone();
     let listener = |inner| {
@@ -469,6 +480,15 @@ pub async fn serve(
         Ok(Ok(()))
     ) {
         tracing::warn!("generator thread panicked");
+    }
+    // The broker's threads watch the token too (a read blocks at most 200 ms).
+    for t in broker {
+        if !matches!(
+            tokio::task::spawn_blocking(move || t.join()).await,
+            Ok(Ok(()))
+        ) {
+            tracing::warn!("a broker thread panicked");
+        }
     }
     Ok(())
 }

@@ -108,6 +108,17 @@ struct Args {
     /// command line is visible to every user [default: off, /admin is 404].
     #[arg(long, env = "PUSH_SERVER_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Share one event stream with other push-servers through Redis Streams
+    /// (redis://HOST:PORT): every server reads it, so clients may resume on
+    /// any of them; all must run the same schedule (start epoch, rate,
+    /// topics, payload). POST /publish is refused with a broker [default:
+    /// none, this server generates its own events].
+    #[arg(long, value_name = "URL")]
+    broker: Option<String>,
+    /// With --broker: this server runs the schedule and publishes every
+    /// event (exactly one server of a deployment does).
+    #[arg(long, requires = "broker")]
+    broker_publish: bool,
     /// Serve the live demo page at / (the four transports side by side;
     /// `pushbench demo` starts a server for it) [default: off, / is 404].
     #[arg(long)]
@@ -158,6 +169,12 @@ impl Args {
             // It must fit an HTTP header value after "Bearer " to be usable at all.
             bail!("--admin-token must be non-empty printable ASCII without spaces");
         }
+        if self.broker.is_some() && self.start_epoch_us.is_none() {
+            bail!(
+                "--broker needs --start-epoch-us: every server sharing the broker must run the \
+                 same schedule (e.g. --start-epoch-us $(date +%s000000) on all of them)"
+            );
+        }
         if let Some(ty) = &self.event_type
             && (ty.is_empty() || ty.contains(['\r', '\n']))
         {
@@ -194,6 +211,8 @@ impl Args {
                 payload_bytes: self.payload_bytes,
                 history: self.history,
                 event_type: self.event_type.clone(),
+                // Set from `broker` by AppState::new.
+                fed: false,
             },
             retry_ms: self.retry_ms,
             keepalive: *self.keepalive,
@@ -207,6 +226,13 @@ impl Args {
             admin_token: self.admin_token.clone(),
             fanout: self.fanout,
             demo_page: self.demo_page,
+            broker: self
+                .broker
+                .clone()
+                .map(|url| servers::broker::BrokerConfig {
+                    url,
+                    publish: self.broker_publish,
+                }),
         })
     }
 }

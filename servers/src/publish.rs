@@ -179,7 +179,14 @@ pub(crate) async fn handler(
             return BadRequest::new(reason).into_response();
         }
     };
-    let id = state.hub().publish(sub.topic, &data);
+    let Some(id) = state.hub().publish(sub.topic, &data) else {
+        return refuse(
+            StatusCode::NOT_IMPLEMENTED,
+            "POST /publish is not available with --broker: event ids are assigned by the \
+             broker's publisher for every server"
+                .to_string(),
+        );
+    };
     (
         [
             (header::CONTENT_TYPE, "application/json"),

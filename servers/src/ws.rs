@@ -174,10 +174,10 @@ async fn run(
                 Some(Ok(Message::Text(text))) => {
                     state.stats().ws_message_in();
                     let reply = match crate::publish::parse(text.as_bytes()) {
-                        Ok(data) => {
-                            state.hub().publish(topic, &data);
-                            continue;
-                        }
+                        Ok(data) => match state.hub().publish(topic, &data) {
+                            Some(_) => continue,
+                            None => "publishing is not available with --broker".to_string(),
+                        },
                         Err(reason) => reason,
                     };
                     state.stats().ws_message_refused();

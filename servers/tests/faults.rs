@@ -103,6 +103,7 @@ fn config(rate: f64, payload_bytes: usize) -> ServerConfig {
             history: 1024,
             event_type: None,
             groups: Vec::new(),
+            fed: false,
         },
         admin_token: Some(TOKEN.to_string()),
         ..ServerConfig::default()

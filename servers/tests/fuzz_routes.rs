@@ -56,6 +56,7 @@ fn server() -> &'static (Runtime, SocketAddr) {
                     history: 4096,
                     event_type: None,
                     groups: Vec::new(),
+                    fed: false,
                 },
                 admin_token: Some("t0k3n".into()),
                 ..ServerConfig::default()

@@ -32,6 +32,7 @@ fn config(rate: f64) -> ServerConfig {
             history: 64,
             event_type: None,
             groups: Vec::new(),
+            fed: false,
         },
         ..ServerConfig::default()
     }

@@ -39,6 +39,7 @@ fn config(fanout: Fanout) -> ServerConfig {
             history: 4096,
             event_type: None,
             groups: Vec::new(),
+            fed: false,
         },
         fanout,
         ..ServerConfig::default()

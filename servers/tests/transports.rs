@@ -113,6 +113,7 @@ fn config(rate: f64) -> ServerConfig {
             history: 1024,
             event_type: None,
             groups: Vec::new(),
+            fed: false,
         },
         ..ServerConfig::default()
     }

@@ -45,6 +45,7 @@ impl Server {
                 history: 4096,
                 event_type: None,
                 groups: Vec::new(),
+                fed: false,
             },
             ..ServerConfig::default()
         };

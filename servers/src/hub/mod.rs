@@ -49,6 +49,9 @@ use crate::conns::ConnHandle;
 use crate::direct::{Batch, FanoutCounters};
 use crate::event::EncodedEvent;
 
+mod fed;
+pub use fed::Fed;
+
 /// What the generator produces.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -66,6 +69,9 @@ pub struct HubConfig {
     /// Named SSE event type for all topics; `None` sends the default
     /// `message` type (no `event:` line), which a browser's `onmessage` sees.
     pub event_type: Option<String>,
+    /// Events come from a broker ([`crate::broker`]) through
+    /// [`Hub::append_fed`], not from this hub's own generator.
+    pub fed: bool,
 }
 
 impl Default for HubConfig {
@@ -82,6 +88,7 @@ impl Default for HubConfig {
             history: 1024,
             event_type: None,
             groups: Vec::new(),
+            fed: false,
         }
     }
 }
@@ -306,10 +313,16 @@ impl Hub {
     /// `emitted_at_us` is the time of this call, i.e. when the server had
     /// received the whole message: latency of a published event is measured
     /// from its receipt, and the sender measures the full round trip itself.
-    pub fn publish(&self, topic: u32, data: &str) -> u64 {
+    ///
+    /// `None` with a broker ([`HubConfig::fed`]): ids are assigned by the
+    /// broker's publisher for every server, so a server cannot append one.
+    pub fn publish(&self, topic: u32, data: &str) -> Option<u64> {
+        if self.config.fed {
+            return None;
+        }
         let id = self.append(topic, protocol::now_us(), data);
         self.events_published.fetch_add(1, Ordering::Relaxed);
-        id
+        Some(id)
     }
 
     /// Appends one scheduled event to its topic's log (`slot.topic` counted
@@ -415,6 +428,32 @@ impl Hub {
     /// it emits the missed slots at once, still stamped with their scheduled
     /// times.
     fn run_generator(&self, shutdown: &CancellationToken) {
+        if self.config.fed {
+            // Events come from the broker ([`crate::broker`]), which runs
+            // the schedule itself when this server publishes.
+            return;
+        }
+        self.run_schedule(shutdown, |due| {
+            let due: Vec<(u32, Arc<EncodedEvent>)> = due
+                .iter()
+                .map(|&(first, slot)| self.emit(first, slot))
+                .collect();
+            // Stable: each topic's events stay in id order.
+            let mut due = due;
+            due.sort_by_key(|(topic, _)| *topic);
+            for run in due.chunk_by(|a, b| a.0 == b.0) {
+                let events: Vec<Arc<EncodedEvent>> = run.iter().map(|(_, e)| e.clone()).collect();
+                self.fan_out(run[0].0, &events);
+            }
+        });
+    }
+
+    /// The schedule's clock: sleeps until the next slot's scheduled time
+    /// (the earliest over the topic groups), then hands `out` every slot
+    /// that is due in every group, as `(group's first topic, slot)`. Open
+    /// loop: it never waits for clients, and after a stall it hands over the
+    /// missed slots at once, still stamped with their scheduled times.
+    pub fn run_schedule(&self, shutdown: &CancellationToken, mut out: impl FnMut(&[(u32, Slot)])) {
         // Per active group: first topic, schedule, next sequence number.
         let mut groups: Vec<(u32, Schedule, u64)> = self
             .groups
@@ -425,6 +464,7 @@ impl Hub {
         if groups.is_empty() {
             return;
         }
+        let mut due: Vec<(u32, Slot)> = Vec::new();
         while !shutdown.is_cancelled() {
             let at_us = groups
                 .iter()
@@ -438,12 +478,11 @@ impl Hub {
                 std::thread::sleep(Duration::from_micros(at_us - now).min(MAX_NAP));
                 continue;
             }
-            // Every due slot enters its log first, then each topic's new
-            // events are fanned out together: a generator that fell behind
-            // (a fan-out longer than the interval, a starved core) writes
-            // each socket what it owes in one write, as a task would, and
-            // catches up instead of paying a full fan-out per late event.
-            let mut due: Vec<(u32, Arc<EncodedEvent>)> = Vec::new();
+            // Every due slot is handed over together: a generator that fell
+            // behind (a fan-out longer than the interval, a starved core)
+            // writes each socket what it owes in one write, as a task would,
+            // and catches up instead of paying a full fan-out per late event.
+            due.clear();
             for (first, schedule, seq) in &mut groups {
                 loop {
                     let slot = schedule.slot(*seq);
@@ -451,16 +490,11 @@ impl Hub {
                     if slot.at_us > now || shutdown.is_cancelled() {
                         break;
                     }
-                    due.push(self.emit(*first, slot));
+                    due.push((*first, slot));
                     *seq += 1;
                 }
             }
-            // Stable: each topic's events stay in id order.
-            due.sort_by_key(|(topic, _)| *topic);
-            for run in due.chunk_by(|a, b| a.0 == b.0) {
-                let events: Vec<Arc<EncodedEvent>> = run.iter().map(|(_, e)| e.clone()).collect();
-                self.fan_out(run[0].0, &events);
-            }
+            out(&due);
         }
     }
 }

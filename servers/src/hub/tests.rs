@@ -13,6 +13,7 @@ fn hub(rate: f64, topics: u32, history: usize, start_epoch_us: u64) -> Hub {
         history,
         event_type: None,
         groups: Vec::new(),
+        fed: false,
     })
 }
 
@@ -104,6 +105,7 @@ fn topic_groups_run_their_own_rates_on_consecutive_topics() {
                 event_type: None,
             },
         ],
+        fed: false,
     });
     assert_eq!(h.topics(), 3);
     assert_eq!(h.topic("t2"), Some(2));
@@ -135,7 +137,7 @@ fn published_events_interleave_with_generated_ones_without_gaps() {
     let h = hub(10.0, 2, 100, protocol::now_us() + 3_600_000_000);
     emit_n(&h, 2); // t0: 1, t1: 1
     let before = protocol::now_us();
-    assert_eq!(h.publish(0, "hi \"there\"\n"), 2);
+    assert_eq!(h.publish(0, "hi \"there\"\n"), Some(2));
     assert_eq!(h.latest(0), 2);
     assert_eq!(h.latest(1), 1, "other topics are untouched");
     h.emit(0, h.config.schedule.slot(h.groups[0].2 + 2)); // t0's next slot
@@ -155,7 +157,11 @@ fn concurrent_publishers_get_distinct_contiguous_ids() {
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let h = h.clone();
-            std::thread::spawn(move || (0..500).map(|_| h.publish(0, "x")).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                (0..500)
+                    .map(|_| h.publish(0, "x").unwrap())
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     let mut all: Vec<u64> = threads

@@ -1,0 +1,131 @@
+//! Events fed from a broker ([`crate::broker`]): every push-server of a
+//! deployment appends the same events, with the same ids, from the same
+//! Redis Streams, so a client may resume on any of them.
+//!
+//! The ids are the schedule's (every server runs the same schedule, so a
+//! server knows its live edge before the first event arrives); the log's
+//! invariant (contiguous ids `next_id - len .. next_id`) holds: an event
+//! already in the log is a duplicate and is dropped, and an event beyond
+//! `next_id` is a gap the feeder fills from the stream first
+//! ([`Fed::Gap`]), or, when the stream no longer has it, restarts the
+//! log there ([`Hub::restart_fed`]): clients then see the gap and count it.
+
+use std::sync::Arc;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+
+use crate::event::EncodedEvent;
+use crate::hub::Hub;
+
+/// What [`Hub::append_fed`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// Appended and fanned out.
+    Appended,
+    /// Already in the log (or older): dropped.
+    Duplicate,
+    /// Newer than the next id: the events from `expected` on must come first.
+    Gap {
+        /// The id the log expects next.
+        expected: u64,
+    },
+}
+
+impl Hub {
+    /// The id `topic`'s log expects next.
+    pub fn next_id(&self, topic: u32) -> u64 {
+        self.topics[topic as usize]
+            .log
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_id
+    }
+
+    /// Appends the broker's event `id` of `topic` if it is the next one,
+    /// wakes the topic's tasks and fans it out.
+    pub fn append_fed(&self, topic: u32, id: u64, at_us: u64, data: &str) -> Fed {
+        let t = &self.topics[topic as usize];
+        let event = {
+            let mut log = t.log.write().unwrap_or_else(PoisonError::into_inner);
+            if id < log.next_id {
+                return Fed::Duplicate;
+            }
+            if id > log.next_id {
+                return Fed::Gap {
+                    expected: log.next_id,
+                };
+            }
+            let event = Arc::new(EncodedEvent::new(
+                id,
+                at_us,
+                &t.name,
+                data,
+                t.event_type.as_deref(),
+            ));
+            if log.events.len() >= self.history {
+                log.events.pop_front();
+            }
+            log.events.push_back(event.clone());
+            log.next_id = id + 1;
+            event
+        };
+        t.latest.send_if_modified(|latest| {
+            let newer = id > *latest;
+            if newer {
+                *latest = id;
+            }
+            newer
+        });
+        self.events_generated.fetch_add(1, Ordering::Relaxed);
+        // How late the event entered this server's log: the broker hop included.
+        let lag = protocol::now_us().saturating_sub(at_us);
+        self.lag_sum_us.fetch_add(lag, Ordering::Relaxed);
+        self.lag_max_us.fetch_max(lag, Ordering::Relaxed);
+        self.fan_out(topic, std::slice::from_ref(&event));
+        Fed::Appended
+    }
+
+    /// Fills `topic`'s empty log with history from the broker: `events`
+    /// (`(id, at_us, data)`, oldest first) whose ids end at `next_id - 1`
+    /// and run contiguous; the newest [`HubConfig::history`] are kept.
+    /// Returns how many were taken.
+    ///
+    /// [`HubConfig::history`]: crate::hub::HubConfig::history
+    pub fn backfill(&self, topic: u32, events: &[(u64, u64, String)]) -> usize {
+        let t = &self.topics[topic as usize];
+        let mut log = t.log.write().unwrap_or_else(PoisonError::into_inner);
+        if !log.events.is_empty() {
+            return 0;
+        }
+        // The contiguous run that ends right before the live edge.
+        let mut want = log.next_id;
+        let mut kept = Vec::new();
+        for (id, at_us, data) in events.iter().rev() {
+            if kept.len() >= self.history || *id + 1 != want {
+                break;
+            }
+            kept.push(Arc::new(EncodedEvent::new(
+                *id,
+                *at_us,
+                &t.name,
+                data,
+                t.event_type.as_deref(),
+            )));
+            want = *id;
+        }
+        let n = kept.len();
+        log.events.extend(kept.into_iter().rev());
+        n
+    }
+
+    /// The stream no longer holds the events between the log and `id`:
+    /// the log starts again at `id` (empty), and clients count the gap.
+    pub fn restart_fed(&self, topic: u32, id: u64) {
+        let t = &self.topics[topic as usize];
+        let mut log = t.log.write().unwrap_or_else(PoisonError::into_inner);
+        if id > log.next_id {
+            log.events.clear();
+            log.next_id = id;
+        }
+    }
+}
