@@ -25,6 +25,7 @@
 //! - [`placement`]: pins the server and the fleet to their cores.
 //! - [`sys`]: every call into the operating system (rlimits, affinity, `sysconf`, signals).
 
+pub mod agent;
 pub mod browser;
 pub mod capacity;
 pub mod cli;

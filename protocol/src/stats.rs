@@ -170,6 +170,45 @@ pub struct BuffersSnapshot {
 }
 
 impl StatsSnapshot {
+    /// Adds `other`'s counters into these (several servers behind one
+    /// broker, read as one): counts and CPU sum, the generator's lag takes
+    /// the worse (its mean the mean of the two), the settings stay these.
+    pub fn add(&mut self, other: &StatsSnapshot) {
+        let (o, p) = (&mut self.open, &other.open);
+        (o.sse, o.ws, o.longpoll, o.tcp) = (
+            o.sse + p.sse,
+            o.ws + p.ws,
+            o.longpoll + p.longpoll,
+            o.tcp + p.tcp,
+        );
+        let (r, q) = (&mut self.requests, &other.requests);
+        r.poll += q.poll;
+        r.longpoll += q.longpoll;
+        r.sse += q.sse;
+        r.ws += q.ws;
+        r.publish += q.publish;
+        r.tcp += q.tcp;
+        r.bad += q.bad;
+        self.events_generated += other.events_generated;
+        self.generator_lag_us_mean =
+            f64::midpoint(self.generator_lag_us_mean, other.generator_lag_us_mean);
+        self.generator_lag_us_max = self.generator_lag_us_max.max(other.generator_lag_us_max);
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.connections_accepted += other.connections_accepted;
+        self.accept_errors += other.accept_errors;
+        self.connections_open += other.connections_open;
+        self.ws_messages_in += other.ws_messages_in;
+        self.ws_messages_refused += other.ws_messages_refused;
+        self.process_cpu_ns += other.process_cpu_ns;
+        self.published += other.published;
+        self.closed_slow += other.closed_slow;
+        self.closed_slow_backlog += other.closed_slow_backlog;
+        self.admin_dropped += other.admin_dropped;
+        self.direct_writes += other.direct_writes;
+        self.direct_handoffs += other.direct_handoffs;
+    }
+
     /// Parses a `/stats` body: its `stats_version` first (a reply of another
     /// version is refused, naming both), then every field, strictly.
     pub fn parse(body: &[u8]) -> Result<Self, String> {

@@ -84,6 +84,10 @@ pub enum Command {
     /// --link`; not for direct use).
     #[command(hide = true)]
     Relay(crate::link::process::RelayArgs),
+    /// A fleet agent: runs the slice of a fleet its coordinator (`run
+    /// --agents N`) sends on stdin (not for direct use).
+    #[command(hide = true)]
+    Agent,
 }
 
 /// The documents `pushbench schema` describes.
@@ -245,6 +249,7 @@ pub fn run_cli(args: Vec<OsString>) -> ExitCode {
             }
         }
         Command::Relay(args) => crate::link::process::run(&args).map_err(failed),
+        Command::Agent => crate::agent::run().map_err(failed),
         Command::Demo(args) => crate::demo::run(&args).map_err(failed),
         Command::Schema { which } => {
             let schema = match which {

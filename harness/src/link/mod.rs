@@ -58,6 +58,16 @@ pub fn relays_for(clients: usize) -> usize {
 /// executable when it is pushbench, else the one beside push-server
 /// (`server_bin`), as cargo builds them.
 pub fn relay_bin(server_bin: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+    pushbench_bin(server_bin, "a link's relay")
+}
+
+/// The `pushbench` binary to start helpers with (`purpose`: for the
+/// message when there is none): this process's own executable when it is
+/// pushbench, else the one beside push-server (`server_bin`).
+pub fn pushbench_bin(
+    server_bin: Option<&std::path::Path>,
+    purpose: &str,
+) -> anyhow::Result<std::path::PathBuf> {
     let me = std::env::current_exe().ok();
     if let Some(me) = me.filter(|p| p.file_stem().is_some_and(|s| s == "pushbench")) {
         return Ok(me);
@@ -66,9 +76,7 @@ pub fn relay_bin(server_bin: Option<&std::path::Path>) -> anyhow::Result<std::pa
         .and_then(|s| s.parent())
         .map(|d| d.join("pushbench"))
         .filter(|p| p.is_file());
-    beside.ok_or_else(|| {
-        anyhow::anyhow!("a link needs the pushbench binary beside push-server to run its relay")
-    })
+    beside.ok_or_else(|| anyhow::anyhow!("{purpose} need the pushbench binary beside push-server"))
 }
 
 #[cfg(test)]

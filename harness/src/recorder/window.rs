@@ -101,6 +101,12 @@ impl Presence {
         Arc::new(Self::default())
     }
 
+    /// Sets both counters (a fleet whose clients run in agents, summed).
+    pub fn set_counts(&self, ever: usize, now: usize) {
+        self.ever.store(ever, Ordering::Relaxed);
+        self.now.store(now, Ordering::Relaxed);
+    }
+
     /// Clients that have connected at least once (progress; the connect wait).
     pub fn ever(&self) -> usize {
         self.ever.load(Ordering::Relaxed)

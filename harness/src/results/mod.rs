@@ -13,6 +13,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod figures;
+mod scale;
+pub use scale::ScaleFigures;
 pub mod io;
 pub mod schema;
 pub mod summary;
@@ -229,6 +231,10 @@ pub struct TransportResult {
     /// `null` without them, for the raw-TCP floor, and in files before).
     #[serde(default)]
     pub browser: Option<BrowserFigures>,
+    /// Servers behind a broker and fleet agents (`servers`, `broker`,
+    /// `agents`); `null` for one server and a fleet in one process.
+    #[serde(default)]
+    pub scale: Option<ScaleFigures>,
 }
 
 /// One client group of a mixed run: what it was asked to do, and its
@@ -285,6 +291,7 @@ impl TransportResult {
             floor: None,
             groups: Vec::new(),
             browser: None,
+            scale: None,
         }
     }
 

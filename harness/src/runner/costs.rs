@@ -132,6 +132,32 @@ impl Costs<'_> {
         })
     }
 
+    /// How the entry was spread over processes (`None`: one server, one
+    /// fleet process), the broker's CPU over the window included.
+    pub(super) fn scale(
+        &self,
+        scenario: &crate::scenario::Scenario,
+        agent_clocks: Vec<crate::agent::remote::ClockOffset>,
+    ) -> Option<crate::results::ScaleFigures> {
+        if scenario.servers <= 1 && !scenario.brokered() && scenario.agents == 0 {
+            return None;
+        }
+        let broker_cpu_s = match (self.at_start.broker, self.at_end.broker) {
+            (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s).max(0.0)),
+            _ => None,
+        };
+        Some(crate::results::ScaleFigures {
+            servers: scenario.servers,
+            broker: scenario
+                .brokered()
+                .then(|| format!("{:?}", scenario.broker).to_lowercase()),
+            broker_cpu_s,
+            broker_rss_bytes: self.at_end.broker.map(|b| b.rss_bytes),
+            agents: scenario.agents,
+            agent_clocks,
+        })
+    }
+
     /// The fleet's own cost and whether it limited the measurement.
     pub(super) fn fleet(&self) -> FleetUsage {
         let cpu_s = match (self.at_start.fleet, self.at_end.fleet) {

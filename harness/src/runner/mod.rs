@@ -66,8 +66,10 @@ use std::path::{Path, PathBuf};
 
 mod bounds;
 mod browser;
+mod cluster;
 mod costs;
 mod faults;
+mod fleets;
 mod plan;
 mod start;
 #[cfg(test)]

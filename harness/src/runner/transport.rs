@@ -1,52 +1,52 @@
 //! One transport's run, step by step: start its server, connect the fleet,
 //! fix the window, warm up, measure, drain, stop, verify.
 
-use crate::fleet::{self, Fleet};
+use crate::agent::remote::AgentFleet;
+use crate::agent::wire::SliceSpec;
+use crate::fleet::Fleet;
+use crate::fleet::parts::{FleetTarget, Part, Slice, fleet_clients, fleet_parts};
 use crate::link::Link;
 use crate::placement::Placement;
+use crate::probe::Procs;
 use crate::probe::{self, LagProbe, Sampler};
 use crate::progress::Timed;
-use crate::recorder::{Presence, Recorder, Totals, Window};
+use crate::recorder::{Presence, Totals, Window};
 use crate::results::{self, Histograms, Summary, TransportResult};
 use crate::runner::bounds::CONNECT_SLACK;
 use crate::runner::bounds::OUTAGE_SLACK;
 use crate::runner::bounds::SETTLE;
 use crate::runner::bounds::WINDOW_LEAD;
 use crate::runner::browser::{finish_browsers, start_browsers};
+use crate::runner::cluster::start_cluster;
 use crate::runner::costs::{Costs, round_s};
 use crate::runner::faults::recovery;
 use crate::runner::faults::{FaultLog, inject_faults, outage_spans};
+use crate::runner::fleets::AnyFleet;
 use crate::runner::plan::RunId;
 use crate::runner::plan::RunOptions;
 use crate::runner::plan::plan_transport;
 use crate::runner::plan::protocol_of;
+use crate::runner::plan::server_log_name;
 use crate::runner::plan::transport_plan;
 use crate::runner::plan::with_repetition;
 use crate::runner::start::{Emulation, link_emulation, start_relays};
 use crate::runner::start::{Entry, NotStarted, Started, start_server};
-use crate::runner::verify::Part;
-use crate::runner::verify::tally;
-use crate::runner::verify::{
-    MIXED, chat_last_ids, expected_per_client, fleet_parts, mixed_result, part_result,
-};
+use crate::runner::verify::{MIXED, chat_last_ids, mixed_result, part_result};
+use crate::runner::watch;
 use crate::runner::watch::{Snapshot, Waited, Watch, instant_at};
 use crate::scenario::Scenario;
 use crate::scenario::check::fmt_duration;
 use crate::scenario::contender::Contender;
 use crate::scenario::contender::TargetSpec;
 use crate::scenario::fault::Fault;
+use crate::server_process::ServerProcess;
 use crate::server_process::ServerSpec;
-use crate::server_process::{self, ServerProcess};
 use protocol::TransportKind;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Where fleet clients connect: a base URL and the raw-TCP port, if any.
-type FleetTarget = (String, Option<SocketAddr>);
 
 /// Runs one transport. Returns its result (none if it never got to start a
 /// fleet because of Ctrl-C) and whether the run must stop (Ctrl-C).
@@ -98,13 +98,26 @@ pub(crate) async fn run_transport(
     if let Emulation::Kernel(ns) = &emulation {
         entry.netns = Some(ns);
     }
-    let Started {
-        mut server,
-        base_url,
-        tcp_addr,
-        schedule,
-        restart: restart_ctx,
-    } = match start_server(&entry, !faults.is_empty(), &progress).await {
+    let begun = if scenario.brokered() && foreign.is_none() && opts.target.is_none() {
+        start_cluster(&entry, &progress)
+            .await
+            .map(|(started, broker, others)| (started, Some(broker), others))
+    } else {
+        start_server(&entry, !faults.is_empty(), &progress)
+            .await
+            .map(|started| (started, None, Vec::new()))
+    };
+    let (
+        Started {
+            mut server,
+            base_url,
+            tcp_addr,
+            schedule,
+            restart: restart_ctx,
+        },
+        broker,
+        mut others,
+    ) = match begun {
         Ok(started) => started,
         Err(NotStarted::Interrupted) => return (None, true),
         Err(NotStarted::Failed(problem)) => {
@@ -118,7 +131,14 @@ pub(crate) async fn run_transport(
     // kernel's link), or the relays (client `i` through relay `i % relays`).
     let mut relays = Vec::new();
     let targets: Vec<FleetTarget> = if !matches!(emulation, Emulation::Relay) {
-        vec![(base_url.clone(), tcp_addr)]
+        // Servers behind a broker: client `i` to server `i % servers`.
+        std::iter::once((base_url.clone(), tcp_addr))
+            .chain(
+                others
+                    .iter()
+                    .map(|s| (s.base_url().to_string(), s.tcp_addr())),
+            )
+            .collect()
     } else {
         match start_relays(&entry, &link, &base_url, tcp_addr).await {
             Ok(rs) => {
@@ -139,24 +159,38 @@ pub(crate) async fn run_transport(
         }
     };
     let mut server_pid = server.as_ref().map(ServerProcess::pid);
-    // The sampler follows a restarted server to its new process.
-    let shared_pid = Arc::new(std::sync::atomic::AtomicU32::new(server_pid.unwrap_or(0)));
+    // Every server summed; the sampler follows a restarted server to its new process.
+    let mut procs = Procs::one(server_pid);
+    procs.more_servers = others.iter().map(ServerProcess::pid).collect();
+    procs.broker = broker.as_ref().map_or(0, ServerProcess::pid);
+    let shared_pid = procs.server.clone();
+    let presence = Presence::new();
+    // The agents, started before the baseline (their clients come later).
+    let agents = match start_agents(&entry, &presence).await {
+        Ok(a) => a,
+        Err(problem) => {
+            stop_all(server, others, broker, Vec::new()).await;
+            let r = unstarted((transport, target_name), scenario, problem);
+            progress.finish(&r);
+            return (Some(with_repetition(r, repetition)), false);
+        }
+    };
+    if let Some(a) = &agents {
+        procs.agents = a.pids();
+    }
+    let agent_clocks = agents.as_ref().map(AgentFleet::clocks).unwrap_or_default();
     // Before any client: the baseline of memory (once the previous run's
     // sockets have closed), and the settings the server states.
     probe::settle_sockets(SETTLE).await;
-    let baseline = probe::sample(server_pid);
+    let baseline = probe::sample(&procs);
     // A target has no `/stats`: its bytes on the wire are not counted.
-    let stats_url = foreign.is_none().then_some(base_url.as_str());
-    let baseline_stats = match stats_url {
-        Some(url) => server_process::fetch_stats(url).await.ok(),
-        None => None,
+    let stats_urls: Vec<String> = if foreign.is_none() {
+        targets_of_servers(&base_url, &others)
+    } else {
+        Vec::new()
     };
-    let presence = Presence::new();
-    let sampler = Sampler::following(
-        shared_pid.clone(),
-        Some(presence.clone()),
-        probe::SAMPLE_EVERY,
-    );
+    let baseline_stats = watch::fetch_summed_stats(&stats_urls).await;
+    let sampler = Sampler::following(procs.clone(), Some(presence.clone()), probe::SAMPLE_EVERY);
     let window = Arc::new(Window::new());
     let lag_probe = LagProbe::start(window.clone());
 
@@ -173,20 +207,43 @@ pub(crate) async fn run_transport(
     let parts = fleet_parts(transport, scenario, &schedule);
     // Chat senders wait for the window: it is sent to them once fixed.
     let (send_window, send_window_rx) = tokio::sync::watch::channel(None);
-    let clients = fleet_clients(
-        &parts,
-        (&targets, foreign),
-        (&window, &presence),
-        &send_window_rx,
-    );
-    let fleet = Fleet::start(clients, scenario.connect_rate, presence);
+    let path = foreign.map(|(_, t)| t.path.as_str());
+    let mut fleet = match agents {
+        None => {
+            let clients = fleet_clients(
+                &parts,
+                Slice::ALL,
+                (&targets, path),
+                (&window, &presence),
+                &send_window_rx,
+            );
+            AnyFleet::Local(Fleet::start(clients, scenario.connect_rate, presence))
+        }
+        Some(mut a) => {
+            let spec = SliceSpec {
+                scenario: scenario.clone(),
+                transport,
+                schedule,
+                targets: targets.clone(),
+                path: path.map(str::to_string),
+                slice: Slice::ALL,
+            };
+            if let Err(err) = a.start(&spec).await {
+                problems.push(format!(
+                    "the fleet agents could not start their clients: {err:#}"
+                ));
+            }
+            AnyFleet::Agents(a)
+        }
+    };
     progress.connecting();
     let ramp = Duration::from_secs_f64(scenario.clients as f64 / scenario.connect_rate);
     // Short-polling clients "connect" at their first answer, up to one interval in.
     let connect_bound = ramp + scenario.poll_interval + CONNECT_SLACK;
     let mut watch = Watch {
-        fleet: &fleet,
+        fleet: &mut fleet,
         server: server.as_mut(),
+        others: &mut others,
         interrupt: &opts.interrupt,
         progress: &progress,
     };
@@ -198,14 +255,14 @@ pub(crate) async fn run_transport(
     if matches!(ended, Waited::Deadline) {
         problems.push(format!(
             "only {} of {clients} clients connected within {} (the run went on)",
-            fleet.connected(),
+            watch.fleet.connected(),
             fmt_duration(round_s(connect_bound))
         ));
         ended = Waited::Done;
     }
     // Connected and (with rare events) idle: memory per connection is this minus the baseline.
-    let idle = probe::sample(server_pid);
-    let idle_clients = fleet.connected();
+    let idle = probe::sample(&procs);
+    let idle_clients = watch.fleet.connected();
 
     // 3. Fix the window before it opens, then warm up, measure and drain.
     let mut window_start = 0;
@@ -223,7 +280,8 @@ pub(crate) async fn run_transport(
                 base_url: &base_url,
                 restart: restart_ctx.as_ref(),
                 shared_pid: &shared_pid,
-                stats_url,
+                procs: &procs,
+                stats_urls: &stats_urls,
             },
             &mut server_pid,
             &mut fault_log,
@@ -234,9 +292,12 @@ pub(crate) async fn run_transport(
     // The window was cut: by Ctrl-C, or because the server died or was lost.
     let ended_early = !matches!(ended, Waited::Done | Waited::Deadline);
     let interrupted = note_cut(ended, &window, &mut problems);
+    if ended_early {
+        fleet.cut(window.end_us()).await;
+    }
     if at_start.is_some() && at_end.is_none() {
         // Cut short: the window's costs run to the cut (if the server is still there).
-        at_end = Some(Snapshot::take(server_pid, stats_url).await);
+        at_end = Some(Snapshot::take(&procs, &stats_urls).await);
     }
     if let Some(u) = at_end.as_mut().and_then(|s| s.server.as_mut()) {
         // CPU of the killed servers since they started, so that end − start
@@ -245,14 +306,12 @@ pub(crate) async fn run_transport(
         u.cpu_s += fault_log.cpu_carry_s;
     }
     // Totals since the server started, handshakes included, and the peak RSS it ever had.
-    let drained_stats = if let (Some(_), Some(url)) = (&at_start, stats_url) {
-        server_process::fetch_stats(url).await.ok()
+    let drained_stats = if at_start.is_some() {
+        watch::fetch_summed_stats(&stats_urls).await
     } else {
         None
     };
-    let hwm = server_pid
-        .and_then(|pid| probe::read_process(Some(pid)))
-        .map(|u| u.hwm_bytes);
+    let hwm = procs.server_usage().map(|u| u.hwm_bytes);
     // Chat: each chat part's topics' last ids, while the server is still there.
     let chat_last = if at_start.is_some() {
         chat_last_of(&parts, &base_url, &mut problems).await
@@ -262,8 +321,23 @@ pub(crate) async fn run_transport(
 
     // 4. Stop everything (bounded), then verify.
     progress.stopping();
-    let outcome = fleet.stop(fleet::STOP_TIMEOUT).await;
-    problems.extend(outcome.problems);
+    let window_end = window.end_us().max(window_start);
+    let slack = OUTAGE_SLACK
+        + if transport == TransportKind::ShortPoll {
+            scenario.poll_interval
+        } else {
+            Duration::ZERO
+        };
+    let outage_times = outage_spans(&fault_log.outages, slack.as_micros() as u64);
+    let counted = fleet
+        .stop(
+            &parts,
+            &chat_last,
+            (window_start, window_end),
+            &outage_times,
+        )
+        .await;
+    problems.extend(counted.problems);
     // The browsers hand over their records while the server still runs.
     let browsers_stopped = match browsers {
         Ok(Some(b)) => Ok(Some(b.stop().await)),
@@ -281,28 +355,8 @@ pub(crate) async fn run_transport(
             tracing::warn!("stopping the link relay: {e:#}");
         }
     }
-    if let Some(server) = server {
-        match server.stop().await {
-            Ok(status) => tracing::debug!(%transport, %status, "push-server stopped"),
-            Err(e) => tracing::warn!(%transport, "stopping push-server: {e:#}"),
-        }
-    }
-
-    let window_end = window.end_us().max(window_start);
-    let slack = OUTAGE_SLACK
-        + if transport == TransportKind::ShortPoll {
-            scenario.poll_interval
-        } else {
-            Duration::ZERO
-        };
-    let outage_times = outage_spans(&fault_log.outages, slack.as_micros() as u64);
-    let part_totals = tally(
-        &parts,
-        outcome.recorders,
-        &chat_last,
-        (window_start, window_end),
-        &outage_times,
-    );
+    stop_all(server, others, broker, Vec::new()).await;
+    let part_totals = counted.part_totals;
     // Everything the fleet saw: the entry's counts, latency and recovery.
     let mut totals = Totals::new();
     for t in &part_totals {
@@ -341,13 +395,14 @@ pub(crate) async fn run_transport(
         drained_stats,
         hwm_bytes: hwm,
         timeline: &timeline,
-        lag: Summary::from_histogram(&lag),
+        lag: Summary::from_histogram(&merged_lag(lag, counted.agent_lag.as_ref())),
         fleet_cpus: &placement.fleet_cpus,
     };
     costs.fill(&mut result, baseline_stats.as_ref());
     result.ended_early = ended_early;
     result.fleet.relay_cpu_s = relay_cpu_s;
     result.fleet.link_emulator = emulation.name().map(str::to_string);
+    result.scale = costs.scale(scenario, agent_clocks);
     // The kernel's namespace goes only now, its server stopped.
     drop(emulation);
     finish_browsers(
@@ -409,39 +464,67 @@ fn faults_for<'a>(
     }
 }
 
-/// Every part's clients, in order, each with its recorder, client `i`
-/// connecting to `targets[i % targets.len()]` (the server, or the relays).
-fn fleet_clients(
-    parts: &[Part],
-    (targets, foreign): (&[FleetTarget], Option<(&str, &TargetSpec)>),
-    (window, presence): (&Arc<Window>, &Arc<Presence>),
-    send_window_rx: &tokio::sync::watch::Receiver<Option<(u64, u64)>>,
-) -> Vec<(clients::ClientConfig, Recorder)> {
-    let mut clients = Vec::with_capacity(parts.iter().map(|p| p.scenario.clients).sum());
-    for part in parts {
-        let sc = &part.scenario;
-        let hint =
-            (expected_per_client(sc, &part.schedule) * sc.duration.as_secs_f64()).ceil() as u64 + 2;
-        let (base_url, tcp_addr) = &targets[0];
-        let mut configs =
-            fleet::client_configs(part.transport, base_url, *tcp_addr, sc, send_window_rx);
-        fleet::place_group(&mut configs, part.first_topic, clients.len());
-        for mut c in configs {
-            // Several relays: client `i` of the whole fleet through relay `i % relays`.
-            let (url, tcp) = &targets[clients.len() % targets.len()];
-            c.base_url.clone_from(url);
-            c.tcp_addr = *tcp;
-            if let Some((_, target)) = foreign {
-                c.path = Some(target.path.clone());
-            }
-            let mut recorder = Recorder::new(window.clone(), presence.clone(), hint);
-            if sc.is_chat() {
-                recorder = recorder.chat(c.chat.as_ref().map(|c| c.sender));
-            }
-            clients.push((c, recorder));
+/// The fleet agents of `--agents N` (`None`: the fleet runs in this
+/// process), started and their clocks measured; the problem if they
+/// cannot start.
+async fn start_agents(
+    e: &Entry<'_>,
+    presence: &Arc<Presence>,
+) -> Result<Option<AgentFleet>, String> {
+    let n = e.scenario.agents;
+    if n == 0 {
+        return Ok(None);
+    }
+    let bin = crate::link::pushbench_bin(e.opts.server_bin.as_deref(), "fleet agents")
+        .map_err(|err| format!("{err:#}"))?;
+    let log_name = server_log_name(e.id, e.name);
+    let log_of = |k: usize| {
+        e.opts
+            .out_dir
+            .join(log_name.replacen("server-", &format!("agent{}-", k + 1), 1))
+    };
+    AgentFleet::spawn(n, &bin, &e.placement.fleet_cpus, log_of, presence.clone())
+        .await
+        .map(Some)
+        .map_err(|err| format!("{err:#}"))
+}
+
+/// Stops the server, the further servers, the broker and the relays
+/// (each bounded), saying in the log what did not stop cleanly.
+async fn stop_all(
+    server: Option<ServerProcess>,
+    others: Vec<ServerProcess>,
+    broker: Option<ServerProcess>,
+    relays: Vec<ServerProcess>,
+) {
+    let all = server.into_iter().chain(others).chain(relays).chain(broker);
+    for p in all {
+        let name = p.name().to_string();
+        match p.stop().await {
+            Ok(status) => tracing::debug!(%status, "{name} stopped"),
+            Err(e) => tracing::warn!("stopping {name}: {e:#}"),
         }
     }
-    clients
+}
+
+/// The `/stats` URLs of push-servers: the first and the others.
+fn targets_of_servers(base_url: &str, others: &[ServerProcess]) -> Vec<String> {
+    std::iter::once(base_url.to_string())
+        .chain(others.iter().map(|s| s.base_url().to_string()))
+        .collect()
+}
+
+/// The coordinator's timer lag with the agents' (whose runtimes run the
+/// clients), in one histogram.
+fn merged_lag(
+    own: hdrhistogram::Histogram<u64>,
+    agents: Option<&hdrhistogram::Histogram<u64>>,
+) -> hdrhistogram::Histogram<u64> {
+    match agents {
+        // The clients ran in the agents: their lag is the fleet's.
+        Some(a) => a.clone(),
+        None => own,
+    }
 }
 
 /// What the timed phases need besides the watch.
@@ -454,7 +537,8 @@ struct Phases<'a> {
     base_url: &'a str,
     restart: Option<&'a (ServerSpec, PathBuf, PathBuf)>,
     shared_pid: &'a Arc<AtomicU32>,
-    stats_url: Option<&'a str>,
+    procs: &'a Procs,
+    stats_urls: &'a [String],
 }
 
 /// Step 3: fixes the window before it opens, then warms up, measures
@@ -472,6 +556,7 @@ async fn timed_phases(
     let window_start = (protocol::now_us() + lead.as_micros() as u64).div_ceil(1000) * 1000;
     let window_end = window_start + p.scenario.duration.as_micros() as u64;
     p.window.set(window_start, window_end);
+    watch.fleet.set_window(window_start, window_end).await;
     p.send_window.send_replace(Some((window_start, window_end)));
     let phases = [
         (Timed::WarmingUp, instant_at(window_start)),
@@ -509,8 +594,8 @@ async fn timed_phases(
             break;
         }
         match phase {
-            Timed::WarmingUp => at_start = Some(Snapshot::take(*server_pid, p.stats_url).await),
-            Timed::Measuring => at_end = Some(Snapshot::take(*server_pid, p.stats_url).await),
+            Timed::WarmingUp => at_start = Some(Snapshot::take(p.procs, p.stats_urls).await),
+            Timed::Measuring => at_end = Some(Snapshot::take(p.procs, p.stats_urls).await),
             Timed::Draining => {}
         }
         phase_start = until;
@@ -533,7 +618,7 @@ fn note_cut(ended: Waited, window: &Window, problems: &mut Vec<String>) -> bool 
             window.cut(protocol::now_us());
             true
         }
-        Waited::ServerExited(msg) => {
+        Waited::ServerExited(msg) | Waited::FleetLost(msg) => {
             problems.push(msg);
             window.cut(protocol::now_us());
             false

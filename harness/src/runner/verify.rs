@@ -2,66 +2,13 @@
 //! mixed run), what each client should have received, and each part's
 //! result: every expected id once, in order; chat messages round-tripped.
 
-use crate::fleet;
-use crate::recorder::Recorder;
+use crate::fleet::parts::Part;
 use crate::recorder::Totals;
 use crate::results::{self, GroupResult, Histograms, Summary, TransportResult};
 use crate::scenario::Scenario;
 use crate::scenario::check::fmt_duration;
 use crate::server_process::{self};
 use protocol::{Schedule, TransportKind};
-
-/// One part of a run's fleet: clients of one transport on their own range
-/// of topics with their own schedule. A mixed run has one per group;
-/// any other run is one part, the whole fleet.
-#[derive(Debug, Clone)]
-pub(crate) struct Part {
-    /// The group's name (`None` outside a mixed run).
-    pub(super) name: Option<String>,
-    /// What its clients speak.
-    pub(super) transport: TransportKind,
-    /// The part's own scenario: its clients, topics, rate and chat keys
-    /// (see [`crate::scenario::Group::scenario`]).
-    pub(super) scenario: Scenario,
-    /// Index of its first topic on the server.
-    pub(super) first_topic: u32,
-    /// Its topics' schedule (topic `j` of it is the server's `first_topic + j`).
-    pub(super) schedule: Schedule,
-}
-
-/// The parts of a run's fleet (see [`Part`]); `schedule` is the server's
-/// (only its start epoch counts in a mixed run, whose groups have their own).
-pub(crate) fn fleet_parts(
-    transport: TransportKind,
-    scenario: &Scenario,
-    schedule: &Schedule,
-) -> Vec<Part> {
-    if !scenario.is_mixed() {
-        return vec![Part {
-            name: None,
-            transport,
-            scenario: scenario.clone(),
-            first_topic: 0,
-            schedule: *schedule,
-        }];
-    }
-    let schedules = protocol::schedule::TopicGroup::schedules(
-        &scenario.topic_groups(),
-        schedule.start_epoch_us,
-    );
-    scenario
-        .group
-        .iter()
-        .zip(schedules)
-        .map(|(g, (first_topic, schedule))| Part {
-            name: Some(g.name.clone()),
-            transport: g.transport,
-            scenario: g.scenario(scenario),
-            first_topic,
-            schedule,
-        })
-        .collect()
-}
 
 /// Name of a mixed run's entry in progress lines and its server's log.
 pub(crate) const MIXED: &str = "mixed";
@@ -147,17 +94,6 @@ pub(crate) fn mixed_result(
     r.problems = problems;
     r.groups = groups;
     r
-}
-
-/// Events one client should receive per second: the generator's rate on
-/// its topic, or in a chat run the messages of its topic's senders.
-pub(crate) fn expected_per_client(scenario: &Scenario, schedule: &Schedule) -> f64 {
-    if scenario.is_chat() {
-        let topics = (scenario.topics.max(1) as usize).min(scenario.clients.max(1));
-        scenario.senders.div_ceil(topics) as f64 * scenario.send_rate
-    } else {
-        schedule.rate
-    }
 }
 
 /// The last id of every topic a client of `scenario` is on (index = its
@@ -297,46 +233,4 @@ pub(crate) fn build_result(
         habits: t.habits,
         ..TransportResult::empty(transport)
     }
-}
-
-/// Step 5, the counting: each part's clients against what its schedule (or,
-/// for chat, its topics' last ids) put in the window, events lost to a
-/// fault's outage told apart. Recorders come in the fleet's order, part by
-/// part; a client whose task was lost counts all its expected ids missing.
-pub(super) fn tally(
-    parts: &[Part],
-    recorders: Vec<Option<Recorder>>,
-    chat_last: &[Option<Vec<u64>>],
-    (window_start, window_end): (u64, u64),
-    outage_times: &[(u64, u64, usize)],
-) -> Vec<Totals> {
-    let mut outage_ids = Vec::new();
-    let mut recorders = recorders.into_iter();
-    let mut part_totals = Vec::with_capacity(parts.len());
-    for (part, last_ids) in parts.iter().zip(chat_last) {
-        let schedule = &part.schedule;
-        let mut totals = Totals::new();
-        for (j, rec) in recorders.by_ref().take(part.scenario.clients).enumerate() {
-            // The part's own topic index: its schedule counts from its first topic.
-            let topic = fleet::topic_of(j, schedule.topics);
-            let expected = match last_ids {
-                Some(last) => last
-                    .get(topic as usize)
-                    .and_then(|&n| (n > 0).then_some((1, n))),
-                None => schedule.ids_in_window(topic, window_start, window_end),
-            };
-            outage_ids.clear();
-            outage_ids.extend(outage_times.iter().filter_map(|&(a, b, epoch)| {
-                schedule
-                    .ids_in_window(topic, a, b)
-                    .map(|(first, last)| (first, last, epoch))
-            }));
-            match rec {
-                Some(r) => totals.merge(&r.finish_with_outages(expected, &outage_ids)),
-                None => totals.add_lost_clients(1, expected.map_or(0, |(a, b)| b - a + 1)),
-            }
-        }
-        part_totals.push(totals);
-    }
-    part_totals
 }

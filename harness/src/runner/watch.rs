@@ -2,11 +2,11 @@
 //! on Ctrl-C, or when the server dies, whichever comes first ([`Watch`]);
 //! and the server's figures at one instant ([`Snapshot`]).
 
-use crate::fleet::Fleet;
-use crate::probe::{self, ProcUsage};
+use crate::probe::{self, ProcUsage, Procs};
 use crate::progress::TransportProgress;
 use crate::results::TcpEvents;
 use crate::runner::bounds::TICK;
+use crate::runner::fleets::AnyFleet;
 use crate::server_process::{self, ServerProcess, ServerStats};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,12 +25,16 @@ pub(crate) enum Waited {
     ServerExited(String),
     /// A restarted server did not come back (the message says why): the run ends.
     ServerLost(String),
+    /// A fleet agent died (the message says how): the window ends, the run goes on.
+    FleetLost(String),
 }
 
 /// Everything a wait watches.
 pub(crate) struct Watch<'a> {
-    pub(super) fleet: &'a Fleet,
+    pub(super) fleet: &'a mut AnyFleet,
     pub(super) server: Option<&'a mut ServerProcess>,
+    /// The other processes the run needs: further servers, the broker.
+    pub(super) others: &'a mut [ServerProcess],
     pub(super) interrupt: &'a CancellationToken,
     pub(super) progress: &'a TransportProgress,
 }
@@ -42,11 +46,24 @@ impl Watch<'_> {
         &mut self,
         deadline: Instant,
         phase_start: Instant,
-        done: impl Fn(&Fleet) -> bool,
+        done: impl Fn(&AnyFleet) -> bool,
     ) -> Waited {
         loop {
             if done(self.fleet) {
                 return Waited::Done;
+            }
+            for other in self.others.iter_mut() {
+                if let Some(status) = other.exited() {
+                    return Waited::ServerExited(format!(
+                        "{} ({}) exited unexpectedly ({status}){}",
+                        other.name(),
+                        other.base_url(),
+                        other.log_tail()
+                    ));
+                }
+            }
+            if let Some(why) = self.fleet.failure() {
+                return Waited::FleetLost(why);
             }
             if let Some(server) = self.server.as_deref_mut() {
                 if let Some(status) = server.exited() {
@@ -81,6 +98,25 @@ impl Watch<'_> {
     }
 }
 
+/// `/stats` of every server of `urls`, summed (`None` if there is none or
+/// one cannot be read: a partial sum would be no figure).
+pub(super) async fn fetch_summed_stats(urls: &[String]) -> Option<ServerStats> {
+    let mut sum: Option<ServerStats> = None;
+    for url in urls {
+        match server_process::fetch_stats(url).await {
+            Ok(s) => match sum.as_mut() {
+                Some(total) => total.add(&s),
+                None => sum = Some(s),
+            },
+            Err(e) => {
+                tracing::warn!("GET /stats: {e:#}");
+                return None;
+            }
+        }
+    }
+    sum
+}
+
 /// The tokio instant of a wall-clock time (µs since the Unix epoch).
 pub(crate) fn instant_at(us: u64) -> Instant {
     let now_us = protocol::now_us();
@@ -99,6 +135,8 @@ pub(crate) fn instant_at(us: u64) -> Instant {
 pub(crate) struct Snapshot {
     pub(super) stats: Option<ServerStats>,
     pub(super) server: Option<ProcUsage>,
+    /// The broker of servers scaled out (`None` without one).
+    pub(super) broker: Option<ProcUsage>,
     pub(super) fleet: Option<ProcUsage>,
     /// The kernel's cumulative TCP event counters.
     pub(super) tcp: Option<TcpEvents>,
@@ -106,24 +144,18 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// Reads `/proc` first (instantaneous), then `/stats` (bounded) of
-    /// `stats_url` (`None`: a target, which has no `/stats`).
-    pub(super) async fn take(server_pid: Option<u32>, stats_url: Option<&str>) -> Self {
-        let server = server_pid.and_then(|pid| probe::read_process(Some(pid)));
-        let fleet = probe::read_process(None);
+    /// every server of `stats_urls`, summed (none: a target, which has no
+    /// `/stats`; one that cannot be read: no figure).
+    pub(super) async fn take(procs: &Procs, stats_urls: &[String]) -> Self {
+        let server = procs.server_usage();
+        let fleet = procs.fleet_usage();
+        let broker = procs.broker_usage();
         let tcp = probe::read_tcp_counters();
-        let stats = match stats_url {
-            Some(url) => match server_process::fetch_stats(url).await {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!("GET /stats: {e:#}");
-                    None
-                }
-            },
-            None => None,
-        };
+        let stats = fetch_summed_stats(stats_urls).await;
         Self {
             stats,
             server,
+            broker,
             fleet,
             tcp,
         }

@@ -106,6 +106,19 @@ pub struct ScenarioArgs {
     /// tcp); needs Node.js 20+ and Chromium [default: the scenario's; 0].
     #[arg(long, value_name = "N")]
     pub browser_clients: Option<usize>,
+    /// push-server processes sharing one event stream through the broker;
+    /// client i connects to server i % N [default: the scenario's; 1].
+    #[arg(long, value_name = "N")]
+    pub servers: Option<usize>,
+    /// The broker between servers: none or redis (pushbench starts
+    /// redis-server itself) [default: the scenario's; none].
+    #[arg(long, value_name = "BROKER")]
+    pub broker: Option<crate::scenario::scale::Broker>,
+    /// Fleet agents: N `pushbench agent` processes, client i in agent i % N,
+    /// their histograms merged exactly; 0 runs the fleet in this process
+    /// [default: the scenario's; 0].
+    #[arg(long, value_name = "N")]
+    pub agents: Option<usize>,
 }
 
 impl ScenarioArgs {
@@ -185,6 +198,12 @@ impl ScenarioArgs {
                 "--browser-clients",
                 self.browser_clients.map(|v| v.to_string()),
             ),
+            ("--servers", self.servers.map(|v| v.to_string())),
+            (
+                "--broker",
+                self.broker.map(|b| format!("{b:?}").to_lowercase()),
+            ),
+            ("--agents", self.agents.map(|v| v.to_string())),
             (
                 "--link-emulator",
                 self.link_emulator.map(|e| format!("{e:?}").to_lowercase()),
@@ -253,6 +272,9 @@ impl ScenarioArgs {
             link: self.link_flags(&s.link),
             link_emulator: self.link_emulator,
             browser_clients: self.browser_clients,
+            servers: self.servers,
+            broker: self.broker,
+            agents: self.agents,
             ..ScenarioPatch::default()
         });
         Ok(s)

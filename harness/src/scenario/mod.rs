@@ -38,6 +38,7 @@ pub mod group;
 pub mod lines;
 pub mod mixed;
 pub mod pin;
+pub mod scale;
 pub mod sweep;
 
 impl Scenario {
@@ -306,6 +307,15 @@ scenario_fields! {
     /// `WebSocket`; none for the raw-TCP floor), verified and timed like the
     /// fleet's ([`crate::browser`]); 0: none.
     browser_clients: usize,
+    /// push-server processes sharing one event stream through `broker`;
+    /// client `i` connects to server `i % servers` ([`crate::scenario::scale`]).
+    servers: usize,
+    /// The broker between servers: `none`, or `redis` (pushbench starts
+    /// Debian's `redis-server` itself).
+    broker: crate::scenario::scale::Broker,
+    /// Fleet agents: 0 runs every client in this process; N runs client
+    /// `i` in agent process `i % N` ([`crate::agent`]).
+    agents: usize,
 }
 
 impl Default for Scenario {
@@ -475,6 +485,7 @@ impl Scenario {
         if self.is_mixed() {
             self.validate_groups(fd_limit)?;
         }
+        self.validate_scale()?;
         if self.sweep.is_active() {
             self.sweep.validate()?;
             let points = self.points();
@@ -520,12 +531,14 @@ impl Scenario {
         for (name, target) in &self.targets {
             target.validate(name)?;
         }
-        let max_clients = max_clients(fd_limit);
+        let max_clients = max_clients(fd_limit).saturating_mul(self.processes() as u64);
         if self.clients < 1 || self.clients as u64 > max_clients {
             let why = match fd_limit {
-                Some(l) => {
-                    format!(" (the open-file limit is {l}; one file per client plus headroom)")
-                }
+                Some(l) => format!(
+                    " (the open-file limit is {l} per process; one file per client plus \
+                     headroom{})",
+                    scale::more_processes_hint(self)
+                ),
                 None => String::new(),
             };
             bail!(

@@ -24,7 +24,9 @@ use crate::scenario::check::fmt_duration;
 use crate::sys::pre_exec_setup;
 use crate::sys::signal_group;
 
+mod redis;
 mod spec;
+pub use redis::{REDIS_BIN, REDIS_INSTALL, find_redis};
 pub use spec::{ServerSpec, target_env};
 
 /// File name of the server binary.
@@ -405,7 +407,7 @@ fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
 }
 
 /// `; last log lines: a | b` from the end of the log file, or empty.
-fn log_tail_suffix(path: &Path) -> String {
+pub(crate) fn log_tail_suffix(path: &Path) -> String {
     let text = std::fs::read(path).unwrap_or_default();
     // Only the end matters; a huge log is not read into a message whole.
     let text = String::from_utf8_lossy(&text[text.len().saturating_sub(8192)..]).into_owned();

@@ -45,6 +45,12 @@ pub struct ServerSpec {
     /// The network namespace to run in (the kernel link emulator's; `None`:
     /// this process's own).
     pub netns: Option<String>,
+    /// The broker to share events through (`redis://HOST:PORT`, push-server's
+    /// `--broker`; `None`: this server generates its own events).
+    pub broker: Option<String>,
+    /// With `broker`: this server runs the schedule and publishes each
+    /// event once (`--broker-publish`); the others read them.
+    pub broker_publish: bool,
 }
 
 impl ServerSpec {
@@ -70,6 +76,8 @@ impl ServerSpec {
             listen: None,
             tcp_listen: None,
             netns: None,
+            broker: None,
+            broker_publish: false,
         }
     }
 
@@ -121,6 +129,12 @@ impl ServerSpec {
         }
         if let Some(token) = &self.admin_token {
             flag("--admin-token", token.clone());
+        }
+        if let Some(url) = &self.broker {
+            flag("--broker", url.clone());
+            if self.broker_publish {
+                a.push("--broker-publish".to_string());
+            }
         }
         a
     }

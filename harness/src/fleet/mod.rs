@@ -21,6 +21,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::recorder::{Presence, Recorder};
+
+pub mod parts;
 use crate::scenario::Scenario;
 
 /// Bound on the fleet stopping after it is cancelled.

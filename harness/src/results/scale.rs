@@ -1,0 +1,28 @@
+//! A scaled-out entry's own figures: its servers behind a broker, and its
+//! fleet agents with their clock offsets.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::agent::remote::ClockOffset;
+
+/// How an entry was spread over processes (`null` for one push-server and
+/// a fleet in one process, and in files before).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ScaleFigures {
+    /// push-server processes; the entry's `server` figures are their sum.
+    pub servers: usize,
+    /// The broker between them (`redis`), or `null`.
+    pub broker: Option<String>,
+    /// The broker process's CPU seconds over the window (`null` without one
+    /// or when it could not be read at both ends).
+    pub broker_cpu_s: Option<f64>,
+    /// The broker's resident memory at the window's end, bytes.
+    pub broker_rss_bytes: Option<u64>,
+    /// Fleet agents (0: the fleet ran in the coordinator); the entry's
+    /// `fleet` figures are the coordinator's and every agent's, summed.
+    pub agents: usize,
+    /// Each agent's clock against the coordinator's, in agent order.
+    pub agent_clocks: Vec<ClockOffset>,
+}

@@ -1,0 +1,93 @@
+//! Step 1 of a scaled-out run (`servers`, `broker = "redis"`): Redis, then
+//! N push-servers sharing one event stream through it. Server 1 runs the
+//! schedule and publishes each event once (`--broker-publish`); every
+//! server (server 1 too) fans out what it reads from Redis, with the
+//! publisher's ids, so a client may resume on any of them. All on the
+//! server cores; logs `broker-…` and `server{k}-…` beside the results.
+
+use crate::progress::TransportProgress;
+use crate::runner::plan::server_log_name;
+use crate::runner::start::{Entry, NotStarted, Started};
+use crate::server_process::{ServerProcess, ServerSpec};
+
+/// The broker and every server, started in order (all, or none: those
+/// already started are stopped again).
+pub(super) async fn start_cluster(
+    e: &Entry<'_>,
+    progress: &TransportProgress,
+) -> Result<(Started, ServerProcess, Vec<ServerProcess>), NotStarted> {
+    let n = e.scenario.servers;
+    progress.starting(&format!("starting redis-server and {n} push-servers"));
+    let Some(bin) = e.opts.server_bin.as_deref() else {
+        return Err(NotStarted::Failed(
+            "no push-server binary given".to_string(),
+        ));
+    };
+    let log_name = server_log_name(e.id, e.name);
+    let broker_log = e
+        .opts
+        .out_dir
+        .join(log_name.replacen("server-", "broker-", 1));
+    let started = tokio::select! {
+        () = e.opts.interrupt.cancelled() => return Err(NotStarted::Interrupted),
+        s = ServerProcess::start_redis(&e.placement.server_cpus, &broker_log) => s,
+    };
+    let broker = started.map_err(|err| NotStarted::Failed(format!("{err:#}")))?;
+    tracing::info!(
+        pid = broker.pid(),
+        url = broker.redis_url(),
+        "redis-server ready"
+    );
+    // A whole millisecond, in the future, and the same for every server.
+    let start_epoch_us = protocol::now_us().div_ceil(1000) * 1000;
+    let mut servers: Vec<ServerProcess> = Vec::with_capacity(n);
+    let mut spec = ServerSpec::from_scenario(e.scenario, start_epoch_us);
+    spec.tcp = e.transport == protocol::TransportKind::Tcp;
+    spec.cpus = e.placement.server_cpus.clone();
+    spec.broker = Some(broker.redis_url().to_string());
+    for k in 0..n {
+        spec.broker_publish = k == 0;
+        let log =
+            e.opts
+                .out_dir
+                .join(log_name.replacen("server-", &format!("server{}-", k + 1), 1));
+        let started = tokio::select! {
+            () = e.opts.interrupt.cancelled() => Err(None),
+            s = ServerProcess::start(bin, &spec, &log) => s.map_err(Some),
+        };
+        match started {
+            Ok(s) => {
+                tracing::info!(
+                    server = k + 1,
+                    pid = s.pid(),
+                    url = s.base_url(),
+                    "push-server ready"
+                );
+                servers.push(s);
+            }
+            Err(err) => {
+                for s in servers {
+                    let _ = s.stop().await;
+                }
+                let _ = broker.stop().await;
+                return Err(match err {
+                    None => NotStarted::Interrupted,
+                    Some(err) => NotStarted::Failed(format!(
+                        "push-server {} of {n} (behind the broker): {err:#}",
+                        k + 1
+                    )),
+                });
+            }
+        }
+    }
+    let mut servers = servers.into_iter();
+    let first = servers.next().expect("servers >= 1");
+    let started = Started {
+        base_url: first.base_url().to_string(),
+        tcp_addr: first.tcp_addr(),
+        server: Some(first),
+        schedule: spec.schedule,
+        restart: None,
+    };
+    Ok((started, broker, servers.collect()))
+}

@@ -1,0 +1,127 @@
+//! Beyond one process: the scenario keys `servers`, `broker` and `agents`,
+//! and what they may be combined with.
+//!
+//! One process here holds at most its open-file limit in sockets, so one
+//! push-server and one fleet each top out near it. `servers = N` runs N
+//! push-servers sharing one event stream through Redis (`broker =
+//! "redis"`); `agents = N` runs the fleet in N `pushbench agent`
+//! processes. A run's clients are then bounded by the fewer of the two
+//! sides' processes times one process's limit.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Contender, Scenario};
+
+/// Most push-server processes behind one broker.
+pub const MAX_SERVERS: usize = 64;
+
+/// Most fleet agents.
+pub const MAX_AGENTS: usize = 64;
+
+/// The broker between push-servers (scenario key `broker`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Broker {
+    /// No broker: one push-server generates its own events.
+    #[default]
+    None,
+    /// Redis Streams (`push-server --broker redis://…`): one server
+    /// publishes each event once, every server reads them, and history
+    /// for resuming comes from the streams.
+    Redis,
+}
+
+impl Scenario {
+    /// The processes a run's clients spread over on its narrower side:
+    /// the fleet's (1, or `agents`) or the servers'.
+    pub fn processes(&self) -> usize {
+        self.agents.max(1).min(self.servers.max(1))
+    }
+
+    /// Whether the run's servers share their events through a broker.
+    pub fn brokered(&self) -> bool {
+        self.broker != Broker::None
+    }
+
+    /// Checks `servers`, `broker` and `agents`, and what they may be
+    /// combined with; the message names what is not built yet.
+    pub(crate) fn validate_scale(&self) -> anyhow::Result<()> {
+        if self.servers < 1 || self.servers > MAX_SERVERS {
+            bail!(
+                "`servers` must be between 1 and {MAX_SERVERS}, got {}",
+                self.servers
+            );
+        }
+        if self.agents > MAX_AGENTS {
+            bail!(
+                "`agents` must be between 0 and {MAX_AGENTS} (0: the fleet runs in this \
+                 process), got {}",
+                self.agents
+            );
+        }
+        if self.servers > 1 && !self.brokered() {
+            bail!(
+                "`servers = {}` needs a broker to share one event stream: set `broker = \
+                 \"redis\"` (or --broker redis)",
+                self.servers
+            );
+        }
+        if self.brokered() {
+            let why_not = if self
+                .transports
+                .iter()
+                .any(|t| matches!(t, Contender::Target(_)))
+            {
+                Some("a [targets] entry (only push-server speaks to a broker)")
+            } else if self.is_chat() {
+                Some("chat (`senders`): with a broker only the publishing server assigns ids")
+            } else if self.is_mixed() {
+                Some("`[[group]]` (mixed runs) yet")
+            } else if !self.faults.is_empty() {
+                Some("`faults` yet")
+            } else if !self.link_spec().is_ok_and(|l| l.is_loopback()) {
+                Some("a `link` other than loopback yet")
+            } else {
+                None
+            };
+            if let Some(why) = why_not {
+                bail!("`broker = \"redis\"` cannot be combined with {why}");
+            }
+        }
+        if self.agents > 0 {
+            let why_not = if self.is_chat() {
+                Some("chat (`senders`) yet")
+            } else if !self.faults.is_empty() {
+                Some("`faults` yet")
+            } else if !self.link_spec().is_ok_and(|l| l.is_loopback()) {
+                Some("a `link` other than loopback yet")
+            } else {
+                None
+            };
+            if let Some(why) = why_not {
+                bail!("`agents` cannot be combined with {why}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What would let a fleet larger than one process's limit run, for the
+/// message refusing it.
+pub(crate) fn more_processes_hint(s: &Scenario) -> String {
+    let need = |n: usize| n <= 1;
+    match (need(s.agents), need(s.servers)) {
+        (true, true) => "; `agents` and `servers` (with `broker = \"redis\"`) spread clients \
+                         over more processes"
+            .to_string(),
+        (true, false) => "; `agents` spreads the fleet over more processes".to_string(),
+        (false, true) => {
+            "; `servers` (with `broker = \"redis\"`) spreads them over more servers".to_string()
+        }
+        (false, false) => format!(
+            " in each of min(agents, servers) = {} processes",
+            s.processes()
+        ),
+    }
+}
