@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -18,6 +17,7 @@ use tokio::sync::mpsc;
 use super::wire::{AgentReport, FromAgent, SliceSpec, ToAgent};
 use crate::fleet::parts::{Part, Slice};
 use crate::recorder::{Presence, Totals};
+pub use crate::results::ClockOffset;
 use crate::server_process::log_tail_suffix;
 use crate::sys::pre_exec_setup;
 
@@ -30,17 +30,6 @@ pub const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Clock exchanges per agent; the one with the shortest round trip counts.
 const CLOCK_ROUNDS: usize = 8;
-
-/// An agent's clock against the coordinator's, from an NTP-style
-/// exchange: `offset_us` = agent − coordinator at the exchange's midpoint,
-/// true within ± `bound_us` (half the shortest round trip).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct ClockOffset {
-    /// Agent clock minus coordinator clock, µs.
-    pub offset_us: i64,
-    /// How far off `offset_us` can be, µs.
-    pub bound_us: u64,
-}
 
 /// What every agent's stdout reader shares: per agent its clients ever
 /// connected and connected now, the fleet's sum of them, and the first

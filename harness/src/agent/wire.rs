@@ -199,3 +199,120 @@ impl TryFrom<TotalsWire> for Totals {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hdrhistogram::Histogram;
+
+    /// Values spread like latencies: mostly a few ms, a tail to seconds.
+    fn values(n: u64, seed: u64) -> Vec<u64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                // xorshift: deterministic, no dependency.
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let base = 200 + x % 5_000;
+                if x % 97 == 0 { base * 400 } else { base }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn agents_totals_merge_into_exactly_the_histogram_of_one_process() {
+        let all = values(100_000, 0x9e37_79b9_7f4a_7c15);
+        // One process recording every value...
+        let mut one = crate::recorder::total_histogram();
+        for &v in &all {
+            one.record(v).unwrap();
+        }
+        // ...and four agents recording a quarter each (client i in agent
+        // i % 4), each sent through the wire as JSON, then merged.
+        let mut merged = Totals::new();
+        let mut per_agent_p99 = Vec::new();
+        for k in 0..4 {
+            let mut t = Totals::new();
+            t.clients = 1;
+            for (i, &v) in all.iter().enumerate() {
+                if i % 4 == k {
+                    t.latency.record(v).unwrap();
+                    t.counts.delivered += 1;
+                }
+            }
+            per_agent_p99.push(t.latency.value_at_quantile(0.99));
+            let line = serde_json::to_string(&TotalsWire::from(&t)).unwrap();
+            let back: TotalsWire = serde_json::from_str(&line).unwrap();
+            merged.merge(&Totals::try_from(back).unwrap());
+        }
+        assert_eq!(merged.counts.delivered, all.len() as u64);
+        assert_eq!(merged.clients, 4);
+        let h: &Histogram<u64> = &merged.latency;
+        assert_eq!(h.len(), one.len());
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 0.9999, 1.0] {
+            assert_eq!(
+                h.value_at_quantile(q),
+                one.value_at_quantile(q),
+                "quantile {q}"
+            );
+        }
+        assert_eq!((h.min(), h.max()), (one.min(), one.max()));
+        assert_eq!(h.mean(), one.mean());
+        // Bucket by bucket, the same histogram.
+        let buckets = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        assert_eq!(buckets(h), buckets(&one));
+        assert_eq!(per_agent_p99.len(), 4);
+    }
+
+    #[test]
+    fn an_uneven_split_merges_exactly_where_averaging_percentiles_fails() {
+        // Agent 1's clients all fast; agent 2's have a 5 % tail at 1 s
+        // (a slow server behind one of them).
+        let mut a = Totals::new();
+        let mut b = Totals::new();
+        let mut one = crate::recorder::total_histogram();
+        for i in 0..1000u64 {
+            let (fast, tail) = (
+                1_000 + i % 50,
+                if i % 20 == 0 {
+                    1_000_000
+                } else {
+                    1_000 + i % 50
+                },
+            );
+            a.latency.record(fast).unwrap();
+            b.latency.record(tail).unwrap();
+            one.record(fast).unwrap();
+            one.record(tail).unwrap();
+        }
+        let averaged = (a.latency.value_at_quantile(0.99) + b.latency.value_at_quantile(0.99)) / 2;
+        let mut merged = Totals::new();
+        for t in [&a, &b] {
+            let back: TotalsWire =
+                serde_json::from_str(&serde_json::to_string(&TotalsWire::from(t)).unwrap())
+                    .unwrap();
+            merged.merge(&Totals::try_from(back).unwrap());
+        }
+        let exact = one.value_at_quantile(0.99);
+        assert_eq!(merged.latency.value_at_quantile(0.99), exact);
+        // 2.5 % of all values are at 1 s, so the true p99 is 1 s; the mean
+        // of the two agents' p99s says about half that.
+        assert!(exact >= 999_000, "{exact}");
+        assert!(
+            averaged < exact * 6 / 10,
+            "averaged {averaged} vs exact {exact}"
+        );
+    }
+
+    #[test]
+    fn a_report_with_a_bad_histogram_is_refused() {
+        let mut w = TotalsWire::from(&Totals::new());
+        w.latency_us = "not base64!".into();
+        assert!(Totals::try_from(w).is_err());
+    }
+}

@@ -322,6 +322,15 @@ fn cmd_run(args: &RunArgs, command_line: Vec<String>) -> Result<RunOutcome, Fail
     if scenario.browser_clients > 0 {
         crate::browser::check_available().map_err(usage)?;
     }
+    if scenario.brokered() {
+        if args.target.is_some() {
+            return Err(usage(anyhow::anyhow!(
+                "--target cannot run with a broker: pushbench starts the servers behind Redis \
+                 itself (`servers`, `broker`)"
+            )));
+        }
+        crate::server_process::find_redis().map_err(usage)?;
+    }
     let server_bin = match &args.target {
         Some(_) if scenario.sweep.rate.is_some() || scenario.sweep.payload_bytes.is_some() => {
             return Err(usage(anyhow::anyhow!(

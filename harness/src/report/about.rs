@@ -371,11 +371,46 @@ pub(crate) fn scenario_line(run: &RunFile) -> String {
             escape_md(&by)
         ));
     }
+    items.extend(scale_item(run));
     if items.is_empty() {
         "(not recorded)".to_string()
     } else {
         items.join(" · ")
     }
+}
+
+/// How the run was spread over processes: `4 push-servers behind redis,
+/// the fleet in 4 agents (clock offsets within ±24 µs)`; `None` for one
+/// server and a fleet in one process.
+fn scale_item(run: &RunFile) -> Option<String> {
+    let s = run.transports.iter().find_map(|t| t.scale.as_ref())?;
+    let mut parts = Vec::new();
+    match (&s.broker, s.servers) {
+        (Some(b), n) => parts.push(format!(
+            "{n} push-server{} behind {b}",
+            if n == 1 { "" } else { "s" }
+        )),
+        (None, n) if n > 1 => parts.push(format!("{n} push-servers")),
+        _ => {}
+    }
+    if s.agents > 0 {
+        let bound = run
+            .transports
+            .iter()
+            .filter_map(|t| t.scale.as_ref())
+            .flat_map(|s| &s.agent_clocks)
+            .map(|c| c.offset_us.unsigned_abs() + c.bound_us)
+            .max();
+        let clocks = bound.map_or(String::new(), |b| {
+            format!(" (clock offsets within ±{b} µs)")
+        });
+        parts.push(format!(
+            "the fleet in {} agent{}{clocks}",
+            s.agents,
+            if s.agents == 1 { "" } else { "s" }
+        ));
+    }
+    (!parts.is_empty()).then(|| escape_md(&parts.join(", ")))
 }
 
 /// The values of a JSON list, comma-separated.

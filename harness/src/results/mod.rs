@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod figures;
 mod scale;
-pub use scale::ScaleFigures;
+pub use scale::{ClockOffset, ScaleFigures};
 pub mod io;
 pub mod schema;
 pub mod summary;

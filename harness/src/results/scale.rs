@@ -4,8 +4,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::agent::remote::ClockOffset;
-
 /// How an entry was spread over processes (`null` for one push-server and
 /// a fleet in one process, and in files before).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -25,4 +23,16 @@ pub struct ScaleFigures {
     pub agents: usize,
     /// Each agent's clock against the coordinator's, in agent order.
     pub agent_clocks: Vec<ClockOffset>,
+}
+
+/// An agent's clock against the coordinator's, from an NTP-style
+/// exchange: `offset_us` = agent − coordinator at the exchange's midpoint,
+/// true within ± `bound_us` (half the shortest round trip).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ClockOffset {
+    /// Agent clock minus coordinator clock, µs.
+    pub offset_us: i64,
+    /// How far off `offset_us` can be, µs.
+    pub bound_us: u64,
 }

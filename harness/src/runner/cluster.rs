@@ -1,11 +1,19 @@
-//! Step 1 of a scaled-out run (`servers`, `broker = "redis"`): Redis, then
-//! N push-servers sharing one event stream through it. Server 1 runs the
-//! schedule and publishes each event once (`--broker-publish`); every
-//! server (server 1 too) fans out what it reads from Redis, with the
-//! publisher's ids, so a client may resume on any of them. All on the
-//! server cores; logs `broker-…` and `server{k}-…` beside the results.
+//! The processes of a run spread beyond one: servers behind a broker and
+//! fleet agents, started and stopped.
+//!
+//! With `servers`, `broker = "redis"`: Redis, then N push-servers sharing
+//! one event stream through it. Server 1 runs the schedule and publishes
+//! each event once (`--broker-publish`); every server (server 1 too) fans
+//! out what it reads from Redis, with the publisher's ids, so a client may
+//! resume on any of them. All on the server cores; logs `broker-…` and
+//! `server{k}-…` beside the results. With `agents`: N `pushbench agent`
+//! processes on the fleet cores, logs `agent{k}-…`.
 
+use std::sync::Arc;
+
+use crate::agent::remote::AgentFleet;
 use crate::progress::TransportProgress;
+use crate::recorder::Presence;
 use crate::runner::plan::server_log_name;
 use crate::runner::start::{Entry, NotStarted, Started};
 use crate::server_process::{ServerProcess, ServerSpec};
@@ -90,4 +98,67 @@ pub(super) async fn start_cluster(
         restart: None,
     };
     Ok((started, broker, servers.collect()))
+}
+
+/// The fleet agents of `--agents N` (`None`: the fleet runs in this
+/// process), started and their clocks measured; the problem if they
+/// cannot start.
+pub(super) async fn start_agents(
+    e: &Entry<'_>,
+    presence: &Arc<Presence>,
+) -> Result<Option<AgentFleet>, String> {
+    let n = e.scenario.agents;
+    if n == 0 {
+        return Ok(None);
+    }
+    let bin = crate::link::pushbench_bin(e.opts.server_bin.as_deref(), "fleet agents")
+        .map_err(|err| format!("{err:#}"))?;
+    let log_name = server_log_name(e.id, e.name);
+    let log_of = |k: usize| {
+        e.opts
+            .out_dir
+            .join(log_name.replacen("server-", &format!("agent{}-", k + 1), 1))
+    };
+    AgentFleet::spawn(n, &bin, &e.placement.fleet_cpus, log_of, presence.clone())
+        .await
+        .map(Some)
+        .map_err(|err| format!("{err:#}"))
+}
+
+/// Stops the server, the further servers, the broker and the relays
+/// (each bounded), saying in the log what did not stop cleanly.
+pub(super) async fn stop_all(
+    server: Option<ServerProcess>,
+    others: Vec<ServerProcess>,
+    broker: Option<ServerProcess>,
+    relays: Vec<ServerProcess>,
+) {
+    let all = server.into_iter().chain(others).chain(relays).chain(broker);
+    for p in all {
+        let name = p.name().to_string();
+        match p.stop().await {
+            Ok(status) => tracing::debug!(%status, "{name} stopped"),
+            Err(e) => tracing::warn!("stopping {name}: {e:#}"),
+        }
+    }
+}
+
+/// The `/stats` URLs of push-servers: the first and the others.
+pub(super) fn targets_of_servers(base_url: &str, others: &[ServerProcess]) -> Vec<String> {
+    std::iter::once(base_url.to_string())
+        .chain(others.iter().map(|s| s.base_url().to_string()))
+        .collect()
+}
+
+/// The coordinator's timer lag with the agents' (whose runtimes run the
+/// clients), in one histogram.
+pub(super) fn merged_lag(
+    own: hdrhistogram::Histogram<u64>,
+    agents: Option<&hdrhistogram::Histogram<u64>>,
+) -> hdrhistogram::Histogram<u64> {
+    match agents {
+        // The clients ran in the agents: their lag is the fleet's.
+        Some(a) => a.clone(),
+        None => own,
+    }
 }

@@ -17,7 +17,9 @@ use crate::runner::bounds::OUTAGE_SLACK;
 use crate::runner::bounds::SETTLE;
 use crate::runner::bounds::WINDOW_LEAD;
 use crate::runner::browser::{finish_browsers, start_browsers};
-use crate::runner::cluster::start_cluster;
+use crate::runner::cluster::{
+    merged_lag, start_agents, start_cluster, stop_all, targets_of_servers,
+};
 use crate::runner::costs::{Costs, round_s};
 use crate::runner::faults::recovery;
 use crate::runner::faults::{FaultLog, inject_faults, outage_spans};
@@ -26,7 +28,6 @@ use crate::runner::plan::RunId;
 use crate::runner::plan::RunOptions;
 use crate::runner::plan::plan_transport;
 use crate::runner::plan::protocol_of;
-use crate::runner::plan::server_log_name;
 use crate::runner::plan::transport_plan;
 use crate::runner::plan::with_repetition;
 use crate::runner::start::{Emulation, link_emulation, start_relays};
@@ -461,69 +462,6 @@ fn faults_for<'a>(
         &[]
     } else {
         &scenario.faults[..]
-    }
-}
-
-/// The fleet agents of `--agents N` (`None`: the fleet runs in this
-/// process), started and their clocks measured; the problem if they
-/// cannot start.
-async fn start_agents(
-    e: &Entry<'_>,
-    presence: &Arc<Presence>,
-) -> Result<Option<AgentFleet>, String> {
-    let n = e.scenario.agents;
-    if n == 0 {
-        return Ok(None);
-    }
-    let bin = crate::link::pushbench_bin(e.opts.server_bin.as_deref(), "fleet agents")
-        .map_err(|err| format!("{err:#}"))?;
-    let log_name = server_log_name(e.id, e.name);
-    let log_of = |k: usize| {
-        e.opts
-            .out_dir
-            .join(log_name.replacen("server-", &format!("agent{}-", k + 1), 1))
-    };
-    AgentFleet::spawn(n, &bin, &e.placement.fleet_cpus, log_of, presence.clone())
-        .await
-        .map(Some)
-        .map_err(|err| format!("{err:#}"))
-}
-
-/// Stops the server, the further servers, the broker and the relays
-/// (each bounded), saying in the log what did not stop cleanly.
-async fn stop_all(
-    server: Option<ServerProcess>,
-    others: Vec<ServerProcess>,
-    broker: Option<ServerProcess>,
-    relays: Vec<ServerProcess>,
-) {
-    let all = server.into_iter().chain(others).chain(relays).chain(broker);
-    for p in all {
-        let name = p.name().to_string();
-        match p.stop().await {
-            Ok(status) => tracing::debug!(%status, "{name} stopped"),
-            Err(e) => tracing::warn!("stopping {name}: {e:#}"),
-        }
-    }
-}
-
-/// The `/stats` URLs of push-servers: the first and the others.
-fn targets_of_servers(base_url: &str, others: &[ServerProcess]) -> Vec<String> {
-    std::iter::once(base_url.to_string())
-        .chain(others.iter().map(|s| s.base_url().to_string()))
-        .collect()
-}
-
-/// The coordinator's timer lag with the agents' (whose runtimes run the
-/// clients), in one histogram.
-fn merged_lag(
-    own: hdrhistogram::Histogram<u64>,
-    agents: Option<&hdrhistogram::Histogram<u64>>,
-) -> hdrhistogram::Histogram<u64> {
-    match agents {
-        // The clients ran in the agents: their lag is the fleet's.
-        Some(a) => a.clone(),
-        None => own,
     }
 }
 

@@ -113,7 +113,7 @@ pub struct ScenarioArgs {
     /// The broker between servers: none or redis (pushbench starts
     /// redis-server itself) [default: the scenario's; none].
     #[arg(long, value_name = "BROKER")]
-    pub broker: Option<crate::scenario::scale::Broker>,
+    pub broker: Option<crate::scenario::broker::Broker>,
     /// Fleet agents: N `pushbench agent` processes, client i in agent i % N,
     /// their histograms merged exactly; 0 runs the fleet in this process
     /// [default: the scenario's; 0].

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 pub mod args;
 pub mod behaviour;
+pub mod broker;
 pub mod check;
 pub mod contender;
 pub mod fault;
@@ -312,7 +313,7 @@ scenario_fields! {
     servers: usize,
     /// The broker between servers: `none`, or `redis` (pushbench starts
     /// Debian's `redis-server` itself).
-    broker: crate::scenario::scale::Broker,
+    broker: crate::scenario::broker::Broker,
     /// Fleet agents: 0 runs every client in this process; N runs client
     /// `i` in agent process `i % N` ([`crate::agent`]).
     agents: usize,
@@ -537,7 +538,7 @@ impl Scenario {
                 Some(l) => format!(
                     " (the open-file limit is {l} per process; one file per client plus \
                      headroom{})",
-                    scale::more_processes_hint(self)
+                    self.more_processes_hint()
                 ),
                 None => String::new(),
             };

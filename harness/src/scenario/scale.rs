@@ -8,29 +8,15 @@
 //! processes. A run's clients are then bounded by the fewer of the two
 //! sides' processes times one process's limit.
 
-use anyhow::bail;
-use serde::{Deserialize, Serialize};
-
+use crate::scenario::broker::Broker;
 use crate::scenario::{Contender, Scenario};
+use anyhow::bail;
 
 /// Most push-server processes behind one broker.
 pub const MAX_SERVERS: usize = 64;
 
 /// Most fleet agents.
 pub const MAX_AGENTS: usize = 64;
-
-/// The broker between push-servers (scenario key `broker`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Broker {
-    /// No broker: one push-server generates its own events.
-    #[default]
-    None,
-    /// Redis Streams (`push-server --broker redis://…`): one server
-    /// publishes each event once, every server reads them, and history
-    /// for resuming comes from the streams.
-    Redis,
-}
 
 impl Scenario {
     /// The processes a run's clients spread over on its narrower side:
@@ -107,9 +93,15 @@ impl Scenario {
     }
 }
 
-/// What would let a fleet larger than one process's limit run, for the
-/// message refusing it.
-pub(crate) fn more_processes_hint(s: &Scenario) -> String {
+impl Scenario {
+    /// What would let a fleet larger than one process's limit run, for the
+    /// message refusing it.
+    pub(crate) fn more_processes_hint(&self) -> String {
+        more_processes_hint(self)
+    }
+}
+
+fn more_processes_hint(s: &Scenario) -> String {
     let need = |n: usize| n <= 1;
     match (need(s.agents), need(s.servers)) {
         (true, true) => "; `agents` and `servers` (with `broker = \"redis\"`) spread clients \

@@ -18,6 +18,7 @@ mod link;
 mod link_kernel;
 mod report;
 mod run;
+mod scale;
 mod schema;
 mod sweep;
 mod targets;
