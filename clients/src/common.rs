@@ -57,6 +57,10 @@ pub(crate) trait Transport {
     fn server_retry(&self) -> Option<Duration> {
         None
     }
+
+    /// Turns to the next server of [`ClientConfig::fallback_urls`] (none:
+    /// nothing changes), after a session ended.
+    fn fail_over(&mut self) {}
 }
 
 /// Runs sessions of `transport` back to back until `stop` is cancelled.
@@ -99,6 +103,7 @@ pub(crate) async fn drive<T: Transport, O: Observer>(
         if got_event {
             transport.backoff().reset();
         }
+        transport.fail_over();
         if connected {
             observer.disconnected();
             // A session that connected but delivered nothing does not end
@@ -171,27 +176,46 @@ pub(crate) struct Target {
     topic: String,
     /// [`ClientConfig::path`], already filled in and parsed.
     stream: Option<Url>,
+    /// Every server to take turns on: `base_url`, then the fallbacks
+    /// (each with its stream URL); one entry without fallbacks.
+    servers: Vec<(Url, Option<Url>)>,
+    /// Index of the current one in `servers`.
+    current: usize,
 }
 
 impl Target {
     /// Checks the base URL once, so that later URL building cannot fail.
     pub(crate) fn new(config: &ClientConfig) -> anyhow::Result<Self> {
-        let base = Url::parse(&config.base_url)
-            .with_context(|| format!("bad base URL `{}`", config.base_url))?;
-        if base.scheme() != "http" || base.host().is_none() {
-            // No TLS is compiled in: the benchmark measures transports, not crypto.
-            bail!("base URL `{}` must be http://host[:port]", config.base_url);
+        let mut servers = Vec::with_capacity(1 + config.fallback_urls.len());
+        for url in std::iter::once(&config.base_url).chain(&config.fallback_urls) {
+            let base = Url::parse(url).with_context(|| format!("bad base URL `{url}`"))?;
+            if base.scheme() != "http" || base.host().is_none() {
+                // No TLS is compiled in: the benchmark measures transports, not crypto.
+                bail!("base URL `{url}` must be http://host[:port]");
+            }
+            let stream = config
+                .path
+                .as_deref()
+                .map(|template| stream_url(&base, template, &config.topic))
+                .transpose()?;
+            servers.push((base, stream));
         }
-        let stream = config
-            .path
-            .as_deref()
-            .map(|template| stream_url(&base, template, &config.topic))
-            .transpose()?;
+        let (base, stream) = servers[0].clone();
         Ok(Self {
             base,
             topic: config.topic.clone(),
             stream,
+            servers,
+            current: 0,
         })
+    }
+
+    /// Turns to the next server, round the list (one server: no change).
+    pub(crate) fn fail_over(&mut self) {
+        if self.servers.len() > 1 {
+            self.current = (self.current + 1) % self.servers.len();
+            (self.base, self.stream) = self.servers[self.current].clone();
+        }
     }
 
     /// The URL of a streaming subscription: the configured path template
@@ -306,7 +330,7 @@ pub(crate) async fn status_error(mut response: reqwest::Response) -> anyhow::Err
 #[derive(Debug)]
 pub(crate) struct Poller {
     client: reqwest::Client,
-    target: Target,
+    pub(crate) target: Target,
     /// `None` until the first answer: the first request asks for the live edge.
     after: Option<u64>,
     /// Bound on one whole request (connect, headers and body).
@@ -433,6 +457,31 @@ impl IdleWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_takes_turns_over_its_servers_and_one_server_stays() {
+        let mut config = ClientConfig::new(protocol::TransportKind::Sse, "http://127.0.0.1:1");
+        config.topic = "t3".into();
+        let mut one = Target::new(&config).unwrap();
+        one.fail_over();
+        assert_eq!(
+            one.url("/sse", None, &[]).as_str(),
+            "http://127.0.0.1:1/sse?topic=t3"
+        );
+        config.fallback_urls = vec!["http://127.0.0.1:2".into(), "http://127.0.0.1:3".into()];
+        let mut t = Target::new(&config).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(t.stream_url("/sse", Some(7)).port().unwrap());
+            t.fail_over();
+        }
+        assert_eq!(seen, [1, 2, 3, 1]);
+        config.fallback_urls = vec!["ftp://x".into()];
+        assert!(
+            Target::new(&config).is_err(),
+            "a bad fallback is refused up front"
+        );
+    }
 
     #[test]
     fn urls_carry_topic_cursor_and_extras_encoded() {

@@ -181,6 +181,12 @@ pub struct ClientConfig {
     pub transport: TransportKind,
     /// Base URL of the server, e.g. `http://127.0.0.1:41234` (no trailing slash).
     pub base_url: String,
+    /// Other servers of the same event stream (push-servers behind one
+    /// broker), tried in turn after a session ends, as a load balancer
+    /// would send a reconnect to another server: the client resumes there
+    /// from its last id. Empty (the default): always `base_url`. Not used
+    /// by raw TCP.
+    pub fallback_urls: Vec<String>,
     /// Raw TCP only: the server's TCP port (`"tcp"` in push-server's ready
     /// line); required for [`TransportKind::Tcp`], ignored otherwise.
     pub tcp_addr: Option<SocketAddr>,
@@ -257,6 +263,7 @@ impl ClientConfig {
             backoff_jitter: 0.5,
             idle_timeout: Duration::from_secs(60),
             path: None,
+            fallback_urls: Vec::new(),
             event_type: None,
             chat: None,
             behaviour: Behaviour::default(),

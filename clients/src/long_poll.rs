@@ -67,6 +67,10 @@ impl Transport for LongPoll {
         }
     }
 
+    fn fail_over(&mut self) {
+        self.poller.target.fail_over();
+    }
+
     fn backoff(&mut self) -> &mut Backoff {
         &mut self.backoff
     }

@@ -74,6 +74,10 @@ impl Transport for ShortPoll {
         }
     }
 
+    fn fail_over(&mut self) {
+        self.poller.target.fail_over();
+    }
+
     fn backoff(&mut self) -> &mut Backoff {
         &mut self.backoff
     }

@@ -137,6 +137,10 @@ impl Transport for Sse {
         outcome
     }
 
+    fn fail_over(&mut self) {
+        self.target.fail_over();
+    }
+
     fn backoff(&mut self) -> &mut Backoff {
         &mut self.backoff
     }

@@ -203,6 +203,10 @@ impl Transport for Ws {
         Ok(())
     }
 
+    fn fail_over(&mut self) {
+        self.target.fail_over();
+    }
+
     fn backoff(&mut self) -> &mut Backoff {
         &mut self.backoff
     }

@@ -12,6 +12,14 @@
 //!   client that reconnects to a server started later still resumes with
 //!   `Last-Event-ID` / `after=` and gets no gap and no duplicate.
 //!
+//! With `--broker-fanout pubsub` the history stays in the streams, but the
+//! publisher also `PUBLISH`es each event once on one channel
+//! (`pushbench:{start epoch}:events`) and every server `SUBSCRIBE`s to it
+//! instead of reading the streams: Redis then pushes each event to N
+//! subscribers rather than answering N readers' `XREAD` over every
+//! topic's stream. A subscriber that loses messages (a reconnect) sees the
+//! gap at the next event and fills it from the stream, as with `XREAD`.
+//!
 //! Every server must run the same schedule (same start epoch, rate, topics
 //! and payload): the keys carry the start epoch, so two deployments on one
 //! Redis do not mix. `POST /publish` is refused with a broker (it would
@@ -38,6 +46,24 @@ pub struct BrokerConfig {
     pub url: String,
     /// This server runs the schedule and publishes every event.
     pub publish: bool,
+    /// How servers learn of new events.
+    pub fanout: BrokerFanout,
+}
+
+/// How servers learn of new events from the broker (`--broker-fanout`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BrokerFanout {
+    /// Each server reads every topic's stream (`XREAD BLOCK`).
+    #[default]
+    Streams,
+    /// Each server subscribes to one channel the publisher `PUBLISH`es
+    /// every event on; the streams keep the history.
+    Pubsub,
+}
+
+/// The channel of every event, for `--broker-fanout pubsub`.
+pub fn channel(start_epoch_us: u64) -> String {
+    format!("pushbench:{start_epoch_us}:events")
 }
 
 /// Bound on connecting to Redis and on each command but the blocking read.
@@ -89,25 +115,36 @@ pub fn spawn(
     {
         let (hub, url, keys, shutdown) =
             (hub.clone(), cfg.url.clone(), keys.clone(), shutdown.clone());
+        let fanout = cfg.fanout;
         threads.push(
             std::thread::Builder::new()
                 .name("broker-reader".into())
-                .spawn(move || read_loop(&hub, &url, &keys, &shutdown))?,
+                .spawn(move || match fanout {
+                    BrokerFanout::Streams => read_loop(&hub, &url, &keys, &shutdown),
+                    BrokerFanout::Pubsub => subscribe_loop(&hub, &url, &keys, &shutdown),
+                })?,
         );
     }
     if cfg.publish {
         let url = cfg.url.clone();
+        let channel = (cfg.fanout == BrokerFanout::Pubsub).then(|| channel(epoch));
         threads.push(
             std::thread::Builder::new()
                 .name("broker-publisher".into())
-                .spawn(move || publish_loop(&hub, &url, &keys, &shutdown))?,
+                .spawn(move || publish_loop(&hub, &url, (&keys, channel.as_deref()), &shutdown))?,
         );
     }
     Ok(threads)
 }
 
-/// The publisher: the schedule's due slots, each added once to its stream.
-fn publish_loop(hub: &Hub, url: &str, keys: &[String], shutdown: &CancellationToken) {
+/// The publisher: the schedule's due slots, each added once to its stream
+/// and, with a `channel`, published once on it (`topic id at data`).
+fn publish_loop(
+    hub: &Hub,
+    url: &str,
+    (keys, channel): (&[String], Option<&str>),
+    shutdown: &CancellationToken,
+) {
     let payload = protocol::encode::payload(hub.config().payload_bytes);
     let maxlen = hub.config().history.max(1000);
     let mut conn: Option<redis::Connection> = None;
@@ -127,6 +164,12 @@ fn publish_loop(hub: &Hub, url: &str, keys: &[String], shutdown: &CancellationTo
                 .arg("data")
                 .arg(&payload)
                 .ignore();
+            if let Some(ch) = channel {
+                pipe.cmd("PUBLISH")
+                    .arg(ch)
+                    .arg(format!("{topic} {} {} {payload}", slot.id, slot.at_us))
+                    .ignore();
+            }
         }
         let sent = (|| -> anyhow::Result<()> {
             if conn.is_none() {
@@ -197,6 +240,55 @@ fn read_loop(hub: &Hub, url: &str, keys: &[String], shutdown: &CancellationToken
             }
         }
     }
+}
+
+/// The subscriber (`--broker-fanout pubsub`): every event published on the
+/// channel, appended in order; gaps are filled from the streams over a
+/// second connection.
+fn subscribe_loop(hub: &Hub, url: &str, keys: &[String], shutdown: &CancellationToken) {
+    let channel = channel(hub.config().schedule.start_epoch_us);
+    let mut last_warn: Option<Instant> = None;
+    while !shutdown.is_cancelled() {
+        let run = (|| -> anyhow::Result<()> {
+            let mut sub = connect(url)?;
+            let mut ranges = connect(url)?;
+            let mut pubsub = sub.as_pubsub();
+            pubsub.subscribe(&channel)?;
+            pubsub.set_read_timeout(Some(Duration::from_millis(BLOCK_MS)))?;
+            while !shutdown.is_cancelled() {
+                let msg = match pubsub.get_message() {
+                    Ok(m) => m,
+                    Err(e) if e.is_timeout() => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                let text = String::from_utf8_lossy(msg.get_payload_bytes());
+                let Some((topic, id, at_us, data)) = parse_published(&text) else {
+                    tracing::warn!("broker: an unreadable message on {channel}");
+                    continue;
+                };
+                if let Some(key) = keys.get(topic as usize) {
+                    feed(hub, Some(&mut ranges), key, topic, (id, at_us, data));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = run {
+            if last_warn.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                tracing::warn!("broker: subscribing failed: {e:#}");
+                last_warn = Some(Instant::now());
+            }
+            std::thread::sleep(RETRY);
+        }
+    }
+}
+
+/// A published event, `topic id at data`.
+fn parse_published(text: &str) -> Option<(u32, u64, u64, &str)> {
+    let mut it = text.splitn(4, ' ');
+    let topic = it.next()?.parse().ok()?;
+    let id = it.next()?.parse().ok()?;
+    let at = it.next()?.parse().ok()?;
+    Some((topic, id, at, it.next().unwrap_or("")))
 }
 
 /// Appends one event, first filling a gap before it from the stream (or,

@@ -119,6 +119,12 @@ struct Args {
     /// event (exactly one server of a deployment does).
     #[arg(long, requires = "broker")]
     broker_publish: bool,
+    /// With --broker: how servers learn of new events: `streams` (each
+    /// reads every topic's stream) or `pubsub` (each subscribes to one
+    /// channel the publisher publishes on; history stays in the streams)
+    /// [default: streams].
+    #[arg(long, value_enum, requires = "broker", default_value = "streams")]
+    broker_fanout: servers::broker::BrokerFanout,
     /// Serve the live demo page at / (the four transports side by side;
     /// `pushbench demo` starts a server for it) [default: off, / is 404].
     #[arg(long)]
@@ -232,6 +238,7 @@ impl Args {
                 .map(|url| servers::broker::BrokerConfig {
                     url,
                     publish: self.broker_publish,
+                    fanout: self.broker_fanout,
                 }),
         })
     }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use protocol::{Event, Schedule};
-use servers::broker::BrokerConfig;
+use servers::broker::{BrokerConfig, BrokerFanout};
 use servers::{HubConfig, ServerConfig};
 
 mod common;
@@ -57,6 +57,10 @@ impl Drop for Redis {
 }
 
 fn config(schedule: Schedule, url: &str, publish: bool) -> ServerConfig {
+    config_with(schedule, url, publish, BrokerFanout::Streams)
+}
+
+fn config_with(schedule: Schedule, url: &str, publish: bool, fanout: BrokerFanout) -> ServerConfig {
     ServerConfig {
         hub: HubConfig {
             schedule,
@@ -67,6 +71,7 @@ fn config(schedule: Schedule, url: &str, publish: bool) -> ServerConfig {
         broker: Some(BrokerConfig {
             url: url.into(),
             publish,
+            fanout,
         }),
         ..ServerConfig::default()
     }
@@ -138,6 +143,29 @@ async fn a_client_resumes_on_the_other_server_with_no_gap_and_no_duplicate() {
     contiguous_from(&again, from_b.last().unwrap().id + 1, &s);
     a.stop(WAIT).await;
     b.stop(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pubsub_fanout_a_client_resumes_on_the_other_server_and_a_late_one_has_the_history() {
+    let redis = Redis::start();
+    let s = schedule();
+    let pubsub = |publish| config_with(s, &redis.url, publish, BrokerFanout::Pubsub);
+    let a = common::InProcess::start(pubsub(true), false).await;
+    let b = common::InProcess::start(pubsub(false), false).await;
+    let from_a = poll_until(&a, 0, 10).await;
+    let first = from_a[0].id;
+    contiguous_from(&from_a, first, &s);
+    let last = from_a.last().unwrap().id;
+    let from_b = poll_until(&b, last, 10).await;
+    contiguous_from(&from_b, last + 1, &s);
+    // A server started now fills its history from the streams, then
+    // follows the channel.
+    let late = common::InProcess::start(pubsub(false), false).await;
+    let from_late = poll_until(&late, first - 1, 30).await;
+    contiguous_from(&from_late, first, &s);
+    for x in [a, b, late] {
+        x.stop(WAIT).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

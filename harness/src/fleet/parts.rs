@@ -138,6 +138,13 @@ pub fn fleet_clients(
             let (url, tcp) = &targets[i % targets.len()];
             c.base_url.clone_from(url);
             c.tcp_addr = *tcp;
+            if sc.brokered() {
+                // Servers sharing one stream: after a session ends the
+                // client resumes on the next one, as behind a load balancer.
+                c.fallback_urls = (1..targets.len())
+                    .map(|k| targets[(i + k) % targets.len()].0.clone())
+                    .collect();
+            }
             if let Some(path) = path {
                 c.path = Some(path.to_string());
             }

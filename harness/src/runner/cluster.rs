@@ -20,8 +20,14 @@ use crate::server_process::{ServerProcess, ServerSpec};
 
 /// The broker and every server, started in order (all, or none: those
 /// already started are stopped again).
+///
+/// The first of the servers returned ([`Started`]) is the one faults hit
+/// (its admin routes; a restart brings it back where it listened): server 2,
+/// which only reads, so the publisher keeps the stream going; its clients
+/// resume on the others meanwhile. With one server it is the publisher.
 pub(super) async fn start_cluster(
     e: &Entry<'_>,
+    with_admin: bool,
     progress: &TransportProgress,
 ) -> Result<(Started, ServerProcess, Vec<ServerProcess>), NotStarted> {
     let n = e.scenario.servers;
@@ -53,6 +59,13 @@ pub(super) async fn start_cluster(
     spec.tcp = e.transport == protocol::TransportKind::Tcp;
     spec.cpus = e.placement.server_cpus.clone();
     spec.broker = Some(broker.redis_url().to_string());
+    if with_admin {
+        spec.admin_token = Some(
+            crate::server_process::random_token()
+                .map_err(|err| NotStarted::Failed(format!("{err:#}")))?,
+        );
+    }
+    spec.broker_pubsub = e.scenario.broker == crate::scenario::broker::Broker::RedisPubsub;
     for k in 0..n {
         spec.broker_publish = k == 0;
         let log =
@@ -88,16 +101,23 @@ pub(super) async fn start_cluster(
             }
         }
     }
-    let mut servers = servers.into_iter();
-    let first = servers.next().expect("servers >= 1");
+    let primary = if servers.len() > 1 { 1 } else { 0 };
+    let first = servers.remove(primary);
+    // A restart listens where this one does, reads the same broker, and
+    // does not publish.
+    let mut again = spec.clone();
+    again.broker_publish = primary == 0;
+    again.listen = Some(first.addr());
+    again.tcp_listen = first.tcp_addr();
+    let log = first.log_path().to_path_buf();
     let started = Started {
         base_url: first.base_url().to_string(),
         tcp_addr: first.tcp_addr(),
         server: Some(first),
         schedule: spec.schedule,
-        restart: None,
+        restart: Some((again, bin.to_path_buf(), log)),
     };
-    Ok((started, broker, servers.collect()))
+    Ok((started, broker, servers))
 }
 
 /// The fleet agents of `--agents N` (`None`: the fleet runs in this

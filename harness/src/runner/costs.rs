@@ -150,7 +150,7 @@ impl Costs<'_> {
             servers: scenario.servers,
             broker: scenario
                 .brokered()
-                .then(|| format!("{:?}", scenario.broker).to_lowercase()),
+                .then(|| scenario.broker.as_str().to_string()),
             broker_cpu_s,
             broker_rss_bytes: self.at_end.broker.map(|b| b.rss_bytes),
             agents: scenario.agents,

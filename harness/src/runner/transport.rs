@@ -100,7 +100,7 @@ pub(crate) async fn run_transport(
         entry.netns = Some(ns);
     }
     let begun = if scenario.brokered() && foreign.is_none() && opts.target.is_none() {
-        start_cluster(&entry, &progress)
+        start_cluster(&entry, !faults.is_empty(), &progress)
             .await
             .map(|(started, broker, others)| (started, Some(broker), others))
     } else {

@@ -110,8 +110,10 @@ pub struct ScenarioArgs {
     /// client i connects to server i % N [default: the scenario's; 1].
     #[arg(long, value_name = "N")]
     pub servers: Option<usize>,
-    /// The broker between servers: none or redis (pushbench starts
-    /// redis-server itself) [default: the scenario's; none].
+    /// The broker between servers: none, redis (servers read Redis
+    /// Streams) or redis-pubsub (servers subscribe to one channel; history
+    /// from the streams); pushbench starts redis-server itself [default:
+    /// the scenario's; none].
     #[arg(long, value_name = "BROKER")]
     pub broker: Option<crate::scenario::broker::Broker>,
     /// Fleet agents: N `pushbench agent` processes, client i in agent i % N,
@@ -199,10 +201,7 @@ impl ScenarioArgs {
                 self.browser_clients.map(|v| v.to_string()),
             ),
             ("--servers", self.servers.map(|v| v.to_string())),
-            (
-                "--broker",
-                self.broker.map(|b| format!("{b:?}").to_lowercase()),
-            ),
+            ("--broker", self.broker.map(|b| b.as_str().to_string())),
             ("--agents", self.agents.map(|v| v.to_string())),
             (
                 "--link-emulator",

@@ -64,15 +64,20 @@ impl Scenario {
                 Some("chat (`senders`): with a broker only the publishing server assigns ids")
             } else if self.is_mixed() {
                 Some("`[[group]]` (mixed runs) yet")
-            } else if !self.faults.is_empty() {
-                Some("`faults` yet")
+            } else if !self.faults.is_empty() && self.servers < 2 {
+                Some(
+                    "`faults` on one server (they hit server 2, which only reads; set `servers` to 2 or more)",
+                )
             } else if !self.link_spec().is_ok_and(|l| l.is_loopback()) {
                 Some("a `link` other than loopback yet")
             } else {
                 None
             };
             if let Some(why) = why_not {
-                bail!("`broker = \"redis\"` cannot be combined with {why}");
+                bail!(
+                    "`broker = \"{}\"` cannot be combined with {why}",
+                    self.broker.as_str()
+                );
             }
         }
         if self.agents > 0 {

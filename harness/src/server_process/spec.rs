@@ -51,6 +51,9 @@ pub struct ServerSpec {
     /// With `broker`: this server runs the schedule and publishes each
     /// event once (`--broker-publish`); the others read them.
     pub broker_publish: bool,
+    /// With `broker`: servers learn of events by pub/sub on one channel
+    /// (`--broker-fanout pubsub`) rather than by reading the streams.
+    pub broker_pubsub: bool,
 }
 
 impl ServerSpec {
@@ -78,6 +81,7 @@ impl ServerSpec {
             netns: None,
             broker: None,
             broker_publish: false,
+            broker_pubsub: false,
         }
     }
 
@@ -132,6 +136,9 @@ impl ServerSpec {
         }
         if let Some(url) = &self.broker {
             flag("--broker", url.clone());
+            if self.broker_pubsub {
+                flag("--broker-fanout", "pubsub".to_string());
+            }
             if self.broker_publish {
                 a.push("--broker-publish".to_string());
             }

@@ -250,3 +250,53 @@ fn several_servers_need_a_broker_and_a_broker_refuses_what_it_cannot_do() {
     let err = with("agents = 65").unwrap_err();
     assert!(err.contains("between 0 and 64"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_mid_run_loses_nothing_its_clients_resume_on_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("restart-one");
+    let scenario = Scenario::from_toml(
+        r#"
+        name = "restart-one"
+        transports = ["short-poll", "long-poll", "sse", "ws"]
+        clients = 30
+        topics = 3
+        rate = 20.0
+        duration = "4s"
+        warmup = "1s"
+        poll_interval = "200ms"
+        retry_ms = 200
+        servers = 3
+        broker = "redis"
+        faults = [{ at = "1s", kind = "restart", pause = "1s" }]
+        "#,
+    )
+    .unwrap();
+    scenario.validate().unwrap();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(240),
+        runner::run(&scenario, &options(&out)),
+    )
+    .await
+    .expect("the run ends in bounded time")
+    .expect("the run produced results");
+    assert!(outcome.passed(), "{:?}", outcome.failure());
+    for t in &outcome.run.transports {
+        let name = t.transport;
+        // 30 clients × 20 events/s × 4 s: all of them, once, in order,
+        // though a third of the clients lost their server for a second.
+        assert_eq!(t.counts.delivered, 2400, "{name}: {:?}", t.counts);
+        assert_eq!((t.counts.missing, t.counts.duplicated), (0, 0), "{name}");
+        let rec = &t.recovery;
+        assert_eq!(
+            rec.lost_outage, 0,
+            "{name}: nothing went down with the server"
+        );
+        let fault = &rec.faults[0];
+        assert!(fault.outage_us.is_some_and(|o| o >= 900_000), "{fault:?}");
+        // Server 2's clients (i % 3 == 1): every one back, on another server.
+        assert_eq!(fault.recovered, 10, "{name}: {fault:?}");
+        let log = out.join(format!("server2-{name}.log"));
+        assert!(log.is_file(), "the restarted server logs where it did");
+    }
+}
