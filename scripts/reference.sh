@@ -8,6 +8,7 @@
 #   scripts/reference.sh --quick    # the short ones only (≈ 8 min): default,
 #                                   # ci-smoke, cpu-4s, real-clients, chat, mixed, browser-clients(-3)
 #   scripts/reference.sh --links    # the default workload over emulated links, and reconnects (≈ 22 min)
+#   scripts/reference.sh --scale    # servers behind Redis and fleet agents (≈ 12 min)
 #   scripts/reference.sh NAME…      # only these folders
 #
 # Each run writes results/reference/NAME/ (run.json, report.md, report.html,
@@ -21,6 +22,9 @@ ref=results/reference
 
 # The default workload over emulated links (docs/links.md).
 links=(link-sweep link-4g link-lossy-4g link-3g-1k link-reconnect-4g link-reconnect-10000-sse-4g)
+# Beyond one process (docs/scale-out.md).
+scale=(scale-60000 broker-fanout-streams-1000 broker-fanout-pubsub-1000
+  broker-fanout-streams-10 broker-fanout-pubsub-10 scale-restart-server scale-restart-broker)
 quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed browser-clients browser-clients-3)
 all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-tasks
   clients-19000 django-eventstream reconnect-10000-ws reconnect-10000-sse
@@ -29,6 +33,7 @@ all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-t
 case "${1:-}" in
   --quick) names=("${quick[@]}") ;;
   --links) names=("${links[@]}") ;;
+  --scale) names=("${scale[@]}") ;;
   "") names=("${all[@]}") ;;
   *) names=("$@") ;;
 esac
@@ -53,6 +58,17 @@ for name in "${names[@]}"; do
     link-lossy-4g) run link-lossy-4g --link lossy-4g ;;
     link-3g-1k) run link-3g-1k --link 3g --payload-bytes 1024 ;;
     ci-smoke) run ci-smoke --scenario scenarios/ci.toml ;;
+    scale-60000) run scale-60000 --scenario scenarios/scale-60000.toml ;;
+    broker-fanout-streams-1000) run "$name" --scenario scenarios/broker-fanout.toml --broker redis ;;
+    broker-fanout-pubsub-1000) run "$name" --scenario scenarios/broker-fanout.toml --broker redis-pubsub ;;
+    broker-fanout-streams-10)
+      run "$name" --scenario scenarios/broker-fanout.toml --broker redis --topics 10 --rate 100 ;;
+    broker-fanout-pubsub-10)
+      run "$name" --scenario scenarios/broker-fanout.toml --broker redis-pubsub --topics 10 --rate 100 ;;
+    scale-restart-server)
+      run "$name" --scenario scenarios/scale-faults.toml --fault restart@5s:2s ;;
+    scale-restart-broker)
+      run "$name" --scenario scenarios/scale-faults.toml --fault broker-restart@5s:2s ;;
     browser-clients) run browser-clients --browser-clients 10 ;;
     browser-clients-3) run browser-clients-3 --browser-clients 3 ;;
     cpu-4s) run cpu-4s --clients 50 --rate 20 --duration 4s --warmup 1s --transports sse,ws,tcp ;;

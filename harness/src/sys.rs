@@ -79,11 +79,22 @@ pub fn set_affinity(tid: libc::pid_t, set: &libc::cpu_set_t) -> std::io::Result<
 
 /// The cores the calling thread may run on (empty if unknown).
 pub fn allowed_cpus() -> Vec<usize> {
+    allowed_cpus_of(0)
+}
+
+/// The cores process `pid` may run on (0: this thread), as
+/// [`allowed_cpus`] (empty if unreadable, e.g. the process is gone).
+pub fn allowed_cpus_of(pid: u32) -> Vec<usize> {
     let mut set = cpu_set(&[]);
     // SAFETY: `set` is a valid, writable cpu_set_t and its size is passed with it.
     #[allow(unsafe_code)]
-    let rc =
-        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc = unsafe {
+        libc::sched_getaffinity(
+            pid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        )
+    };
     if rc != 0 {
         return Vec::new();
     }

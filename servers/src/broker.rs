@@ -291,8 +291,10 @@ fn parse_published(text: &str) -> Option<(u32, u64, u64, &str)> {
     Some((topic, id, at, it.next().unwrap_or("")))
 }
 
-/// Appends one event, first filling a gap before it from the stream (or,
-/// when the stream no longer has the missing events, restarting the log).
+/// Appends one event, first filling a gap before it from the stream. What
+/// the stream no longer has (a broker that restarted empty) is skipped: the
+/// log restarts at the first event that is still there, and clients count
+/// the gap.
 fn feed(
     hub: &Hub,
     conn: Option<&mut redis::Connection>,
@@ -301,23 +303,25 @@ fn feed(
     (id, at_us, data): (u64, u64, &str),
 ) {
     if let Fed::Gap { expected } = hub.append_fed(topic, id, at_us, data) {
-        if let Some(c) = conn
-            && let Ok(missing) = range(c, key, expected, id - 1)
+        let missing = conn
+            .and_then(|c| range(c, key, expected, id - 1).ok())
+            .unwrap_or_default();
+        for (mid, mat, mdata) in missing
+            .iter()
+            .map(|(i, a, d)| (*i, *a, d.as_str()))
+            .chain([(id, at_us, data)])
         {
-            for (mid, mat, mdata) in &missing {
-                hub.append_fed(topic, *mid, *mat, mdata);
+            if let Fed::Gap { expected } = hub.append_fed(topic, mid, mat, mdata) {
+                tracing::warn!(
+                    topic,
+                    from = expected,
+                    to = mid - 1,
+                    "broker: events no longer in the stream; clients will see the gap"
+                );
+                hub.restart_fed(topic, mid);
+                hub.append_fed(topic, mid, mat, mdata);
             }
         }
-        if hub.next_id(topic) < id {
-            tracing::warn!(
-                topic,
-                from = hub.next_id(topic),
-                to = id - 1,
-                "broker: events no longer in the stream; clients will see the gap"
-            );
-            hub.restart_fed(topic, id);
-        }
-        hub.append_fed(topic, id, at_us, data);
     }
 }
 

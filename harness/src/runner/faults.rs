@@ -172,6 +172,25 @@ pub(crate) async fn inject_faults(
                 );
                 *server = new;
             }
+            (FaultKind::BrokerRestart, _, _) => {
+                let pause = fault.pause.unwrap_or_default();
+                match restart_broker(watch, pause, n).await {
+                    Ok((kill_us, ready_us)) => {
+                        record.at_us = kill_us;
+                        record.outage_us = Some(ready_us - kill_us);
+                        // What was published meanwhile is lost to every
+                        // server: counted as the fault's, not as missing.
+                        log.outages.push((kill_us, ready_us, window.fault_epoch()));
+                    }
+                    Err(BrokerLost::Interrupted) => return Waited::Interrupted,
+                    Err(BrokerLost::Gone(msg)) => {
+                        record.error = Some(msg.clone());
+                        log.records.push(record);
+                        window.cut(protocol::now_us());
+                        return Waited::ServerLost(msg);
+                    }
+                }
+            }
             _ => {
                 record.error = Some("no admin token: the server was not started for faults".into())
             }
@@ -182,6 +201,60 @@ pub(crate) async fn inject_faults(
         log.records.push(record);
     }
     Waited::Done
+}
+
+/// Why a broker restart ended the run.
+enum BrokerLost {
+    Interrupted,
+    /// It could not be killed or did not come back (the message says why).
+    Gone(String),
+}
+
+/// SIGKILLs the broker, waits `pause`, starts it again on its port (empty)
+/// and returns when it was killed and when it was back (µs).
+async fn restart_broker(
+    watch: &mut Watch<'_>,
+    pause: std::time::Duration,
+    n: usize,
+) -> Result<(u64, u64), BrokerLost> {
+    let Some(broker) = watch.broker.as_deref_mut() else {
+        return Err(BrokerLost::Gone("no broker to restart".into()));
+    };
+    let addr = broker.addr();
+    let cpus = crate::sys::allowed_cpus_of(broker.pid());
+    let log_path = broker
+        .log_path()
+        .with_extension(format!("restart{}.log", n + 1));
+    broker
+        .kill()
+        .await
+        .map_err(|e| BrokerLost::Gone(format!("SIGKILL of the broker: {e:#}")))?;
+    let kill_us = protocol::now_us();
+    let deadline = Instant::now() + pause + RESTART_BOUND;
+    tokio::select! {
+        () = watch.interrupt.cancelled() => return Err(BrokerLost::Interrupted),
+        () = tokio::time::sleep(pause) => {}
+    }
+    loop {
+        let last_err = match ServerProcess::start_redis_at(addr, &cpus, &log_path).await {
+            Ok(new) => {
+                *broker = new;
+                return Ok((kill_us, protocol::now_us()));
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() + RESTART_RETRY >= deadline {
+            return Err(BrokerLost::Gone(format!(
+                "the broker did not come back within {}: {last_err}; the run ends here and \
+                 is saved as incomplete",
+                fmt_duration(pause + RESTART_BOUND)
+            )));
+        }
+        tokio::select! {
+            () = watch.interrupt.cancelled() => return Err(BrokerLost::Interrupted),
+            () = tokio::time::sleep(RESTART_RETRY) => {}
+        }
+    }
 }
 
 /// The entry's recovery: each fault with how many clients came back and
@@ -196,7 +269,7 @@ pub(super) fn recovery(
             f.recovered = n;
             f.all_back_us = (n > 0).then_some(max);
         }
-        if f.kind != "restart" {
+        if f.kind != "restart" && f.kind != "broker-restart" {
             f.server_cpu_s = cpu_after(timeline, f.at_us, results::FAULT_CPU_SPAN_S);
         }
     }

@@ -116,7 +116,7 @@ pub(crate) async fn run_transport(
             schedule,
             restart: restart_ctx,
         },
-        broker,
+        mut broker,
         mut others,
     ) = match begun {
         Ok(started) => started,
@@ -245,6 +245,7 @@ pub(crate) async fn run_transport(
         fleet: &mut fleet,
         server: server.as_mut(),
         others: &mut others,
+        broker: broker.as_mut(),
         interrupt: &opts.interrupt,
         progress: &progress,
     };

@@ -33,8 +33,10 @@ pub(crate) enum Waited {
 pub(crate) struct Watch<'a> {
     pub(super) fleet: &'a mut AnyFleet,
     pub(super) server: Option<&'a mut ServerProcess>,
-    /// The other processes the run needs: further servers, the broker.
+    /// The further servers of a scaled-out run.
     pub(super) others: &'a mut [ServerProcess],
+    /// Their broker (`None`: none).
+    pub(super) broker: Option<&'a mut ServerProcess>,
     pub(super) interrupt: &'a CancellationToken,
     pub(super) progress: &'a TransportProgress,
 }
@@ -52,7 +54,7 @@ impl Watch<'_> {
             if done(self.fleet) {
                 return Waited::Done;
             }
-            for other in self.others.iter_mut() {
+            for other in self.others.iter_mut().chain(self.broker.as_deref_mut()) {
                 if let Some(status) = other.exited() {
                     return Waited::ServerExited(format!(
                         "{} ({}) exited unexpectedly ({status}){}",

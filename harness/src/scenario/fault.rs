@@ -20,6 +20,10 @@ pub enum FaultKind {
     /// SIGKILL the server, wait `pause`, start it again on the same port
     /// with the same schedule (ids continue; history is lost).
     Restart,
+    /// Servers behind a broker: SIGKILL Redis, wait `pause`, start it again
+    /// on the same port, empty (nothing is saved to disk).
+    #[serde(rename = "broker-restart")]
+    BrokerRestart,
 }
 
 impl FaultKind {
@@ -29,6 +33,7 @@ impl FaultKind {
             Self::Drop => "drop",
             Self::Storm => "storm",
             Self::Restart => "restart",
+            Self::BrokerRestart => "broker-restart",
         }
     }
 }
@@ -61,7 +66,7 @@ impl Fault {
         match self.kind {
             FaultKind::Drop => self.fraction,
             FaultKind::Storm => Some(1.0),
-            FaultKind::Restart => None,
+            FaultKind::Restart | FaultKind::BrokerRestart => None,
         }
     }
 
@@ -85,7 +90,10 @@ impl Fault {
                 "drop" => FaultKind::Drop,
                 "storm" => FaultKind::Storm,
                 "restart" => FaultKind::Restart,
-                other => bail!("fault {spec:?}: unknown kind {other:?} (drop, storm, restart)"),
+                "broker-restart" => FaultKind::BrokerRestart,
+                other => bail!(
+                    "fault {spec:?}: unknown kind {other:?} (drop, storm, restart, broker-restart)"
+                ),
             },
             fraction: None,
             pause: None,
@@ -97,7 +105,7 @@ impl Fault {
                         format!("fault {spec:?}: fraction {f:?} is not a number")
                     })?);
             }
-            (FaultKind::Restart, Some(p)) => {
+            (FaultKind::Restart | FaultKind::BrokerRestart, Some(p)) => {
                 fault.pause = Some(
                     humantime::parse_duration(p.trim())
                         .with_context(|| format!("fault {spec:?}: bad pause {p:?}"))?,
@@ -125,20 +133,26 @@ impl Fault {
                 Some(f) => bail!("{name}: `fraction` must be above 0 and at most 1, got {f}"),
                 None => bail!("{name}: `fraction` is required (above 0, at most 1)"),
             },
-            FaultKind::Storm | FaultKind::Restart if self.fraction.is_some() => {
+            FaultKind::Storm | FaultKind::Restart | FaultKind::BrokerRestart
+                if self.fraction.is_some() =>
+            {
                 bail!("{name}: `fraction` applies to drop only (a storm drops every connection)")
             }
             _ => {}
         }
         match (self.kind, self.pause) {
-            (FaultKind::Restart, None) => bail!("{name}: `pause` is required (e.g. \"1s\")"),
-            (FaultKind::Restart, Some(p)) if p > MAX_FAULT_PAUSE => bail!(
-                "{name}: `pause` must be at most {}, got {}",
-                fmt_duration(MAX_FAULT_PAUSE),
-                fmt_duration(p)
-            ),
+            (FaultKind::Restart | FaultKind::BrokerRestart, None) => {
+                bail!("{name}: `pause` is required (e.g. \"1s\")")
+            }
+            (FaultKind::Restart | FaultKind::BrokerRestart, Some(p)) if p > MAX_FAULT_PAUSE => {
+                bail!(
+                    "{name}: `pause` must be at most {}, got {}",
+                    fmt_duration(MAX_FAULT_PAUSE),
+                    fmt_duration(p)
+                )
+            }
             (FaultKind::Drop | FaultKind::Storm, Some(_)) => {
-                bail!("{name}: `pause` applies to restart only")
+                bail!("{name}: `pause` applies to restart and broker-restart only")
             }
             _ => {}
         }

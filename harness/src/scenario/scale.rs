@@ -9,7 +9,7 @@
 //! sides' processes times one process's limit.
 
 use crate::scenario::broker::Broker;
-use crate::scenario::{Contender, Scenario};
+use crate::scenario::{Contender, FaultKind, Scenario};
 use anyhow::bail;
 
 /// Most push-server processes behind one broker.
@@ -64,7 +64,12 @@ impl Scenario {
                 Some("chat (`senders`): with a broker only the publishing server assigns ids")
             } else if self.is_mixed() {
                 Some("`[[group]]` (mixed runs) yet")
-            } else if !self.faults.is_empty() && self.servers < 2 {
+            } else if self.servers < 2
+                && self
+                    .faults
+                    .iter()
+                    .any(|f| f.kind != FaultKind::BrokerRestart)
+            {
                 Some(
                     "`faults` on one server (they hit server 2, which only reads; set `servers` to 2 or more)",
                 )
@@ -79,6 +84,17 @@ impl Scenario {
                     self.broker.as_str()
                 );
             }
+        }
+        if !self.brokered()
+            && self
+                .faults
+                .iter()
+                .any(|f| f.kind == FaultKind::BrokerRestart)
+        {
+            bail!(
+                "a `broker-restart` fault needs servers behind a broker (`broker = \"redis\"` or \
+                 \"redis-pubsub\"`)"
+            );
         }
         if self.agents > 0 {
             let why_not = if self.is_chat() {

@@ -39,8 +39,17 @@ impl ServerProcess {
     /// nothing saved to disk, and waits (at most [`READY_TIMEOUT`]) until it
     /// answers `PING`. Its URL is [`ServerProcess::redis_url`].
     pub async fn start_redis(cpus: &[usize], log_path: &Path) -> anyhow::Result<Self> {
+        Self::start_redis_at(super::free_loopback_addr()?, cpus, log_path).await
+    }
+
+    /// [`ServerProcess::start_redis`] on `addr` (a restarted broker takes
+    /// its predecessor's port, so the servers reconnect to it).
+    pub async fn start_redis_at(
+        addr: SocketAddr,
+        cpus: &[usize],
+        log_path: &Path,
+    ) -> anyhow::Result<Self> {
         let bin = find_redis()?;
-        let addr = super::free_loopback_addr()?;
         let log = std::fs::File::create(log_path)
             .with_context(|| format!("cannot create the broker's log {}", log_path.display()))?;
         let mut cmd = Command::new(&bin);

@@ -300,3 +300,57 @@ async fn a_server_restarted_mid_run_loses_nothing_its_clients_resume_on_the_othe
         assert!(log.is_file(), "the restarted server logs where it did");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_mid_run_loses_what_was_published_meanwhile_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for broker in ["redis", "redis-pubsub"] {
+        let out = dir.path().join(broker);
+        let scenario = Scenario::from_toml(&format!(
+            r#"
+            name = "broker-restart"
+            transports = ["sse", "ws"]
+            clients = 20
+            topics = 2
+            rate = 20.0
+            duration = "4s"
+            warmup = "1s"
+            retry_ms = 200
+            servers = 2
+            broker = "{broker}"
+            faults = [{{ at = "1s", kind = "broker-restart", pause = "1s" }}]
+            "#
+        ))
+        .unwrap();
+        scenario.validate().unwrap();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(240),
+            runner::run(&scenario, &options(&out)),
+        )
+        .await
+        .expect("the run ends in bounded time")
+        .expect("the run produced results");
+        // Events published while Redis was down are lost to every server:
+        // the fault's loss, reported apart, never a duplicate or disorder.
+        assert!(outcome.passed(), "{broker}: {:?}", outcome.failure());
+        for t in &outcome.run.transports {
+            let (name, rec) = (t.transport, &t.recovery);
+            let fault = &rec.faults[0];
+            assert_eq!(fault.kind, "broker-restart");
+            let outage = fault.outage_us.expect("the broker's outage");
+            assert!(outage >= 1_000_000, "{fault:?}");
+            // 20 clients × 20 events/s over the outage, give or take the
+            // publisher's and readers' reconnects (200 ms each).
+            let due = 20 * 20 * outage / 1_000_000;
+            assert!(
+                rec.lost_outage >= due * 8 / 10 && rec.lost_outage <= due + 20 * 20,
+                "{broker} {name}: lost {} for {due} due in the outage",
+                rec.lost_outage
+            );
+            assert_eq!(t.counts.missing, 0, "{broker} {name}: {:?}", t.counts);
+            assert_eq!((t.counts.duplicated, t.counts.out_of_order), (0, 0));
+            assert_eq!(t.counts.delivered + rec.lost_outage, t.counts.expected);
+            assert!(out.join(format!("broker-{name}.restart1.log")).is_file());
+        }
+    }
+}
