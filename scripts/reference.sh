@@ -23,7 +23,7 @@ ref=results/reference
 # The default workload over emulated links (docs/links.md).
 links=(link-sweep link-4g link-lossy-4g link-3g-1k link-reconnect-4g link-reconnect-10000-sse-4g)
 # Beyond one process (docs/scale-out.md).
-scale=(scale-60000 broker-fanout-streams-1000 broker-fanout-pubsub-1000
+scale=(broker-hop-direct broker-hop-redis broker-hop-pubsub scale-60000 broker-fanout-streams-1000 broker-fanout-pubsub-1000
   broker-fanout-streams-10 broker-fanout-pubsub-10 scale-restart-server scale-restart-broker)
 quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed browser-clients browser-clients-3)
 all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-tasks
@@ -59,12 +59,15 @@ for name in "${names[@]}"; do
     link-3g-1k) run link-3g-1k --link 3g --payload-bytes 1024 ;;
     ci-smoke) run ci-smoke --scenario scenarios/ci.toml ;;
     scale-60000) run scale-60000 --scenario scenarios/scale-60000.toml ;;
+    broker-hop-direct) run "$name" --transports long-poll,sse,ws,tcp ;;
+    broker-hop-redis) run "$name" --transports long-poll,sse,ws,tcp --servers 1 --broker redis ;;
+    broker-hop-pubsub) run "$name" --transports long-poll,sse,ws,tcp --servers 1 --broker redis-pubsub ;;
     broker-fanout-streams-1000) run "$name" --scenario scenarios/broker-fanout.toml --broker redis ;;
     broker-fanout-pubsub-1000) run "$name" --scenario scenarios/broker-fanout.toml --broker redis-pubsub ;;
     broker-fanout-streams-10)
-      run "$name" --scenario scenarios/broker-fanout.toml --broker redis --topics 10 --rate 100 ;;
+      run "$name" --scenario scenarios/broker-fanout.toml --broker redis --topics 10 --rate 100 --clients 40 ;;
     broker-fanout-pubsub-10)
-      run "$name" --scenario scenarios/broker-fanout.toml --broker redis-pubsub --topics 10 --rate 100 ;;
+      run "$name" --scenario scenarios/broker-fanout.toml --broker redis-pubsub --topics 10 --rate 100 --clients 40 ;;
     scale-restart-server)
       run "$name" --scenario scenarios/scale-faults.toml --fault restart@5s:2s ;;
     scale-restart-broker)

@@ -48,8 +48,11 @@ pub(crate) async fn handler(
     // the read and the wait still wakes us.
     let mut wake = hub.subscribe(sub.topic);
     let live_edge = *wake.borrow_and_update();
-    // A cursor ahead of the newest event is clamped to the live edge (see poll.rs).
-    let after = sub.after.map_or(live_edge, |a| a.min(live_edge));
+    // A cursor ahead of the newest event is clamped to the live edge (see
+    // short_poll.rs), or behind a broker to what is due ([`Hub::resume_limit`]).
+    let after = sub.after.map_or(live_edge, |a| {
+        a.min(hub.resume_limit(sub.topic).max(live_edge))
+    });
     let mut events = Vec::new();
     loop {
         let next = hub.read(sub.topic, after, config.max_batch, &mut events);

@@ -26,8 +26,12 @@ pub(crate) async fn handler(State(state): State<AppState>, query: RawParams) -> 
     let hub = state.hub();
     // A cursor ahead of the newest event (saved from an earlier server run
     // whose ids went further) is clamped to the live edge: `next` says so.
+    // Behind a broker, an id this log has not reached but the schedule has
+    // is kept ([`Hub::resume_limit`]).
     let latest = hub.latest(sub.topic);
-    let after = sub.after.map_or(latest, |a| a.min(latest));
+    let after = sub
+        .after
+        .map_or(latest, |a| a.min(hub.resume_limit(sub.topic).max(latest)));
     let mut events = Vec::new();
     let next = hub.read(sub.topic, after, state.config().max_batch, &mut events);
     answer(&events, next)

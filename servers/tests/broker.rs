@@ -216,3 +216,45 @@ async fn only_the_publisher_assigns_ids_and_a_missing_broker_is_named() {
         "{err:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_resuming_on_a_server_whose_log_lags_waits_for_it_instead_of_getting_repeats() {
+    // A server behind the broker whose log lags the schedule (here: no
+    // publisher yet, so nothing arrives). A client that got ids up to `due`
+    // from a faster server resumes here with them: it must not be clamped
+    // back to this server's edge, which would send those ids again.
+    let redis = Redis::start();
+    let s = schedule();
+    let lagging = common::InProcess::start(config(s, &redis.url, false), false).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let due = s
+        .ids_in_window(0, s.start_epoch_us, protocol::now_us())
+        .map(|(_, last)| last)
+        .unwrap();
+    let body: serde_json::Value = reqwest::get(lagging.url(&format!("/poll?after={due}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert!(body["events"].as_array().unwrap().is_empty(), "{body}");
+    assert_eq!(body["next"], due, "the cursor is kept: {body}");
+    // Once the publisher runs, the lagging server's log passes `due` and
+    // the client gets what follows it, each id once.
+    let publisher = common::InProcess::start(config(s, &redis.url, true), false).await;
+    let after = poll_until(&lagging, due, 5).await;
+    contiguous_from(&after, due + 1, &s);
+    // An id no schedule has reached yet (an earlier run's) is still clamped.
+    let far = due + 1_000_000;
+    let body: serde_json::Value = reqwest::get(lagging.url(&format!("/poll?after={far}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert!(body["next"].as_u64().unwrap() < far, "{body}");
+    publisher.stop(WAIT).await;
+    lagging.stop(WAIT).await;
+}

@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod mixed;
 pub mod plot;
 pub mod rows;
+pub mod scale;
 pub mod sections;
 pub mod single;
 pub mod sweep;

@@ -8,6 +8,7 @@ use crate::report::habits::habits;
 use crate::report::metrics::Group;
 use crate::report::plot::{LATENCY_SVG, plots_for};
 use crate::report::rows::rows;
+use crate::report::scale::scale_section;
 use crate::report::sections::{chat, cost, faults, floor_note, headline, metric_table, problems};
 use crate::results::RunFile;
 use std::fmt::Write as _;
@@ -37,6 +38,7 @@ pub(crate) fn render_markdown(run: &RunFile) -> String {
     }
 
     browser_section(&mut md, run);
+    scale_section(&mut md, run);
     faults(&mut md, run);
     chat(&mut md, run);
     habits(&mut md, run);

@@ -16,6 +16,10 @@ pub struct ScaleFigures {
     /// The broker process's CPU seconds over the window (`null` without one
     /// or when it could not be read at both ends).
     pub broker_cpu_s: Option<f64>,
+    /// Events the schedule published in the window (every topic), what
+    /// the broker carried once each.
+    #[serde(default)]
+    pub events_in_window: u64,
     /// The broker's resident memory at the window's end, bytes.
     pub broker_rss_bytes: Option<u64>,
     /// Fleet agents (0: the fleet ran in the coordinator); the entry's

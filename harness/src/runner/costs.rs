@@ -137,6 +137,7 @@ impl Costs<'_> {
     pub(super) fn scale(
         &self,
         scenario: &crate::scenario::Scenario,
+        schedule: &protocol::Schedule,
         agent_clocks: Vec<crate::agent::remote::ClockOffset>,
     ) -> Option<crate::results::ScaleFigures> {
         if scenario.servers <= 1 && !scenario.brokered() && scenario.agents == 0 {
@@ -152,6 +153,10 @@ impl Costs<'_> {
                 .brokered()
                 .then(|| scenario.broker.as_str().to_string()),
             broker_cpu_s,
+            events_in_window: (0..schedule.topics)
+                .filter_map(|t| schedule.ids_in_window(t, self.window_start_us, self.window_end_us))
+                .map(|(a, b)| b - a + 1)
+                .sum(),
             broker_rss_bytes: self.at_end.broker.map(|b| b.rss_bytes),
             agents: scenario.agents,
             agent_clocks,

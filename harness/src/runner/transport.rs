@@ -404,7 +404,7 @@ pub(crate) async fn run_transport(
     result.ended_early = ended_early;
     result.fleet.relay_cpu_s = relay_cpu_s;
     result.fleet.link_emulator = emulation.name().map(str::to_string);
-    result.scale = costs.scale(scenario, agent_clocks);
+    result.scale = costs.scale(scenario, &schedule, agent_clocks);
     // The kernel's namespace goes only now, its server stopped.
     drop(emulation);
     finish_browsers(

@@ -41,6 +41,27 @@ impl Hub {
             .next_id
     }
 
+    /// The highest cursor a client may resume from on `topic`: the live
+    /// edge, or, on a fed server, the newest id the shared schedule has due
+    /// by now. A fed server's log may lag the deployment's (its reader is
+    /// behind): a client that resumes here with an id it got from a faster
+    /// server waits for this log to pass it, rather than being clamped back
+    /// to this edge and sent those events again. An id beyond even that
+    /// (from an earlier run whose ids went further) is clamped as before.
+    pub fn resume_limit(&self, topic: u32) -> u64 {
+        let edge = self.latest(topic);
+        if !self.config().fed {
+            return edge;
+        }
+        let now = protocol::now_us();
+        self.config
+            .schedules()
+            .into_iter()
+            .find(|(first, s)| topic >= *first && topic - first < s.topics)
+            .and_then(|(first, s)| s.ids_in_window(topic - first, s.start_epoch_us, now + 1))
+            .map_or(edge, |(_, due)| edge.max(due))
+    }
+
     /// Appends the broker's event `id` of `topic` if it is the next one,
     /// wakes the topic's tasks and fans it out.
     pub fn append_fed(&self, topic: u32, id: u64, at_us: u64, data: &str) -> Fed {
@@ -55,27 +76,9 @@ impl Hub {
                     expected: log.next_id,
                 };
             }
-            let event = Arc::new(EncodedEvent::new(
-                id,
-                at_us,
-                &t.name,
-                data,
-                t.event_type.as_deref(),
-            ));
-            if log.events.len() >= self.history {
-                log.events.pop_front();
-            }
-            log.events.push_back(event.clone());
-            log.next_id = id + 1;
-            event
+            self.push(t, &mut log, (id, at_us, data))
         };
-        t.latest.send_if_modified(|latest| {
-            let newer = id > *latest;
-            if newer {
-                *latest = id;
-            }
-            newer
-        });
+        Self::advance_latest(t, id);
         self.events_generated.fetch_add(1, Ordering::Relaxed);
         // How late the event entered this server's log: the broker hop included.
         let lag = protocol::now_us().saturating_sub(at_us);

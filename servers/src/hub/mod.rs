@@ -356,24 +356,46 @@ impl Hub {
     /// [`Hub::append`] without the direct fan-out.
     fn append_only(&self, topic: u32, at_us: u64, data: &str) -> (u64, Arc<EncodedEvent>) {
         let topic = &self.topics[topic as usize];
-        let event_type = topic.event_type.as_deref();
         let (id, event) = {
             let mut log = topic.log.write().unwrap_or_else(PoisonError::into_inner);
             let id = log.next_id;
-            // Encoded under the lock because the id is part of every
-            // encoding; it is one small allocation per event (not per
-            // client), and readers only wait that long.
-            let event = Arc::new(EncodedEvent::new(id, at_us, &topic.name, data, event_type));
-            if log.events.len() >= self.history {
-                log.events.pop_front();
-            }
-            log.events.push_back(event.clone());
-            log.next_id = id + 1;
-            (id, event)
+            (id, self.push(topic, &mut log, (id, at_us, data)))
         };
-        // After the push, so a woken reader finds the event. Two appenders
-        // may reach this line in either order: the live edge only moves
-        // forward, so a late, smaller id never hides a larger one.
+        Self::advance_latest(topic, id);
+        (id, event)
+    }
+
+    /// Encodes event `id` and pushes it onto `log` (`topic`'s, write-locked),
+    /// dropping the oldest beyond the history; the log's next id follows it.
+    fn push(
+        &self,
+        topic: &Topic,
+        log: &mut Log,
+        (id, at_us, data): (u64, u64, &str),
+    ) -> Arc<EncodedEvent> {
+        // Encoded under the lock because the id is part of every encoding;
+        // it is one small allocation per event (not per client), and
+        // readers only wait that long.
+        let event = Arc::new(EncodedEvent::new(
+            id,
+            at_us,
+            &topic.name,
+            data,
+            topic.event_type.as_deref(),
+        ));
+        if log.events.len() >= self.history {
+            log.events.pop_front();
+        }
+        log.events.push_back(event.clone());
+        log.next_id = id + 1;
+        event
+    }
+
+    /// Moves `topic`'s live edge to `id`, once the event is in the log (so
+    /// a woken reader finds it). Two appenders may get here in either
+    /// order: the edge only moves forward, so a late, smaller id never
+    /// hides a larger one.
+    fn advance_latest(topic: &Topic, id: u64) {
         topic.latest.send_if_modified(|latest| {
             let newer = id > *latest;
             if newer {
@@ -381,7 +403,6 @@ impl Hub {
             }
             newer
         });
-        (id, event)
     }
 
     /// Offers new events (contiguous ids of one topic, oldest first) to
