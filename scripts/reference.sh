@@ -8,7 +8,7 @@
 #   scripts/reference.sh --quick    # the short ones only (≈ 8 min): default,
 #                                   # ci-smoke, cpu-4s, real-clients, chat, mixed, browser-clients(-3)
 #   scripts/reference.sh --links    # the default workload over emulated links, and reconnects (≈ 22 min)
-#   scripts/reference.sh --scale    # servers behind Redis and fleet agents (≈ 12 min)
+#   scripts/reference.sh --scale    # servers behind Redis and fleet agents (≈ 25 min)
 #   scripts/reference.sh NAME…      # only these folders
 #
 # Each run writes results/reference/NAME/ (run.json, report.md, report.html,
@@ -23,7 +23,7 @@ ref=results/reference
 # The default workload over emulated links (docs/links.md).
 links=(link-sweep link-4g link-lossy-4g link-3g-1k link-reconnect-4g link-reconnect-10000-sse-4g)
 # Beyond one process (docs/scale-out.md).
-scale=(broker-hop-direct broker-hop-redis broker-hop-pubsub scale-60000 broker-fanout-streams-1000 broker-fanout-pubsub-1000
+scale=(broker-hop-direct broker-hop-redis broker-hop-pubsub scale-60000 scale-60000-pinned broker-fanout-streams-1000 broker-fanout-pubsub-1000
   broker-fanout-streams-10 broker-fanout-pubsub-10 scale-restart-server scale-restart-broker)
 quick=(default ci-smoke cpu-4s real-clients real-clients-polite chat mixed browser-clients browser-clients-3)
 all=("${quick[@]}" clients-1000 notifications-5000 clients-10000 clients-10000-tasks
@@ -59,6 +59,7 @@ for name in "${names[@]}"; do
     link-3g-1k) run link-3g-1k --link 3g --payload-bytes 1024 ;;
     ci-smoke) run ci-smoke --scenario scenarios/ci.toml ;;
     scale-60000) run scale-60000 --scenario scenarios/scale-60000.toml ;;
+    scale-60000-pinned) run "$name" --scenario scenarios/scale-60000.toml --pin auto ;;
     broker-hop-direct) run "$name" --transports long-poll,sse,ws,tcp ;;
     broker-hop-redis) run "$name" --transports long-poll,sse,ws,tcp --servers 1 --broker redis ;;
     broker-hop-pubsub) run "$name" --transports long-poll,sse,ws,tcp --servers 1 --broker redis-pubsub ;;

@@ -145,7 +145,10 @@ impl CapacityArgs {
         s.sweep = Default::default();
         s.resolve_topics();
         s.validate_with_fd_limit(fd_limit)?;
-        let fleet_max = crate::scenario::max_clients(fd_limit) as f64;
+        // One process holds at most its open-file limit: agents and servers
+        // behind a broker spread the clients over several.
+        let fleet_max =
+            crate::scenario::max_clients(fd_limit).saturating_mul(s.processes() as u64) as f64;
         if !(self.factor > 1.0 && self.factor <= 100.0) {
             bail!(
                 "--factor must be above 1 and at most 100, got {}",
@@ -175,7 +178,9 @@ impl CapacityArgs {
                 }
                 let max = match self.max_clients {
                     Some(m) if m < 1 || m as f64 > fleet_max => bail!(
-                        "--max-clients must be between 1 and {fleet_max} (the open-file limit), got {m}"
+                        "--max-clients must be between 1 and {fleet_max} (the open-file limit of \
+                         each of {} processes: `agents` and `servers` add more), got {m}",
+                        s.processes()
                     ),
                     Some(m) => m as f64,
                     None => fleet_max,

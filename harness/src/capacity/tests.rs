@@ -138,3 +138,32 @@ fn an_unfinished_probe_ends_the_search() {
     let stop = next(&s, &[(100.0, Verdict::Pass), (200.0, Verdict::Unfinished)]);
     assert_eq!(stop, Next::Done(Stop::Interrupted));
 }
+
+#[test]
+fn agents_and_servers_behind_a_broker_take_the_search_past_one_process() {
+    #[derive(clap::Parser)]
+    struct W {
+        #[command(flatten)]
+        a: crate::capacity::CapacityArgs,
+    }
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "capacity",
+            "--max-clients",
+            "30000",
+            "--transports",
+            "sse,tcp",
+        ];
+        v.extend_from_slice(extra);
+        <W as clap::Parser>::parse_from(v).a
+    };
+    let err = args(&[]).plan(Some(20_000)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("`agents` and `servers`"),
+        "{err:#}"
+    );
+    let (scenario, _, _) = args(&["--agents", "2", "--servers", "2", "--broker", "redis"])
+        .plan(Some(20_000))
+        .unwrap();
+    assert_eq!(scenario.processes(), 2);
+}
