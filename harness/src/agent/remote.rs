@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::mpsc;
 
 use super::wire::{AgentReport, FromAgent, SliceSpec, ToAgent};
@@ -19,7 +19,6 @@ use crate::fleet::parts::{Part, Slice};
 use crate::recorder::{Presence, Totals};
 pub use crate::results::ClockOffset;
 use crate::server_process::log_tail_suffix;
-use crate::sys::pre_exec_setup;
 
 /// Bound on an agent answering the clock, or building its clients.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -280,16 +279,10 @@ fn spawn_one(
     log: &Path,
     (counts, presence, failure): Shared<'_>,
 ) -> anyhow::Result<Agent> {
-    let log_file = std::fs::File::create(log)
-        .with_context(|| format!("cannot create the agent's log {}", log.display()))?;
-    let mut cmd = Command::new(bin);
+    let mut cmd = crate::server_process::managed(bin, cpus, log, false)?;
     cmd.arg("agent")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log_file))
-        .kill_on_drop(true)
-        .process_group(0);
-    pre_exec_setup(&mut cmd, cpus);
+        .stdout(Stdio::piped());
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;

@@ -133,18 +133,8 @@ impl ServerProcess {
         cpus: &[usize],
         log_path: &Path,
     ) -> anyhow::Result<Self> {
-        let log = std::fs::File::create(log_path)
-            .with_context(|| format!("cannot create server log {}", log_path.display()))?;
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            // Its own process group: a terminal's Ctrl-C goes to the harness
-            // alone, which stops the server in order and saves the results.
-            .process_group(0);
-        pre_exec_setup(&mut cmd, cpus);
+        let mut cmd = managed(bin, cpus, log_path, false)?;
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
@@ -219,18 +209,12 @@ impl ServerProcess {
         log_path: &Path,
     ) -> anyhow::Result<Self> {
         let who = format!("target `{name}`");
-        let log = std::fs::File::create(log_path)
-            .with_context(|| format!("cannot create {who}'s log {}", log_path.display()))?;
         let program = &spec.command[0];
-        let mut cmd = Command::new(program);
+        let mut cmd = managed(Path::new(program), cpus, log_path, true)
+            .with_context(|| format!("cannot start {who}"))?;
         cmd.args(&spec.command[1..])
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .process_group(0);
-        pre_exec_setup(&mut cmd, cpus);
+            .stdin(Stdio::null());
         let mut child = cmd.spawn().with_context(|| {
             let cwd = std::env::current_dir().unwrap_or_default();
             format!(
@@ -371,6 +355,31 @@ async fn wait_ready(child: &mut Child, url: &str, bound: Duration) -> anyhow::Re
         }
         tokio::time::sleep(READY_POLL).await;
     }
+}
+
+/// The command of a process the harness starts and owns (a server, a
+/// relay, the broker, a fleet agent): `bin`, its stderr (and with
+/// `stdout_too` its stdout) going to a new `log`, pinned to `cpus`, in its
+/// own process group (a terminal's Ctrl-C goes to the harness alone, which
+/// stops it in order and saves the results), killed if dropped or if the
+/// harness dies. The caller adds arguments and the other streams.
+pub(crate) fn managed(
+    bin: &Path,
+    cpus: &[usize],
+    log: &Path,
+    stdout_too: bool,
+) -> anyhow::Result<Command> {
+    let file = std::fs::File::create(log)
+        .with_context(|| format!("cannot create the log {}", log.display()))?;
+    let mut cmd = Command::new(bin);
+    if stdout_too {
+        cmd.stdout(Stdio::from(file.try_clone()?));
+    }
+    cmd.stderr(Stdio::from(file))
+        .kill_on_drop(true)
+        .process_group(0);
+    pre_exec_setup(&mut cmd, cpus);
+    Ok(cmd)
 }
 
 /// A free loopback port for a target to listen on: bound, read, released.

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::process::Command;
 
 use super::{READY_TIMEOUT, ServerProcess, log_tail_suffix};
 use crate::scenario::check::fmt_duration;
-use crate::sys::pre_exec_setup;
 
 /// The program started for `broker = "redis"`.
 pub const REDIS_BIN: &str = "redis-server";
@@ -50,18 +48,11 @@ impl ServerProcess {
         log_path: &Path,
     ) -> anyhow::Result<Self> {
         let bin = find_redis()?;
-        let log = std::fs::File::create(log_path)
-            .with_context(|| format!("cannot create the broker's log {}", log_path.display()))?;
-        let mut cmd = Command::new(&bin);
+        let mut cmd = super::managed(&bin, cpus, log_path, true)?;
         cmd.args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
             // Memory only: nothing to disk between or after runs.
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .process_group(0);
-        pre_exec_setup(&mut cmd, cpus);
+            .stdin(Stdio::null());
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;

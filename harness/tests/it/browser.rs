@@ -6,14 +6,10 @@
 
 use std::time::Duration;
 
-use crate::common::server_bin;
-use harness::placement::Placement;
-use harness::progress::{Mode, Progress};
 use harness::results;
-use harness::runner::{self, RunOptions};
+use harness::runner::{self};
 use harness::scenario::Scenario;
 use protocol::TransportKind;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_pages_get_every_event_once_in_order_and_are_reported_beside_the_fleet() {
@@ -34,15 +30,7 @@ async fn browser_pages_get_every_event_once_in_order_and_are_reported_beside_the
     .unwrap();
     scenario.transports = harness::scenario::builtins(&TransportKind::ALL);
     scenario.validate().unwrap();
-    let opts = RunOptions {
-        out_dir: out.clone(),
-        target: None,
-        server_bin: Some(server_bin()),
-        command_line: vec!["pushbench-test".into()],
-        interrupt: CancellationToken::new(),
-        progress: Progress::new(Mode::Plain),
-        placement: Placement::default(),
-    };
+    let opts = crate::common::run_options(&out);
     let outcome = tokio::time::timeout(Duration::from_secs(240), runner::run(&scenario, &opts))
         .await
         .expect("the run ends in bounded time")

@@ -107,3 +107,17 @@ pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Run {
         stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
     }
 }
+
+/// The options of a run into `out` against the push-server beside the test
+/// binary: plain progress, no pinning, its own Ctrl-C token.
+pub fn run_options(out: &Path) -> harness::runner::RunOptions {
+    harness::runner::RunOptions {
+        out_dir: out.to_path_buf(),
+        target: None,
+        server_bin: Some(server_bin()),
+        command_line: vec!["pushbench-test".into()],
+        interrupt: tokio_util::sync::CancellationToken::new(),
+        progress: harness::progress::Progress::new(harness::progress::Mode::Plain),
+        placement: harness::placement::Placement::default(),
+    }
+}

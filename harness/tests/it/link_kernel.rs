@@ -11,19 +11,15 @@
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd as _;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::server_bin;
+use crate::common::run_options;
 use harness::link::Link;
 use harness::link::kernel::{self, Netns};
-use harness::placement::Placement;
-use harness::progress::{Mode, Progress};
 use harness::results;
-use harness::runner::{self, RunOptions};
+use harness::runner::{self};
 use harness::scenario::Scenario;
 use protocol::TransportKind;
-use tokio_util::sync::CancellationToken;
 
 /// Whether the kernel can carry `link` here; prints why not (the visible
 /// reason of a skip).
@@ -133,18 +129,6 @@ fn a_bulk_transfer_over_the_kernel_link_runs_at_the_configured_bandwidth() {
     drop(ns);
 }
 
-fn options(out: &Path) -> RunOptions {
-    RunOptions {
-        out_dir: out.to_path_buf(),
-        target: None,
-        server_bin: Some(server_bin()),
-        command_line: vec!["pushbench-test".into()],
-        interrupt: CancellationToken::new(),
-        progress: Progress::new(Mode::Plain),
-        placement: Placement::default(),
-    }
-}
-
 /// A run with `--link-emulator kernel`: push-server in its namespace, every
 /// transport verified, the emulator recorded and named in the report.
 async fn run_over_the_kernel(name: &str, link_spec: &str) -> Option<results::RunFile> {
@@ -170,7 +154,7 @@ async fn run_over_the_kernel(name: &str, link_spec: &str) -> Option<results::Run
     scenario.validate().unwrap();
     let outcome = tokio::time::timeout(
         Duration::from_secs(120),
-        runner::run(&scenario, &options(&out)),
+        runner::run(&scenario, &run_options(&out)),
     )
     .await
     .expect("the run ends in bounded time")

@@ -9,26 +9,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::run_options;
 use crate::common::{pushbench, run_bounded, server_bin};
-use harness::placement::Placement;
-use harness::progress::{Mode, Progress};
 use harness::results;
-use harness::runner::{self, RunOptions};
+use harness::runner::{self};
 use harness::scenario::Scenario;
 use protocol::TransportKind;
-use tokio_util::sync::CancellationToken;
-
-fn options(out: &Path) -> RunOptions {
-    RunOptions {
-        out_dir: out.to_path_buf(),
-        target: None,
-        server_bin: Some(server_bin()),
-        command_line: vec!["pushbench-test".into()],
-        interrupt: CancellationToken::new(),
-        progress: Progress::new(Mode::Plain),
-        placement: Placement::default(),
-    }
-}
 
 /// The pids of this process's children whose stderr goes to a file under
 /// `dir` (a run's servers, broker and agents log into its output
@@ -83,7 +69,7 @@ async fn every_transport_through_two_servers_behind_redis_and_two_agents_gets_ev
     scenario.validate().unwrap();
     let outcome = tokio::time::timeout(
         Duration::from_secs(240),
-        runner::run(&scenario, &options(&out)),
+        runner::run(&scenario, &run_options(&out)),
     )
     .await
     .expect("the run ends in bounded time")
@@ -156,7 +142,7 @@ async fn an_agent_that_dies_fails_the_run_with_its_reason_and_its_clients_count_
     )
     .unwrap();
     scenario.validate().unwrap();
-    let opts = options(&out);
+    let opts = run_options(&out);
     let logs = out.clone();
     let killer = tokio::spawn(async move {
         // Into the measured window, then SIGKILL one agent (this run's: its
@@ -280,7 +266,7 @@ async fn a_server_restarted_mid_run_loses_nothing_its_clients_resume_on_the_othe
     scenario.validate().unwrap();
     let outcome = tokio::time::timeout(
         Duration::from_secs(240),
-        runner::run(&scenario, &options(&out)),
+        runner::run(&scenario, &run_options(&out)),
     )
     .await
     .expect("the run ends in bounded time")
@@ -330,7 +316,7 @@ async fn a_broker_restarted_mid_run_loses_what_was_published_meanwhile_and_says_
         scenario.validate().unwrap();
         let outcome = tokio::time::timeout(
             Duration::from_secs(240),
-            runner::run(&scenario, &options(&out)),
+            runner::run(&scenario, &run_options(&out)),
         )
         .await
         .expect("the run ends in bounded time")

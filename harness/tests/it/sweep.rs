@@ -7,13 +7,10 @@ use std::process::Command;
 use crate::common::pushbench;
 use crate::common::server_bin;
 use harness::capacity::{self, CapacityFile, Verdict};
-use harness::placement::Placement;
-use harness::progress::{Mode, Progress};
 use harness::results;
-use harness::runner::{self, RunOptions};
+use harness::runner::{self};
 use harness::scenario::Scenario;
 use protocol::TransportKind;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {
@@ -33,15 +30,7 @@ async fn a_toy_sweep_runs_every_point_and_draws_the_sweep_charts() {
     )
     .unwrap();
     scenario.validate().unwrap();
-    let opts = RunOptions {
-        out_dir: out.clone(),
-        target: None,
-        server_bin: Some(server_bin()),
-        command_line: vec!["pushbench-test".into()],
-        interrupt: CancellationToken::new(),
-        progress: Progress::new(Mode::Plain),
-        placement: Placement::default(),
-    };
+    let opts = crate::common::run_options(&out);
     let outcome = runner::run(&scenario, &opts).await.unwrap();
     assert!(outcome.passed(), "{:?}", outcome.failure());
 
