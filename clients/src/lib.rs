@@ -184,9 +184,11 @@ pub struct ClientConfig {
     /// Other servers of the same event stream (push-servers behind one
     /// broker), tried in turn after a session ends, as a load balancer
     /// would send a reconnect to another server: the client resumes there
-    /// from its last id. Empty (the default): always `base_url`. Not used
-    /// by raw TCP.
+    /// from its last id. Empty (the default): always `base_url`.
     pub fallback_urls: Vec<String>,
+    /// Raw TCP: the other servers' TCP addresses, taken in turn like
+    /// [`ClientConfig::fallback_urls`].
+    pub fallback_tcp_addrs: Vec<SocketAddr>,
     /// Raw TCP only: the server's TCP port (`"tcp"` in push-server's ready
     /// line); required for [`TransportKind::Tcp`], ignored otherwise.
     pub tcp_addr: Option<SocketAddr>,
@@ -264,6 +266,7 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(60),
             path: None,
             fallback_urls: Vec::new(),
+            fallback_tcp_addrs: Vec::new(),
             event_type: None,
             chat: None,
             behaviour: Behaviour::default(),

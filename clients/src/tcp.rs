@@ -34,6 +34,11 @@ const MAX_ERR_LINE: usize = 1024;
 #[derive(Debug)]
 pub struct Tcp {
     addr: SocketAddr,
+    /// Every server to take turns on: `tcp_addr`, then
+    /// [`ClientConfig::fallback_tcp_addrs`].
+    servers: Vec<SocketAddr>,
+    /// Index of the current one in `servers`.
+    current: usize,
     topic: String,
     local_addr: Option<IpAddr>,
     /// Id of the last event received, asked for on reconnect.
@@ -69,6 +74,10 @@ impl Tcp {
         );
         Ok(Self {
             addr,
+            servers: std::iter::once(addr)
+                .chain(config.fallback_tcp_addrs.iter().copied())
+                .collect(),
+            current: 0,
             topic: topic.clone(),
             local_addr: config.local_addr,
             after: None,
@@ -183,7 +192,37 @@ impl Transport for Tcp {
         }
     }
 
+    fn fail_over(&mut self) {
+        if self.servers.len() > 1 {
+            self.current = (self.current + 1) % self.servers.len();
+            self.addr = self.servers[self.current];
+        }
+    }
+
     fn backoff(&mut self) -> &mut Backoff {
         &mut self.backoff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tcp_client_takes_turns_over_its_servers() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut config = ClientConfig::new(protocol::TransportKind::Tcp, "http://127.0.0.1:9");
+        config.tcp_addr = Some(a);
+        let mut one = Tcp::new(&config).unwrap();
+        one.fail_over();
+        assert_eq!(one.addr, a, "one server: no change");
+        config.fallback_tcp_addrs = vec!["127.0.0.1:2".parse().unwrap()];
+        let mut t = Tcp::new(&config).unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(t.addr.port());
+            t.fail_over();
+        }
+        assert_eq!(seen, [1, 2, 1]);
     }
 }

@@ -141,9 +141,9 @@ pub fn fleet_clients(
             if sc.brokered() {
                 // Servers sharing one stream: after a session ends the
                 // client resumes on the next one, as behind a load balancer.
-                c.fallback_urls = (1..targets.len())
-                    .map(|k| targets[(i + k) % targets.len()].0.clone())
-                    .collect();
+                let others = (1..targets.len()).map(|k| &targets[(i + k) % targets.len()]);
+                c.fallback_urls = others.clone().map(|(url, _)| url.clone()).collect();
+                c.fallback_tcp_addrs = others.filter_map(|(_, tcp)| *tcp).collect();
             }
             if let Some(path) = path {
                 c.path = Some(path.to_string());

@@ -249,7 +249,7 @@ async fn a_server_restarted_mid_run_loses_nothing_its_clients_resume_on_the_othe
     let scenario = Scenario::from_toml(
         r#"
         name = "restart-one"
-        transports = ["short-poll", "long-poll", "sse", "ws"]
+        transports = ["short-poll", "long-poll", "sse", "ws", "tcp"]
         clients = 30
         topics = 3
         rate = 20.0
@@ -285,8 +285,11 @@ async fn a_server_restarted_mid_run_loses_nothing_its_clients_resume_on_the_othe
         );
         let fault = &rec.faults[0];
         assert!(fault.outage_us.is_some_and(|o| o >= 900_000), "{fault:?}");
-        // Server 2's clients (i % 3 == 1): every one back, on another server.
+        // Server 2's clients (i % 3 == 1): every one back, on another
+        // server, before server 2 itself was.
         assert_eq!(fault.recovered, 10, "{name}: {fault:?}");
+        let (back, outage) = (fault.all_back_us.unwrap(), fault.outage_us.unwrap());
+        assert!(back < outage, "{name}: last back after {back} µs, the outage lasted {outage}");
         let log = out.join(format!("server2-{name}.log"));
         assert!(log.is_file(), "the restarted server logs where it did");
     }
