@@ -289,7 +289,10 @@ async fn a_server_restarted_mid_run_loses_nothing_its_clients_resume_on_the_othe
         // server, before server 2 itself was.
         assert_eq!(fault.recovered, 10, "{name}: {fault:?}");
         let (back, outage) = (fault.all_back_us.unwrap(), fault.outage_us.unwrap());
-        assert!(back < outage, "{name}: last back after {back} µs, the outage lasted {outage}");
+        assert!(
+            back < outage,
+            "{name}: last back after {back} µs, the outage lasted {outage}"
+        );
         let log = out.join(format!("server2-{name}.log"));
         assert!(log.is_file(), "the restarted server logs where it did");
     }
