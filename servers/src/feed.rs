@@ -128,15 +128,8 @@ impl Feed {
         let ends_at = state.config().stream_max_age.map(|age| now + age);
         Self {
             topic,
-            // A cursor ahead of the newest event (a client's saved id from an
-            // earlier server run whose ids went further) is clamped to the
-            // live edge: the client gets the next event, whose id tells it
-            // the stream restarted, instead of waiting for ever. Behind a
-            // broker, an id this server's log has not reached yet but the
-            // schedule has is kept: it is coming ([`Hub::resume_limit`]).
-            cursor: after.map_or(live_edge, |a| {
-                a.min(state.hub().resume_limit(topic).max(live_edge))
-            }),
+            // Clamped or kept as [`Hub::resume_cursor`] says.
+            cursor: state.hub().resume_cursor(topic, after, live_edge),
             wake,
             owed: Vec::new(),
             last_write: now,

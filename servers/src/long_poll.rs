@@ -48,11 +48,8 @@ pub(crate) async fn handler(
     // the read and the wait still wakes us.
     let mut wake = hub.subscribe(sub.topic);
     let live_edge = *wake.borrow_and_update();
-    // A cursor ahead of the newest event is clamped to the live edge (see
-    // short_poll.rs), or behind a broker to what is due ([`Hub::resume_limit`]).
-    let after = sub.after.map_or(live_edge, |a| {
-        a.min(hub.resume_limit(sub.topic).max(live_edge))
-    });
+    // A cursor ahead of the newest event: [`Hub::resume_cursor`].
+    let after = hub.resume_cursor(sub.topic, sub.after, live_edge);
     let mut events = Vec::new();
     loop {
         let next = hub.read(sub.topic, after, config.max_batch, &mut events);

@@ -24,14 +24,9 @@ pub(crate) async fn handler(State(state): State<AppState>, query: RawParams) -> 
         Err(bad) => return bad.into_response(),
     };
     let hub = state.hub();
-    // A cursor ahead of the newest event (saved from an earlier server run
-    // whose ids went further) is clamped to the live edge: `next` says so.
-    // Behind a broker, an id this log has not reached but the schedule has
-    // is kept ([`Hub::resume_limit`]).
-    let latest = hub.latest(sub.topic);
-    let after = sub
-        .after
-        .map_or(latest, |a| a.min(hub.resume_limit(sub.topic).max(latest)));
+    // A cursor ahead of the newest event is clamped to the live edge
+    // (`next` says so), or kept behind a broker: [`Hub::resume_cursor`].
+    let after = hub.resume_cursor(sub.topic, sub.after, hub.latest(sub.topic));
     let mut events = Vec::new();
     let next = hub.read(sub.topic, after, state.config().max_batch, &mut events);
     answer(&events, next)

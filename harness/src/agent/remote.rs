@@ -143,12 +143,20 @@ impl AgentFleet {
             mine.slice = Slice { index: k, of: n };
             self.send(k, &ToAgent::Start(Box::new(mine))).await?;
         }
+        let mut started = 0;
         for k in 0..n {
             match self.reply(k, ANSWER_TIMEOUT).await? {
-                FromAgent::Started { .. } => {}
+                FromAgent::Started { clients } => started += clients,
                 FromAgent::Failed { message } => bail!("agent {}: {message}", k + 1),
                 other => bail!("agent {} answered start with {other:?}", k + 1),
             }
+        }
+        // Never a silently smaller fleet.
+        if started != spec.scenario.clients {
+            bail!(
+                "the agents started {started} clients, the fleet has {}",
+                spec.scenario.clients
+            );
         }
         Ok(())
     }

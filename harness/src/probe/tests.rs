@@ -136,9 +136,19 @@ fn a_process_is_summed_with_its_descendants() {
         .spawn()
         .unwrap();
     let pid = sh.id();
-    // The fork happens after the spawn returns: wait (bounded) for the child.
+    // The fork happens after the spawn returns, and the child's exec of
+    // `sleep` after that: wait (bounded) until the child is `sleep`, asleep,
+    // so neither process's memory is still moving when it is read.
+    let settled = |c: &u32| {
+        let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        comm.trim() == "sleep" && state == Some("S")
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while children(pid).is_empty() && std::time::Instant::now() < deadline {
+    while !children(pid).first().is_some_and(settled) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let kids = children(pid);

@@ -169,16 +169,3 @@ pub(super) fn targets_of_servers(base_url: &str, others: &[ServerProcess]) -> Ve
         .chain(others.iter().map(|s| s.base_url().to_string()))
         .collect()
 }
-
-/// The coordinator's timer lag with the agents' (whose runtimes run the
-/// clients), in one histogram.
-pub(super) fn merged_lag(
-    own: hdrhistogram::Histogram<u64>,
-    agents: Option<&hdrhistogram::Histogram<u64>>,
-) -> hdrhistogram::Histogram<u64> {
-    match agents {
-        // The clients ran in the agents: their lag is the fleet's.
-        Some(a) => a.clone(),
-        None => own,
-    }
-}

@@ -17,9 +17,7 @@ use crate::runner::bounds::OUTAGE_SLACK;
 use crate::runner::bounds::SETTLE;
 use crate::runner::bounds::WINDOW_LEAD;
 use crate::runner::browser::{finish_browsers, start_browsers};
-use crate::runner::cluster::{
-    merged_lag, start_agents, start_cluster, stop_all, targets_of_servers,
-};
+use crate::runner::cluster::{start_agents, start_cluster, stop_all, targets_of_servers};
 use crate::runner::costs::{Costs, round_s};
 use crate::runner::faults::recovery;
 use crate::runner::faults::{FaultLog, inject_faults, outage_spans};
@@ -397,7 +395,8 @@ pub(crate) async fn run_transport(
         drained_stats,
         hwm_bytes: hwm,
         timeline: &timeline,
-        lag: Summary::from_histogram(&merged_lag(lag, counted.agent_lag.as_ref())),
+        // With agents the clients ran in their runtimes: their lag is the fleet's.
+        lag: Summary::from_histogram(counted.agent_lag.as_ref().unwrap_or(&lag)),
         fleet_cpus: &placement.fleet_cpus,
     };
     costs.fill(&mut result, baseline_stats.as_ref());

@@ -118,23 +118,18 @@ impl Scenario {
     /// What would let a fleet larger than one process's limit run, for the
     /// message refusing it.
     pub(crate) fn more_processes_hint(&self) -> String {
-        more_processes_hint(self)
-    }
-}
-
-fn more_processes_hint(s: &Scenario) -> String {
-    let need = |n: usize| n <= 1;
-    match (need(s.agents), need(s.servers)) {
-        (true, true) => "; `agents` and `servers` (with `broker = \"redis\"`) spread clients \
-                         over more processes"
-            .to_string(),
-        (true, false) => "; `agents` spreads the fleet over more processes".to_string(),
-        (false, true) => {
-            "; `servers` (with `broker = \"redis\"`) spreads them over more servers".to_string()
+        match (self.agents <= 1, self.servers <= 1) {
+            (true, true) => "; `agents` and `servers` (with `broker = \"redis\"`) spread \
+                             clients over more processes"
+                .to_string(),
+            (true, false) => "; `agents` spreads the fleet over more processes".to_string(),
+            (false, true) => {
+                "; `servers` (with `broker = \"redis\"`) spreads them over more servers".to_string()
+            }
+            (false, false) => format!(
+                " in each of min(agents, servers) = {} processes",
+                self.processes()
+            ),
         }
-        (false, false) => format!(
-            " in each of min(agents, servers) = {} processes",
-            s.processes()
-        ),
     }
 }

@@ -10,11 +10,9 @@
 //! ([`Fed::Gap`]), or, when the stream no longer has it, restarts the
 //! log there ([`Hub::restart_fed`]): clients then see the gap and count it.
 
-use std::sync::Arc;
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 
-use crate::event::EncodedEvent;
 use crate::hub::Hub;
 
 /// What [`Hub::append_fed`] did with an event.
@@ -41,25 +39,33 @@ impl Hub {
             .next_id
     }
 
-    /// The highest cursor a client may resume from on `topic`: the live
-    /// edge, or, on a fed server, the newest id the shared schedule has due
-    /// by now. A fed server's log may lag the deployment's (its reader is
-    /// behind): a client that resumes here with an id it got from a faster
-    /// server waits for this log to pass it, rather than being clamped back
-    /// to this edge and sent those events again. An id beyond even that
-    /// (from an earlier run whose ids went further) is clamped as before.
-    pub fn resume_limit(&self, topic: u32) -> u64 {
-        let edge = self.latest(topic);
-        if !self.config().fed {
-            return edge;
+    /// Where a subscription to `topic` starts, given the client's cursor
+    /// (`after`; `None`: the live edge) and the live edge it was read
+    /// against. A cursor ahead of the edge (a client's saved id from an
+    /// earlier server run whose ids went further) is clamped to the edge:
+    /// the client gets the next event, whose id tells it the stream
+    /// restarted, instead of waiting for ever. On a fed server the log may
+    /// lag the deployment's (its reader is behind): a cursor the shared
+    /// schedule has already reached, got from a faster server, is kept and
+    /// waits for this log to pass it, rather than being clamped back and
+    /// sent those events again.
+    pub fn resume_cursor(&self, topic: u32, after: Option<u64>, live_edge: u64) -> u64 {
+        match after {
+            None => live_edge,
+            Some(a) if a <= live_edge || !self.config.fed => a.min(live_edge),
+            Some(a) => a.min(self.due_now(topic).max(live_edge)),
         }
+    }
+
+    /// The newest id the schedule has due on `topic` by now (0: none).
+    fn due_now(&self, topic: u32) -> u64 {
         let now = protocol::now_us();
         self.config
             .schedules()
             .into_iter()
             .find(|(first, s)| topic >= *first && topic - first < s.topics)
             .and_then(|(first, s)| s.ids_in_window(topic - first, s.start_epoch_us, now + 1))
-            .map_or(edge, |(_, due)| edge.max(due))
+            .map_or(0, |(_, due)| due)
     }
 
     /// Appends the broker's event `id` of `topic` if it is the next one,
@@ -107,13 +113,7 @@ impl Hub {
             if kept.len() >= self.history || *id + 1 != want {
                 break;
             }
-            kept.push(Arc::new(EncodedEvent::new(
-                *id,
-                *at_us,
-                &t.name,
-                data,
-                t.event_type.as_deref(),
-            )));
+            kept.push(t.encode(*id, *at_us, data));
             want = *id;
         }
         let n = kept.len();

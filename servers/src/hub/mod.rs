@@ -125,6 +125,19 @@ struct Topic {
     sinks: Mutex<Slab<Arc<ConnHandle>>>,
 }
 
+impl Topic {
+    /// Event `id` of this topic, encoded once for every transport.
+    fn encode(&self, id: u64, at_us: u64, data: &str) -> Arc<EncodedEvent> {
+        Arc::new(EncodedEvent::new(
+            id,
+            at_us,
+            &self.name,
+            data,
+            self.event_type.as_deref(),
+        ))
+    }
+}
+
 /// Generator, per-topic event logs and wakeups. Shared by every connection.
 #[derive(Debug)]
 pub struct Hub {
@@ -376,13 +389,7 @@ impl Hub {
         // Encoded under the lock because the id is part of every encoding;
         // it is one small allocation per event (not per client), and
         // readers only wait that long.
-        let event = Arc::new(EncodedEvent::new(
-            id,
-            at_us,
-            &topic.name,
-            data,
-            topic.event_type.as_deref(),
-        ));
+        let event = topic.encode(id, at_us, data);
         if log.events.len() >= self.history {
             log.events.pop_front();
         }
@@ -455,12 +462,11 @@ impl Hub {
             return;
         }
         self.run_schedule(shutdown, |due| {
-            let due: Vec<(u32, Arc<EncodedEvent>)> = due
+            let mut due: Vec<(u32, Arc<EncodedEvent>)> = due
                 .iter()
                 .map(|&(first, slot)| self.emit(first, slot))
                 .collect();
             // Stable: each topic's events stay in id order.
-            let mut due = due;
             due.sort_by_key(|(topic, _)| *topic);
             for run in due.chunk_by(|a, b| a.0 == b.0) {
                 let events: Vec<Arc<EncodedEvent>> = run.iter().map(|(_, e)| e.clone()).collect();
